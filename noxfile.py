@@ -1,0 +1,53 @@
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``docs``, ``demo``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+
+TEST_DEPS = ["pytest>=8", "hypothesis>=6.100"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (emulator-backed tests start their own servers on loopback)."""
+    session.install("-e", ".[cli]", *TEST_DEPS)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "bench", "examples")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "bench", "examples")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package."""
+    session.install("-e", ".[cli]", "mypy>=1.10")
+    session.run("mypy")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: a real backup and restore into a local-folder repository."""
+    session.install("-e", ".[cli]")
+    session.run("python", "examples/quickstart.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Check the docs: the public API is documented and the examples run."""
+    session.install("-e", ".[cli]", *TEST_DEPS)
+    session.run("python", "-m", "pytest", "tests/test_public_api.py", "tests/test_examples.py", "-q")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmark against restic and borg (see docs/benchmarks.md)."""
+    session.install("-e", ".[cli]")
+    session.run("python", "bench/run.py", *session.posargs)

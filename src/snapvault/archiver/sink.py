@@ -1,0 +1,205 @@
+"""Deduplicate, encode, pack and upload blobs on worker threads with bounded memory."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from snapvault.pipeline.blob import seal_blob
+from snapvault.pipeline.ids import BlobType, blob_id
+from snapvault.pipeline.pack import PackEntry, PackWriter
+from snapvault.repository import Repository
+
+__all__ = ["BlobSink", "SinkStats"]
+
+# Write an index file after this many packs, so an interrupted backup leaves its uploaded
+# data findable by the next one.
+_INDEX_EVERY = 16
+
+
+@dataclass
+class SinkStats:
+    """What the sink added to the repository."""
+
+    data_blobs: int = 0
+    tree_blobs: int = 0
+    bytes_added: int = 0
+    bytes_stored: int = 0
+    packs: int = 0
+
+
+class _Budget:
+    """Blocks producers while too many bytes are in flight."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int) -> None:
+        with self._cond:
+            # A single item larger than the limit still goes through once the queue drains.
+            while self._used and self._used + n > self._limit:
+                self._cond.wait()
+            self._used += n
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self._used -= n
+            self._cond.notify_all()
+
+
+class BlobSink:
+    """Accepts blobs, writes the new ones to the repository.
+
+    Use as a context manager or call :meth:`close`; :meth:`flush` finishes all packs and
+    indexes (call it before writing a manifest). Errors raised on worker threads surface on
+    the next :meth:`add` or on :meth:`flush`.
+    """
+
+    def __init__(self, repo: Repository, *, workers: int, max_pending: int = 64 << 20) -> None:
+        self.repo = repo
+        self.index = repo.refresh_index()
+        self.stats = SinkStats()
+        self._seen: set[bytes] = set()
+        self._lock = threading.Lock()
+        self._packers = {BlobType.DATA: PackWriter(), BlobType.TREE: PackWriter()}
+        self._encode = ThreadPoolExecutor(max(1, workers), thread_name_prefix="sv-encode")
+        self._upload = ThreadPoolExecutor(2, thread_name_prefix="sv-upload")
+        self._budget = _Budget(max_pending)
+        # Separate from the byte budget: a worker waiting here waits only on uploads, which
+        # always make progress, so the two limits cannot deadlock each other.
+        self._pack_slots = threading.BoundedSemaphore(3)
+        self._futures: set[Future[None]] = set()
+        self._uploaded: list[tuple[bytes, list[PackEntry]]] = []
+        self._error: BaseException | None = None
+        self._cancelled = threading.Event()
+
+    def __enter__(self) -> BlobSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def id_of(self, data: bytes | memoryview) -> bytes:
+        """The blob ID of ``data`` in this repository."""
+        return blob_id(self.repo.keys.id_key, data)
+
+    def has(self, bid: bytes) -> bool:
+        """Whether the repository has, or this session is adding, blob ``bid``."""
+        return bid in self.index or bid in self._seen
+
+    def add(self, btype: BlobType, data: bytes | memoryview, bid: bytes | None = None) -> tuple[bytes, bool]:
+        """Store ``data`` unless present; return ``(blob_id, added)``."""
+        self.raise_error()
+        if bid is None:
+            bid = self.id_of(data)
+        with self._lock:
+            if bid in self._seen or bid in self.index:
+                return bid, False
+            self._seen.add(bid)
+        n = len(data)
+        self._budget.acquire(n)
+        fut = self._encode.submit(self._encode_one, btype, bid, data)
+        self._track(fut)
+        return bid, True
+
+    def _track(self, fut: Future[None]) -> None:
+        with self._lock:
+            self._futures.add(fut)
+        fut.add_done_callback(self._done)
+
+    def _done(self, fut: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(fut)
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None and self._error is None:
+            self._error = exc
+
+    def raise_error(self) -> None:
+        """Re-raise the first error from a worker thread, if any."""
+        if self._error is not None:
+            raise self._error
+
+    def _encode_one(self, btype: BlobType, bid: bytes, data: bytes | memoryview) -> None:
+        n = len(data)
+        try:
+            if self._cancelled.is_set():
+                return
+            repo = self.repo
+            sealed = seal_blob(repo.sealer, repo.codec, btype, bid, data, repo.random(28))
+            with self._lock:
+                packer = self._packers[btype]
+                packer.add(btype, bid, sealed, n)
+                if btype is BlobType.DATA:
+                    self.stats.data_blobs += 1
+                else:
+                    self.stats.tree_blobs += 1
+                self.stats.bytes_added += n
+                self.stats.bytes_stored += len(sealed)
+                full = len(packer) >= repo.config.pack_size
+                if full:
+                    self._packers[btype] = PackWriter()
+            if full:
+                self._ship(packer)
+        finally:
+            self._budget.release(n)
+
+    def _ship(self, packer: PackWriter) -> None:
+        pack_id, data, entries = packer.finish(self.repo.sealer, self.repo.random)
+        self._pack_slots.acquire()
+        self._track(self._upload.submit(self._upload_one, pack_id, data, entries))
+
+    def _upload_one(self, pack_id: bytes, data: bytes, entries: list[PackEntry]) -> None:
+        try:
+            if self._cancelled.is_set():
+                return
+            self.repo.write_pack(pack_id, data)
+            batch = None
+            with self._lock:
+                self.stats.packs += 1
+                self._uploaded.append((pack_id, entries))
+                if len(self._uploaded) >= _INDEX_EVERY:
+                    batch, self._uploaded = self._uploaded, []
+            if batch:
+                self.repo.write_index(batch)
+        finally:
+            self._pack_slots.release()
+
+    def _wait(self) -> None:
+        while True:
+            with self._lock:
+                pending = list(self._futures)
+            if not pending:
+                return
+            for f in pending:
+                if not f.cancelled():
+                    f.exception()
+
+    def flush(self) -> None:
+        """Upload every pending blob and write the remaining index entries."""
+        self._wait()
+        self.raise_error()
+        for btype in (BlobType.DATA, BlobType.TREE):
+            packer = self._packers[btype]
+            if packer.count:
+                self._packers[btype] = PackWriter()
+                self._ship(packer)
+        self._wait()
+        self.raise_error()
+        with self._lock:
+            batch, self._uploaded = self._uploaded, []
+        if batch:
+            self.repo.write_index(batch)
+
+    def cancel(self) -> None:
+        """Stop encoding and uploading; what is queued is dropped."""
+        self._cancelled.set()
+
+    def close(self) -> None:
+        """Stop the worker threads (after :meth:`flush`, or to abandon the session)."""
+        self._encode.shutdown(wait=True, cancel_futures=True)
+        self._upload.shutdown(wait=True, cancel_futures=True)

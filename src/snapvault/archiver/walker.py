@@ -1,0 +1,288 @@
+"""Walk local sources, build tree nodes, and feed file contents to the sink.
+
+This module and the restorer are the only places that touch the local filesystem.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from snapvault.archiver.sink import BlobSink
+from snapvault.manifest import FileError
+from snapvault.pipeline.chunker import ChunkerParams, StreamChunker
+from snapvault.pipeline.ids import BlobType
+from snapvault.pipeline.patterns import PathFilter
+from snapvault.pipeline.tree import Node, encode_tree
+
+__all__ = ["WalkStats", "Walker"]
+
+_READ_SIZE = 8 << 20
+_HAS_XATTR = hasattr(os, "listxattr")
+# Opening with O_NONBLOCK means a file swapped for a FIFO between lstat and open cannot hang us.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+@dataclass
+class WalkStats:
+    """Per-run counts collected by the walker."""
+
+    files_new: int = 0
+    files_changed: int = 0
+    files_unchanged: int = 0
+    dirs: int = 0
+    other: int = 0
+    total_bytes: int = 0
+    bytes_read: int = 0
+    errors: list[FileError] = field(default_factory=list)
+
+
+def _xattrs(path: str) -> tuple[tuple[str, str], ...]:
+    if not _HAS_XATTR:
+        return ()
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return ()
+    out = []
+    for name in sorted(names):
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+        out.append((name, base64.b64encode(value).decode("ascii")))
+    return tuple(out)
+
+
+def _node_type(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "chardev"
+    if stat.S_ISBLK(mode):
+        return "blockdev"
+    return None
+
+
+class Cancelled(Exception):
+    """Raised inside the walk when the caller cancels."""
+
+
+class Walker:
+    """Builds the trees of one backup.
+
+    Parameters
+    ----------
+    sink : BlobSink
+        Where blobs go.
+    chunker : ChunkerParams
+        How to cut files.
+    read_parent : callable
+        Returns the nodes of a parent tree by hex ID (used for the unchanged-file shortcut).
+    use_parent_shortcut : bool
+        When False every file is read (a ``full`` backup).
+    progress : callable, optional
+        Called with (bytes_just_read, current_path).
+    should_stop : callable, optional
+        Polled between files and chunks; when it returns True the walk raises Cancelled.
+    """
+
+    def __init__(
+        self,
+        sink: BlobSink,
+        chunker: ChunkerParams,
+        read_parent: Callable[[str], list[Node]],
+        *,
+        use_parent_shortcut: bool = True,
+        progress: Callable[[int, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.sink = sink
+        self.chunker = chunker
+        self.read_parent = read_parent
+        self.use_parent_shortcut = use_parent_shortcut
+        self.progress = progress
+        self.should_stop = should_stop
+        self.stats = WalkStats()
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def stat_node(self, name: str, path: str, st: os.stat_result) -> Node | None:
+        """Metadata-only node for ``path`` (no content, no subtree)."""
+        ntype = _node_type(st.st_mode)
+        if ntype is None:
+            return None
+        target = None
+        if ntype == "symlink":
+            target = os.fsdecode(os.readlink(path))
+        return Node(
+            name=name,
+            type=ntype,  # type: ignore[arg-type]
+            mode=stat.S_IMODE(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
+            size=st.st_size if ntype == "file" else 0,
+            inode=st.st_ino,
+            dev=st.st_dev,
+            links=st.st_nlink if ntype != "dir" else 1,
+            target=target,
+            rdev=st.st_rdev if ntype in ("chardev", "blockdev") else 0,
+            xattrs=_xattrs(path),
+        )
+
+    def entry(self, name: str, path: str, rel: str, flt: PathFilter, parent: Node | None) -> Node | None:
+        """Back up one path (recursively for a directory) and return its node."""
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled
+        try:
+            st = os.lstat(path)
+            node = self.stat_node(name, path, st)
+        except OSError as e:
+            self._error(path, e)
+            return None
+        if node is None:
+            return None
+        if node.type == "dir":
+            self.stats.dirs += 1
+            parent_tree = parent.subtree if parent is not None and parent.type == "dir" else None
+            subtree = self.directory(path, rel, flt, parent_tree)
+            if subtree is None:
+                return None
+            return _with(node, subtree=subtree)
+        if node.type == "file":
+            content = self.file(path, node, parent)
+            if content is None:
+                return None
+            return _with(node, content=content[0], size=content[1])
+        if node.type != "symlink":
+            self.stats.other += 1
+        return node
+
+    def directory(self, path: str, rel: str, flt: PathFilter, parent_tree: str | None) -> str | None:
+        """Back up a directory's children; store and return its tree's hex ID."""
+        try:
+            with os.scandir(path) as it:
+                names = sorted(e.name for e in it)
+        except OSError as e:
+            self._error(path, e)
+            return None
+        parent_nodes: dict[str, Node] = {}
+        if parent_tree is not None:
+            try:
+                parent_nodes = {n.name: n for n in self.read_parent(parent_tree)}
+            except Exception:  # noqa: BLE001 - a damaged parent only costs the shortcut
+                parent_nodes = {}
+        nodes = []
+        for name in names:
+            child = os.path.join(path, name)
+            child_rel = f"{rel}/{name}" if rel else name
+            if not flt.selects_all:
+                try:
+                    is_dir = stat.S_ISDIR(os.lstat(child).st_mode)
+                except OSError:
+                    is_dir = False
+                if flt.excluded(child_rel, is_dir):
+                    continue
+            node = self.entry(os.fsdecode(name), child, child_rel, flt, parent_nodes.get(name))
+            if node is not None:
+                nodes.append(node)
+        return self.store_tree(nodes)
+
+    def store_tree(self, nodes: list[Node]) -> str:
+        """Store a tree blob and return its hex ID."""
+        bid, _ = self.sink.add(BlobType.TREE, encode_tree(nodes))
+        return bid.hex()
+
+    # -- files ---------------------------------------------------------------------------
+
+    def _unchanged(self, node: Node, parent: Node | None) -> bool:
+        return (
+            self.use_parent_shortcut
+            and parent is not None
+            and parent.type == "file"
+            and parent.size == node.size
+            and parent.mtime_ns == node.mtime_ns
+            and parent.ctime_ns == node.ctime_ns
+            and parent.inode == node.inode
+            and all(self.sink.has(bytes.fromhex(c)) for c in parent.content)
+        )
+
+    def file(self, path: str, node: Node, parent: Node | None) -> tuple[tuple[str, ...], int] | None:
+        """Return (chunk IDs, size) of a regular file, reading it only when needed."""
+        if parent is not None and self._unchanged(node, parent):
+            self.stats.files_unchanged += 1
+            self.stats.total_bytes += parent.size
+            return parent.content, parent.size
+        try:
+            content = self._read(path, node.size)
+        except OSError as e:
+            self._error(path, e)
+            return None
+        if parent is not None and parent.type == "file":
+            self.stats.files_changed += 1
+        else:
+            self.stats.files_new += 1
+        self.stats.total_bytes += content[1]
+        return content
+
+    def _read(self, path: str, expected: int) -> tuple[tuple[str, ...], int]:
+        fd = os.open(path, _OPEN_FLAGS)
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{path} is no longer a regular file")
+            ids: list[str] = []
+            total = 0
+            if expected < self.chunker.min_size:
+                # Small files: one read, one chunk, no chunker set-up.
+                data = f.read(self.chunker.min_size + 1)
+                if len(data) <= self.chunker.min_size:
+                    total = len(data)
+                    self._count(total, path)
+                    if data:
+                        ids.append(self.sink.add(BlobType.DATA, data)[0].hex())
+                    return tuple(ids), total
+                pending = data
+            else:
+                pending = b""
+            chunker = StreamChunker(self.chunker)
+            while True:
+                data = pending or f.read(_READ_SIZE)
+                pending = b""
+                if not data:
+                    break
+                total += len(data)
+                self._count(len(data), path)
+                for chunk in chunker.feed(data):
+                    ids.append(self.sink.add(BlobType.DATA, chunk)[0].hex())
+                if self.should_stop is not None and self.should_stop():
+                    raise Cancelled
+            for chunk in chunker.finish():
+                ids.append(self.sink.add(BlobType.DATA, chunk)[0].hex())
+            return tuple(ids), total
+
+    def _count(self, n: int, path: str) -> None:
+        self.stats.bytes_read += n
+        if self.progress is not None:
+            self.progress(n, path)
+
+    def _error(self, path: str, e: OSError) -> None:
+        self.stats.errors.append(FileError(path=os.fsdecode(path), error=e.strerror or str(e)))
+
+
+def _with(node: Node, **changes: object) -> Node:
+    from dataclasses import replace
+
+    return replace(node, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,47 @@
+"""Reading a snapshot's file listing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from snapvault.errors import SnapshotNotFound
+from snapvault.manifest import Manifest
+from snapvault.pipeline.tree import Node
+from snapvault.repository import Repository
+
+__all__ = ["walk_snapshot"]
+
+
+def walk_snapshot(repo: Repository, manifest: Manifest, path: str = "") -> Iterator[tuple[str, Node]]:
+    """Yield ``(relative path, node)`` for every entry at or below ``path``, depth first.
+
+    Raises
+    ------
+    SnapshotNotFound
+        If ``path`` is not in the snapshot.
+    """
+    parts = [p for p in path.strip("/").split("/") if p]
+    nodes = repo.read_tree(manifest.tree)
+    prefix = ""
+    for i, part in enumerate(parts):
+        match = next((n for n in nodes if n.name == part), None)
+        if match is None:
+            raise SnapshotNotFound(f"{path} is not in snapshot {manifest.short_id}", snapshot_id=manifest.id)
+        prefix = "/".join(parts[: i + 1])
+        if i == len(parts) - 1 and match.type != "dir":
+            yield prefix, match
+            return
+        if match.type != "dir" or match.subtree is None:
+            raise SnapshotNotFound(f"{path} is not a directory in snapshot {manifest.short_id}")
+        if i == len(parts) - 1:
+            yield prefix, match
+        nodes = repo.read_tree(match.subtree)
+    yield from _walk(repo, nodes, prefix)
+
+
+def _walk(repo: Repository, nodes: list[Node], prefix: str) -> Iterator[tuple[str, Node]]:
+    for n in nodes:
+        rel = f"{prefix}/{n.name}" if prefix else n.name
+        yield rel, n
+        if n.type == "dir" and n.subtree:
+            yield from _walk(repo, repo.read_tree(n.subtree), rel)

@@ -1,0 +1,217 @@
+"""Repository verification: structure, and optionally every stored byte."""
+
+from __future__ import annotations
+
+import random as _random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from snapvault.errors import IntegrityError, SnapvaultError
+from snapvault.pipeline.blob import open_blob
+from snapvault.pipeline.ids import BlobType, object_hash
+from snapvault.pipeline.index import BlobLocation, Index
+from snapvault.pipeline.pack import parse_pack
+from snapvault.pipeline.tree import Node
+from snapvault.repository.repo import Repository, pack_key
+
+__all__ = ["CheckReport", "Problem", "check_repository"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing found wrong, with whatever names where it is."""
+
+    kind: str
+    message: str
+    pack: str | None = None
+    blob: str | None = None
+    snapshot: str | None = None
+    path: str | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            f"{k} {v}"
+            for k, v in (
+                ("snapshot", self.snapshot),
+                ("path", self.path),
+                ("pack", self.pack),
+                ("blob", self.blob),
+                ("object", self.key),
+            )
+            if v
+        )
+        return f"{self.kind}: {self.message}" + (f" ({where})" if where else "")
+
+
+@dataclass
+class CheckReport:
+    """The outcome of :func:`check_repository`. ``ok`` is False if any problem was found."""
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    snapshots: int = 0
+    trees: int = 0
+    packs: int = 0
+    packs_read: int = 0
+    blobs_read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+
+def check_repository(
+    repo: Repository,
+    *,
+    read_data: bool = False,
+    read_data_subset: float | None = None,
+    seed: int | None = None,
+) -> CheckReport:
+    """Check a repository.
+
+    Structure: every index decodes; every indexed pack exists with the indexed size or more;
+    every snapshot decodes; every tree reachable from a snapshot decodes; every blob a tree
+    references is indexed. With ``read_data`` every pack is downloaded, its hash compared
+    with its name, its header parsed, and every blob decrypted and verified against its ID;
+    ``read_data_subset`` (a fraction in (0, 1]) does that for a random sample of packs.
+
+    Packs that no index lists are reported as warnings: an interrupted backup leaves them,
+    and a later backup or prune deals with them.
+    """
+    report = CheckReport()
+    index = Index()
+    for key in repo.index_files():
+        try:
+            for pid, entries in repo.read_index_file(key):
+                index.add_pack(pid, entries)
+        except SnapvaultError as e:
+            report.problems.append(Problem("index", str(e), key=key))
+    stored = dict(repo.packs())
+    report.packs = len(stored)
+    for pid in sorted(index.packs):
+        if pid.hex() not in stored:
+            report.problems.append(Problem("pack", "indexed pack is missing", pack=pid.hex()))
+    for name in sorted(set(stored) - {p.hex() for p in index.packs}):
+        report.warnings.append(f"pack {name} is not in any index (left by an interrupted backup)")
+
+    blob_paths = _check_snapshots(repo, index, report)
+
+    if read_data or read_data_subset:
+        names = sorted(p.hex() for p in index.packs if p.hex() in stored)
+        if read_data_subset and not read_data:
+            if not 0 < read_data_subset <= 1:
+                raise ValueError("read_data_subset must be a fraction in (0, 1]")
+            rng = _random.Random(seed)
+            k = max(1, round(len(names) * read_data_subset)) if names else 0
+            names = sorted(rng.sample(names, k))
+        by_pack: dict[bytes, list[tuple[bytes, BlobLocation]]] = {}
+        for bid, loc in index.items():
+            by_pack.setdefault(loc.pack_id, []).append((bid, loc))
+        for name in names:
+            _read_pack(repo, by_pack.get(bytes.fromhex(name), []), name, report, blob_paths)
+    return report
+
+
+def _check_snapshots(repo: Repository, index: Index, report: CheckReport) -> dict[bytes, tuple[str, str]]:
+    """Walk every snapshot's trees; return blob -> (snapshot, path) for naming damage."""
+    seen_trees: set[str] = set()
+    where: dict[bytes, tuple[str, str]] = {}
+    for sid in repo.snapshot_ids():
+        try:
+            m = repo.load_manifest(sid)
+        except SnapvaultError as e:
+            report.problems.append(Problem("snapshot", str(e), snapshot=sid, key=f"snapshots/{sid}"))
+            continue
+        report.snapshots += 1
+        for problem in _walk(repo, index, m.tree, "", sid, seen_trees, where):
+            report.problems.append(problem)
+    report.trees = len(seen_trees)
+    return where
+
+
+def _walk(
+    repo: Repository,
+    index: Index,
+    tree: str,
+    path: str,
+    sid: str,
+    seen: set[str],
+    where: dict[bytes, tuple[str, str]],
+) -> Iterator[Problem]:
+    stack = [(tree, path)]
+    while stack:
+        tid, p = stack.pop()
+        if tid in seen:
+            continue
+        seen.add(tid)
+        try:
+            bid = bytes.fromhex(tid)
+        except ValueError:
+            yield Problem("tree", f"bad tree ID {tid!r}", snapshot=sid, path=p or "/")
+            continue
+        where.setdefault(bid, (sid, p or "/"))
+        if bid not in index:
+            yield Problem("tree", "tree blob is not indexed", blob=tid, snapshot=sid, path=p or "/")
+            continue
+        try:
+            nodes: list[Node] = repo.read_tree(tid)
+        except SnapvaultError as e:
+            loc = index.get(bid)
+            yield Problem(
+                "tree", str(e), blob=tid, snapshot=sid, path=p or "/", pack=loc.pack_id.hex() if loc else None
+            )
+            continue
+        for n in nodes:
+            np = f"{p}/{n.name}" if p else n.name
+            if n.type == "dir" and n.subtree:
+                stack.append((n.subtree, np))
+            for c in n.content:
+                cb = bytes.fromhex(c)
+                where.setdefault(cb, (sid, np))
+                if cb not in index:
+                    yield Problem("data", "data blob is not indexed", blob=c, snapshot=sid, path=np)
+
+
+def _read_pack(
+    repo: Repository,
+    blobs: list[tuple[bytes, BlobLocation]],
+    name: str,
+    report: CheckReport,
+    where: dict[bytes, tuple[str, str]],
+) -> None:
+    key = pack_key(name)
+    try:
+        data = repo.store.get(key)
+    except SnapvaultError as e:
+        report.problems.append(Problem("pack", f"cannot read: {e}", pack=name))
+        return
+    report.packs_read += 1
+    if object_hash(data).hex() != name:
+        report.problems.append(Problem("pack", "pack content does not match its name", pack=name))
+    try:
+        header = {e.id: e for e in parse_pack(repo.sealer, data)}
+    except IntegrityError as e:
+        report.problems.append(Problem("pack", f"header: {e}", pack=name))
+        header = {}
+    view = memoryview(data)
+    for bid, loc in blobs:
+        report.blobs_read += 1
+        snap, path = where.get(bid, (None, None))
+        h = header.get(bid)
+        if header and (h is None or (h.offset, h.length, h.type) != (loc.offset, loc.length, loc.type)):
+            report.problems.append(
+                Problem("blob", "index and pack header disagree", pack=name, blob=bid.hex(), snapshot=snap, path=path)
+            )
+        try:
+            open_blob(
+                repo.sealer,
+                repo.keys.id_key,
+                BlobType(loc.type),
+                bid,
+                view[loc.offset : loc.offset + loc.length],
+                loc.raw_length,
+            )
+        except IntegrityError as e:
+            report.problems.append(Problem("blob", str(e), pack=name, blob=bid.hex(), snapshot=snap, path=path))

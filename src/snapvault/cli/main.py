@@ -1,0 +1,343 @@
+"""``snapvault`` command-line entry point.
+
+Exit codes (one place, here):
+
+==== ======================================================================
+0    success
+1    an error (one line on stderr, no traceback); ``check`` found damage
+2    bad usage (unknown option, missing argument)
+3    the snapshot was written but some sources could not be read
+130  interrupted
+==== ======================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+if TYPE_CHECKING:
+    from snapvault.repository import Repository
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A failure to report as one line with exit code 1."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise CliError(message)
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"storage option {pair!r} is not KEY=VALUE")
+        low = value.lower()
+        out[key] = True if low == "true" else False if low == "false" else value
+    return out
+
+
+class Context:
+    """Options shared by every subcommand."""
+
+    def __init__(self, repo: str | None, options: dict[str, Any], password_file: str | None) -> None:
+        self.repo_url = repo
+        self.options = options
+        self.password_file = password_file
+
+    def url(self) -> str:
+        if not self.repo_url:
+            _fail("no repository given: use -r URL or set SNAPVAULT_REPOSITORY")
+        return self.repo_url
+
+    def password(self, *, confirm: bool = False) -> str:
+        path = self.password_file or os.environ.get("SNAPVAULT_PASSWORD_FILE")
+        if path:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    return f.read().rstrip("\r\n")
+            except OSError as e:
+                _fail(f"cannot read password file {path}: {e.strerror}")
+        env = os.environ.get("SNAPVAULT_PASSWORD")
+        if env is not None:
+            return env
+        if sys.stdin.isatty():
+            value: str = click.prompt("repository password", hide_input=True, confirmation_prompt=confirm, err=True)
+            return value
+        _fail("no password given: set SNAPVAULT_PASSWORD or SNAPVAULT_PASSWORD_FILE, or use --password-file")
+
+    def open(self) -> Repository:
+        from snapvault.repository import Repository
+        from snapvault.repository.repo import CONFIG_KEY, PLAIN_KEYS
+        from snapvault.storage import open_store
+
+        store = open_store(self.url(), storage_options=self.options)
+        if not store.exists(CONFIG_KEY):
+            from snapvault.errors import RepositoryNotFound
+
+            raise RepositoryNotFound(f"no snapvault repository at {store.url}")
+        password = None if store.exists(PLAIN_KEYS) and not store.exists("keys") else self._maybe_password(store)
+        return Repository.open(self.url(), password, store=store)
+
+    def _maybe_password(self, store: Any) -> str | None:
+        from snapvault.repository.config import RepoConfig
+
+        config = RepoConfig.from_bytes(store.get("config"))
+        return None if config.encryption == "none" else self.password()
+
+
+def _progress(enabled: bool) -> Callable[[int, str], None] | None:
+    if not enabled:
+        return None
+    state = {"bytes": 0, "last": 0.0}
+
+    def report(n: int, path: str) -> None:
+        state["bytes"] += n
+        now = time.monotonic()
+        if now - state["last"] >= 0.2:
+            state["last"] = now
+            shown = path if len(path) <= 50 else "..." + path[-47:]
+            click.echo(f"\r{state['bytes'] / 2**20:10.1f} MiB  {shown:<50}", nl=False, err=True)
+
+    return report
+
+
+def _clear_progress(enabled: bool) -> None:
+    if enabled:
+        click.echo("\r" + " " * 72 + "\r", nl=False, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-r", "--repo", envvar="SNAPVAULT_REPOSITORY", help="Repository URL (or SNAPVAULT_REPOSITORY).")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Storage option; repeatable.")
+@click.option("--password-file", type=click.Path(dir_okay=False), help="Read the password from this file.")
+@click.version_option(package_name="snapvault")
+@click.pass_context
+def cli(ctx: click.Context, repo: str | None, options: tuple[str, ...], password_file: str | None) -> None:
+    """Deduplicated, compressed, encrypted backups into any fsspec store."""
+    ctx.obj = Context(repo, _parse_options(options), password_file)
+
+
+@cli.command()
+@click.option("--no-encryption", is_flag=True, help="Create an UNENCRYPTED repository.")
+@click.option("--compression", default="zstd:3", show_default=True, help="'zstd:LEVEL' or 'none'.")
+@click.pass_obj
+def init(obj: Context, no_encryption: bool, compression: str) -> None:
+    """Create a new repository."""
+    from snapvault import NoCompression, Repository, Zstd
+
+    codec: NoCompression | Zstd
+    if compression == "none":
+        codec = NoCompression()
+    elif compression.startswith("zstd"):
+        _, _, level = compression.partition(":")
+        try:
+            codec = Zstd(int(level or 3))
+        except ValueError:
+            _fail(f"bad compression {compression!r}: use 'zstd:LEVEL' or 'none'")
+    else:
+        _fail(f"bad compression {compression!r}: use 'zstd:LEVEL' or 'none'")
+    if no_encryption:
+        repo = Repository.init(obj.url(), None, storage_options=obj.options, encryption="none", compression=codec)
+        click.echo(f"created UNENCRYPTED repository {repo.config.repository_id[:8]} at {repo.url}")
+        click.echo("WARNING: anyone who can read this storage can read your backups", err=True)
+    else:
+        password = obj.password(confirm=True)
+        repo = Repository.init(obj.url(), password, storage_options=obj.options, compression=codec)
+        click.echo(f"created repository {repo.config.repository_id[:8]} at {repo.url}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--exclude", "-e", multiple=True, help="gitignore-style pattern; repeatable.")
+@click.option("--tag", multiple=True, help="Tag for the snapshot; repeatable.")
+@click.option("--host", default=None, help="Host name to record.")
+@click.option("--full", is_flag=True, help="Read every file; do not trust the parent snapshot.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.pass_obj
+def backup(
+    obj: Context,
+    paths: tuple[str, ...],
+    exclude: tuple[str, ...],
+    tag: tuple[str, ...],
+    host: str | None,
+    full: bool,
+    as_json: bool,
+) -> None:
+    """Back up PATHS into a new snapshot."""
+    from snapvault import Engine
+
+    repo = obj.open()
+    tty = sys.stderr.isatty() and not as_json
+    m = Engine(repo).backup(list(paths), exclude=exclude, tags=tag, hostname=host, full=full, progress=_progress(tty))
+    _clear_progress(tty)
+    if as_json:
+        click.echo(json.dumps(_manifest_json(m), indent=2))
+    else:
+        s = m.stats
+        click.echo(
+            f"snapshot {m.short_id} saved: {s.total_files} files ({s.files_new} new, {s.files_changed} changed, "
+            f"{s.files_unchanged} unchanged), {s.total_bytes / 2**20:.1f} MiB, "
+            f"{s.bytes_stored / 2**20:.1f} MiB added, {s.duration_s:.1f}s"
+        )
+    for err in m.errors:
+        click.echo(f"warning: could not read {err.path}: {err.error}", err=True)
+    if m.errors:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _manifest_json(m: Any) -> dict[str, Any]:
+    d: dict[str, Any] = json.loads(m.model_dump_json())
+    return {"id": m.id, "short_id": m.short_id, **d}
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_obj
+def snapshots(obj: Context, as_json: bool) -> None:
+    """List snapshots, oldest first."""
+    repo = obj.open()
+    snaps = repo.snapshots()
+    if as_json:
+        click.echo(json.dumps([_manifest_json(m) for m in snaps], indent=2))
+        return
+    click.echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<16}Paths")
+    for m in snaps:
+        click.echo(
+            f"{m.short_id:<10}{m.time.isoformat(timespec='seconds'):<27}{m.hostname[:15]:<16}"
+            f"{','.join(m.tags)[:15]:<16}{' '.join(m.paths)}"
+        )
+    click.echo(f"{len(snaps)} snapshots")
+
+
+@cli.command()
+@click.argument("snapshot")
+@click.option("--target", "-t", required=True, type=click.Path(file_okay=False), help="Directory to restore into.")
+@click.option("--include", "-i", multiple=True, help="Restore only matching paths; repeatable.")
+@click.option("--exclude", "-e", multiple=True, help="Leave out matching paths; repeatable.")
+@click.pass_obj
+def restore(obj: Context, snapshot: str, target: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+    """Restore SNAPSHOT (ID, unique prefix or 'latest') into --target."""
+    from snapvault import Restorer
+
+    repo = obj.open()
+    tty = sys.stderr.isatty()
+    r = Restorer(repo).restore(snapshot, target, include=include, exclude=exclude, progress=_progress(tty))
+    _clear_progress(tty)
+    click.echo(
+        f"restored snapshot {r.snapshot_id[:8]} into {r.target}: {r.files} files, {r.dirs} dirs, "
+        f"{r.symlinks} symlinks, {r.hardlinks} hardlinks, {r.bytes_written / 2**20:.1f} MiB"
+    )
+    for err in r.errors:
+        click.echo(f"warning: {err.path}: {err.error}", err=True)
+
+
+@cli.command(name="ls")
+@click.argument("snapshot")
+@click.argument("path", required=False, default="")
+@click.option("--long", "-l", "long_", is_flag=True, help="Show type, mode, size and time.")
+@click.pass_obj
+def ls_cmd(obj: Context, snapshot: str, path: str, long_: bool) -> None:
+    """List the files of SNAPSHOT, optionally below PATH."""
+    from snapvault.browse import walk_snapshot
+
+    repo = obj.open()
+    m = repo.resolve(snapshot)
+    for rel, node in walk_snapshot(repo, m, path):
+        if long_:
+            from datetime import datetime
+
+            t = datetime.fromtimestamp(node.mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
+            extra = f" -> {node.target}" if node.target else ""
+            click.echo(f"{node.type:<8} {node.mode:04o} {node.size:>12} {t} /{rel}{extra}")
+        else:
+            click.echo(f"/{rel}")
+
+
+@cli.command()
+@click.option("--read-data", is_flag=True, help="Decrypt and verify every blob.")
+@click.option("--read-data-subset", metavar="N%", help="Verify a random N% of the packs.")
+@click.pass_obj
+def check(obj: Context, read_data: bool, read_data_subset: str | None) -> None:
+    """Verify the repository's structure and, optionally, its data."""
+    subset = None
+    if read_data_subset is not None:
+        if read_data:
+            _fail("give --read-data or --read-data-subset, not both")
+        text = read_data_subset.rstrip("%")
+        try:
+            subset = float(text) / 100
+        except ValueError:
+            _fail(f"bad --read-data-subset {read_data_subset!r}: use a percentage like 10%")
+        if not 0 < subset <= 1:
+            _fail("--read-data-subset must be within (0%, 100%]")
+    repo = obj.open()
+    report = repo.check(read_data=read_data, read_data_subset=subset)
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
+    for p in report.problems:
+        click.echo(f"error: {p}", err=True)
+    click.echo(
+        f"checked {report.snapshots} snapshots, {report.trees} trees, {report.packs} packs"
+        + (f", read {report.packs_read} packs / {report.blobs_read} blobs" if report.packs_read else "")
+        + (": no problems" if report.ok else f": {len(report.problems)} problems")
+    )
+    if not report.ok:
+        sys.exit(EXIT_ERROR)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; map every error to a one-line message and an exit code."""
+    from snapvault.errors import SnapvaultError
+
+    try:
+        cli.main(args=argv, prog_name="snapvault", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("snapvault: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except (CliError, SnapvaultError) as e:
+        click.echo(f"snapvault: error: {_one_line(e)}", err=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        click.echo("snapvault: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except OSError as e:
+        click.echo(f"snapvault: error: {_one_line(e)}", err=True)
+        return EXIT_ERROR
+    except SystemExit as e:
+        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_ERROR
+    return EXIT_OK
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

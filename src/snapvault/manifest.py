@@ -1,0 +1,71 @@
+"""Snapshot manifests: the record of one backup, and its single commit point."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["FileError", "Manifest", "SnapshotStats"]
+
+
+class SnapshotStats(BaseModel):
+    """Counts of one backup run."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    files_new: int = 0
+    files_changed: int = 0
+    files_unchanged: int = 0
+    dirs: int = 0
+    other: int = 0
+    total_files: int = 0
+    total_bytes: int = 0
+    bytes_read: int = 0
+    data_blobs_added: int = 0
+    tree_blobs_added: int = 0
+    bytes_added: int = 0
+    bytes_stored: int = 0
+    packs_written: int = 0
+    duration_s: float = 0.0
+
+
+class FileError(BaseModel):
+    """A path the backup could not read, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    error: str
+
+
+class Manifest(BaseModel):
+    """One snapshot: what was backed up, when, from where, and its root tree.
+
+    The manifest is stored encrypted under ``snapshots/<id>`` where the ID is the BLAKE3 hash
+    of the stored bytes; ``id`` is filled in from that name and is not part of the content.
+    Unknown fields written by later releases are kept (``extra="allow"``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    id: str = Field(default="", exclude=True)
+    version: int = 1
+    time: datetime
+    hostname: str
+    username: str = ""
+    uid: int = 0
+    gid: int = 0
+    paths: list[str]
+    tags: list[str] = Field(default_factory=list)
+    excludes: list[str] = Field(default_factory=list)
+    parent: str | None = None
+    tree: str
+    stats: SnapshotStats = Field(default_factory=SnapshotStats)
+    errors: list[FileError] = Field(default_factory=list)
+    program_version: str = ""
+
+    @property
+    def short_id(self) -> str:
+        """The first 8 hex digits of the ID."""
+        return self.id[:8]

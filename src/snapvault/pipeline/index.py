@@ -1,0 +1,114 @@
+"""The blob index: which pack holds each blob, and its serialised form.
+
+Index file (before compression and sealing)::
+
+    b"SVI1" | pack_count (u32) | pack_count * (pack_id (32) | count (u32) | count * entry)
+    entry = type (u8) | id (32) | offset (u32) | length (u32) | raw_length (u32)
+
+The file is zstd-compressed, then sealed with ``ad = b"snapvault index"``. Every backup session
+writes its own index files; nobody rewrites one.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import zstandard
+
+from snapvault.errors import IntegrityError
+from snapvault.pipeline.ids import BlobType
+from snapvault.pipeline.pack import PackEntry
+
+__all__ = ["INDEX_AD", "BlobLocation", "Index", "decode_index", "encode_index"]
+
+INDEX_AD = b"snapvault index"
+_MAGIC = b"SVI1"
+_U32 = struct.Struct("<I")
+_PACK = struct.Struct("<32sI")
+_ENTRY = struct.Struct("<B32sIII")
+_MAX_INDEX = 1 << 30
+
+
+class BlobLocation(NamedTuple):
+    """Where a blob is stored."""
+
+    pack_id: bytes
+    type: BlobType
+    offset: int
+    length: int
+    raw_length: int
+
+
+def encode_index(packs: Iterable[tuple[bytes, list[PackEntry]]]) -> bytes:
+    """Serialise (pack_id, entries) pairs and compress them."""
+    packs = list(packs)
+    parts = [_MAGIC, _U32.pack(len(packs))]
+    for pid, entries in packs:
+        parts.append(_PACK.pack(pid, len(entries)))
+        parts += [_ENTRY.pack(int(e.type), e.id, e.offset, e.length, e.raw_length) for e in entries]
+    return zstandard.ZstdCompressor(level=3).compress(b"".join(parts))
+
+
+def decode_index(data: bytes) -> list[tuple[bytes, list[PackEntry]]]:
+    """Invert :func:`encode_index`; raise :class:`IntegrityError` if malformed."""
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=_MAX_INDEX)
+    except zstandard.ZstdError as e:
+        raise IntegrityError(f"index does not decompress: {e}") from e
+    try:
+        if raw[:4] != _MAGIC:
+            raise IntegrityError("index has the wrong magic")
+        (npacks,) = _U32.unpack_from(raw, 4)
+        pos = 8
+        out = []
+        for _ in range(npacks):
+            pid, n = _PACK.unpack_from(raw, pos)
+            pos += _PACK.size
+            entries = []
+            for _ in range(n):
+                t, bid, off, length, rawlen = _ENTRY.unpack_from(raw, pos)
+                pos += _ENTRY.size
+                entries.append(PackEntry(BlobType(t), bid, off, length, rawlen))
+            out.append((pid, entries))
+    except (struct.error, ValueError) as e:
+        raise IntegrityError(f"index is malformed: {e}") from e
+    if pos != len(raw):
+        raise IntegrityError("index has trailing bytes")
+    return out
+
+
+class Index:
+    """In-memory map from blob ID to location. Adding the same blob twice keeps the first."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[bytes, BlobLocation] = {}
+        self._packs: set[bytes] = set()
+
+    def __len__(self) -> int:
+        return len(self._blobs)
+
+    def __contains__(self, bid: object) -> bool:
+        return bid in self._blobs
+
+    def get(self, bid: bytes) -> BlobLocation | None:
+        """Return the blob's location, or None."""
+        return self._blobs.get(bid)
+
+    def add_pack(self, pack_id: bytes, entries: Iterable[PackEntry]) -> None:
+        """Record the blobs of one pack."""
+        self._packs.add(pack_id)
+        blobs = self._blobs
+        for e in entries:
+            if e.id not in blobs:
+                blobs[e.id] = BlobLocation(pack_id, e.type, e.offset, e.length, e.raw_length)
+
+    @property
+    def packs(self) -> frozenset[bytes]:
+        """IDs of every pack the index knows."""
+        return frozenset(self._packs)
+
+    def items(self) -> Iterator[tuple[bytes, BlobLocation]]:
+        """Iterate over (blob_id, location)."""
+        return iter(self._blobs.items())

@@ -1,0 +1,124 @@
+"""Pack files: many sealed blobs, then a sealed header that lists them.
+
+Layout (all integers little-endian)::
+
+    blob_0 | blob_1 | ... | blob_n-1 | header | header_length (u32) | b"SVP1"
+
+    blob_i  = seal(codec_frame(plaintext_i), ad = type_i (u8) | id_i (32 bytes))
+    header  = seal(plain_header, ad = b"snapvault pack header")
+    plain_header = version (u8 = 1) | count (u32) | count * entry
+    entry   = type (u8) | id (32) | offset (u32) | length (u32) | raw_length (u32)
+
+``length`` is the sealed size in the pack, ``raw_length`` the plaintext size. A pack's name is
+the BLAKE3 hash of its bytes, so ``check`` can tell a damaged pack without any key.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from snapvault.errors import IntegrityError
+from snapvault.pipeline.crypto import AEADSealer, PlainSealer
+from snapvault.pipeline.ids import ID_SIZE, BlobType, object_hash
+
+__all__ = ["PACK_MAGIC", "PackEntry", "PackWriter", "blob_ad", "parse_pack", "read_header"]
+
+PACK_MAGIC = b"SVP1"
+_HEADER_VERSION = 1
+_TRAILER = struct.Struct("<I4s")
+_ENTRY = struct.Struct("<B32sIII")
+_COUNT = struct.Struct("<BI")
+HEADER_AD = b"snapvault pack header"
+#: Bytes at the end of a pack that give the header's length; read these first.
+TRAILER_SIZE = _TRAILER.size
+
+
+@dataclass(frozen=True, slots=True)
+class PackEntry:
+    """Where one blob sits in a pack."""
+
+    type: BlobType
+    id: bytes
+    offset: int
+    length: int
+    raw_length: int
+
+
+def blob_ad(btype: BlobType, bid: bytes) -> bytes:
+    """Associated data that binds a sealed blob to its type and ID."""
+    return bytes([int(btype)]) + bid
+
+
+class PackWriter:
+    """Collects sealed blobs into one pack; not thread-safe."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._entries: list[PackEntry] = []
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    @property
+    def count(self) -> int:
+        """How many blobs have been added."""
+        return len(self._entries)
+
+    def add(self, btype: BlobType, bid: bytes, sealed: bytes | memoryview, raw_length: int) -> None:
+        """Append one sealed blob."""
+        self._entries.append(PackEntry(btype, bid, len(self._buf), len(sealed), raw_length))
+        self._buf += sealed
+
+    def finish(
+        self, sealer: AEADSealer | PlainSealer, random: Callable[[int], bytes]
+    ) -> tuple[bytes, bytes, list[PackEntry]]:
+        """Seal the header and return ``(pack_id, pack_bytes, entries)``."""
+        parts = [_COUNT.pack(_HEADER_VERSION, len(self._entries))]
+        parts += [_ENTRY.pack(int(e.type), e.id, e.offset, e.length, e.raw_length) for e in self._entries]
+        header = sealer.seal(b"".join(parts), HEADER_AD, random=random(28))
+        self._buf += header
+        self._buf += _TRAILER.pack(len(header), PACK_MAGIC)
+        data = bytes(self._buf)
+        return object_hash(data), data, self._entries
+
+
+def read_header(sealer: AEADSealer | PlainSealer, tail: bytes | memoryview, pack_size: int) -> list[PackEntry]:
+    """Parse the header from the last bytes of a pack.
+
+    ``tail`` must hold at least the header and trailer; ``pack_size`` is the whole pack's
+    length. Raises :class:`IntegrityError` on any inconsistency.
+    """
+    if len(tail) < TRAILER_SIZE or pack_size < TRAILER_SIZE:
+        raise IntegrityError("pack is too short to hold a header")
+    hlen, magic = _TRAILER.unpack(bytes(tail[-TRAILER_SIZE:]))
+    if magic != PACK_MAGIC:
+        raise IntegrityError("pack trailer has the wrong magic")
+    if hlen + TRAILER_SIZE > min(len(tail), pack_size):
+        raise IntegrityError("pack header length is out of range")
+    start = len(tail) - TRAILER_SIZE - hlen
+    plain = sealer.open(tail[start : len(tail) - TRAILER_SIZE], HEADER_AD)
+    if len(plain) < _COUNT.size:
+        raise IntegrityError("pack header is truncated")
+    version, count = _COUNT.unpack_from(plain)
+    if version != _HEADER_VERSION:
+        raise IntegrityError(f"unknown pack header version {version}")
+    if len(plain) != _COUNT.size + count * _ENTRY.size:
+        raise IntegrityError("pack header length does not match its entry count")
+    body_end = pack_size - TRAILER_SIZE - hlen
+    entries = []
+    for i in range(count):
+        t, bid, off, length, raw = _ENTRY.unpack_from(plain, _COUNT.size + i * _ENTRY.size)
+        if t not in (BlobType.DATA, BlobType.TREE) or off + length > body_end:
+            raise IntegrityError("pack header entry is out of range")
+        entries.append(PackEntry(BlobType(t), bid, off, length, raw))
+    return entries
+
+
+def parse_pack(sealer: AEADSealer | PlainSealer, data: bytes | memoryview) -> list[PackEntry]:
+    """Parse the header of a whole pack held in memory."""
+    return read_header(sealer, data, len(data))
+
+
+assert _ENTRY.size == 1 + ID_SIZE + 12

@@ -1,0 +1,105 @@
+"""Restore planning: which tree entries to restore, and how to read a file's blobs.
+
+Pure: takes nodes and index locations, returns values. The restorer does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from snapvault.pipeline.index import BlobLocation
+from snapvault.pipeline.patterns import PathFilter
+from snapvault.pipeline.tree import Node
+
+__all__ = ["PlannedDir", "ReadRun", "plan_reads", "select"]
+
+# Adjacent blobs are fetched in one ranged read up to this many bytes.
+_MAX_RUN = 32 << 20
+
+
+@dataclass
+class PlannedDir:
+    """A directory to restore and the selected entries in it (children dirs are PlannedDir)."""
+
+    node: Node | None  # None for the snapshot root
+    rel: str
+    files: list[tuple[Node, str]]
+    dirs: list[PlannedDir]
+    others: list[tuple[Node, str]]
+
+
+def select(
+    root_nodes: list[Node],
+    read_tree: Callable[[str], list[Node]],
+    flt: PathFilter,
+) -> PlannedDir:
+    """Walk the snapshot's trees and keep what the filter selects.
+
+    A directory is kept when it is selected itself (so it is restored whole, empty or not) or
+    when something below it is.
+    """
+    return _select_dir(None, "", root_nodes, read_tree, flt, force=flt.selects_all)  # type: ignore[return-value]
+
+
+def _select_dir(
+    node: Node | None,
+    rel: str,
+    children: list[Node],
+    read_tree: Callable[[str], list[Node]],
+    flt: PathFilter,
+    force: bool,
+) -> PlannedDir | None:
+    planned = PlannedDir(node, rel, [], [], [])
+    for child in children:
+        crel = f"{rel}/{child.name}" if rel else child.name
+        is_dir = child.type == "dir"
+        if flt.excluded(crel, is_dir):
+            continue
+        chosen = force or flt.included(crel, is_dir)
+        if is_dir:
+            assert child.subtree is not None
+            sub = _select_dir(child, crel, read_tree(child.subtree), read_tree, flt, chosen)
+            if sub is not None:
+                planned.dirs.append(sub)
+        elif chosen:
+            (planned.files if child.type == "file" else planned.others).append((child, crel))
+    if force or planned.files or planned.dirs or planned.others:
+        return planned
+    return None
+
+
+@dataclass(frozen=True)
+class ReadRun:
+    """One ranged read: ``length`` bytes of ``pack_id`` from ``offset``, holding these blobs."""
+
+    pack_id: bytes
+    offset: int
+    length: int
+    blobs: tuple[tuple[bytes, BlobLocation], ...]
+
+
+def plan_reads(content: Sequence[bytes], locate: Callable[[bytes], BlobLocation]) -> Iterator[ReadRun]:
+    """Group a file's chunks, in order, into ranged reads of adjacent blobs in one pack."""
+    run: list[tuple[bytes, BlobLocation]] = []
+    for bid in content:
+        loc = locate(bid)
+        if run:
+            last = run[-1][1]
+            start = run[0][1].offset
+            if (
+                loc.pack_id == last.pack_id
+                and loc.offset == last.offset + last.length
+                and loc.offset + loc.length - start <= _MAX_RUN
+            ):
+                run.append((bid, loc))
+                continue
+            yield _run(run)
+        run = [(bid, loc)]
+    if run:
+        yield _run(run)
+
+
+def _run(run: list[tuple[bytes, BlobLocation]]) -> ReadRun:
+    first, last = run[0][1], run[-1][1]
+    return ReadRun(first.pack_id, first.offset, last.offset + last.length - first.offset, tuple(run))

@@ -1,0 +1,118 @@
+"""Directory trees as content-addressed blobs.
+
+A tree is canonical JSON (sorted keys, no spaces, UTF-8)::
+
+    {"nodes": [node, ...], "v": 1}
+
+with nodes sorted by name. Names and symlink targets are the platform's bytes decoded with
+``surrogateescape`` and written with JSON escapes, so any POSIX name round-trips. Identical
+directories give identical bytes and so one blob: an unchanged subtree costs nothing.
+
+Decoding validates every name: a hostile repository must not be able to name ``..``, an
+absolute path, a path with ``/`` or NUL, or two entries with one name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from snapvault.errors import IntegrityError, UnsafePathError
+
+__all__ = ["NODE_TYPES", "Node", "decode_tree", "encode_tree", "validate_name"]
+
+TREE_VERSION = 1
+NodeType = Literal["file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev"]
+NODE_TYPES: tuple[str, ...] = ("file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev")
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One directory entry and its metadata.
+
+    ``content`` lists the hex blob IDs of a file's chunks in order; ``subtree`` is the hex blob
+    ID of a directory's tree; ``target`` is a symlink's target; ``rdev`` a device number.
+    ``inode``, ``dev`` and ``links`` let a restore recreate hardlinks and let the next backup
+    recognise unchanged files.
+    """
+
+    name: str
+    type: NodeType
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    size: int = 0
+    inode: int = 0
+    dev: int = 0
+    links: int = 1
+    content: tuple[str, ...] = ()
+    subtree: str | None = None
+    target: str | None = None
+    rdev: int = 0
+    xattrs: tuple[tuple[str, str], ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object for this node, leaving out empty fields."""
+        d = asdict(self)
+        d["content"] = list(self.content)
+        d["xattrs"] = [list(x) for x in self.xattrs]
+        return {k: v for k, v in d.items() if v not in (None, [], 0) or k in ("name", "type")}
+
+
+def validate_name(name: object) -> str:
+    """Return ``name`` if it is a safe single path component, else raise UnsafePathError."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise UnsafePathError(f"unsafe entry name in tree: {name!r}", path=repr(name))
+    return name
+
+
+def encode_tree(nodes: list[Node]) -> bytes:
+    """Serialise nodes canonically (sorted by name)."""
+    ordered = sorted(nodes, key=lambda n: n.name)
+    doc = {"nodes": [n.to_json() for n in ordered], "v": TREE_VERSION}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _node(d: dict[str, Any]) -> Node:
+    t = d["type"]
+    if t not in NODE_TYPES:
+        raise IntegrityError(f"unknown node type {t!r}")
+    ints = {k: int(d.get(k, 0)) for k in ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "size", "inode", "dev", "rdev")}
+    content = tuple(str(c) for c in d.get("content", ()))
+    subtree = d.get("subtree")
+    target = d.get("target")
+    if t == "dir" and not isinstance(subtree, str):
+        raise IntegrityError("directory node without a subtree")
+    if t == "symlink" and not isinstance(target, str):
+        raise IntegrityError("symlink node without a target")
+    xattrs = tuple((str(k), str(v)) for k, v in d.get("xattrs", ()))
+    return Node(
+        name=validate_name(d["name"]),
+        type=t,
+        content=content,
+        subtree=subtree,
+        target=target,
+        links=int(d.get("links", 1)),
+        xattrs=xattrs,
+        **ints,
+    )
+
+
+def decode_tree(data: bytes) -> list[Node]:
+    """Parse and validate a tree blob."""
+    try:
+        doc = json.loads(data)
+        if doc.get("v") != TREE_VERSION:
+            raise IntegrityError(f"unknown tree version {doc.get('v')!r}")
+        nodes = [_node(d) for d in doc["nodes"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        if isinstance(e, IntegrityError):
+            raise
+        raise IntegrityError(f"tree blob is malformed: {e}") from e
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        raise UnsafePathError("tree has two entries with one name", path=None)
+    return nodes

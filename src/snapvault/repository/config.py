@@ -1,0 +1,224 @@
+"""Repository config, master keys and password-wrapped key files."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from snapvault.errors import ConfigError, IntegrityError, UnsupportedFormat, WrongPassword
+from snapvault.pipeline.chunker import ChunkerParams
+from snapvault.pipeline.codecs import NoCompression, Zstd, codec_from_dict
+from snapvault.pipeline.crypto import SEALERS, make_sealer
+from snapvault.pipeline.ids import object_hash
+
+__all__ = ["FORMAT_VERSION", "KdfParams", "MasterKeys", "RepoConfig", "open_key_file", "seal_key_file"]
+
+FORMAT_NAME = "snapvault-repository"
+FORMAT_VERSION = 1
+_KEY_AD = b"snapvault key file"
+
+
+def b64e(b: bytes) -> str:
+    """Standard base64 text."""
+    return base64.b64encode(b).decode("ascii")
+
+
+def b64d(s: object) -> bytes:
+    """Invert :func:`b64e`, raising IntegrityError on bad input."""
+    if not isinstance(s, str):
+        raise IntegrityError("expected base64 text")
+    try:
+        return base64.b64decode(s, validate=True)
+    except ValueError as e:
+        raise IntegrityError(f"bad base64: {e}") from e
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    """The plain, create-only description of a repository.
+
+    Parameters
+    ----------
+    repository_id : str
+        Random 32-byte hex ID.
+    encryption : str
+        ``aes-256-gcm`` (default), ``chacha20-poly1305`` or ``none``.
+    chunker : ChunkerParams
+        Chunking parameters without the seed (the seed is secret, in the master keys).
+    compression : NoCompression or Zstd
+        Default codec for new blobs.
+    pack_size : int
+        Target size of pack files in bytes.
+    """
+
+    repository_id: str
+    encryption: str = "aes-256-gcm"
+    chunker: ChunkerParams = field(default_factory=ChunkerParams)
+    compression: NoCompression | Zstd = field(default_factory=Zstd)
+    pack_size: int = 16 << 20
+    version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.encryption not in SEALERS:
+            raise ConfigError(f"unknown encryption {self.encryption!r}; known: {', '.join(SEALERS)}")
+        if not 1 << 20 <= self.pack_size <= 1 << 30:
+            raise ConfigError("pack_size must be within [1 MiB, 1 GiB]")
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON."""
+        doc = {
+            "format": FORMAT_NAME,
+            "version": self.version,
+            "id": self.repository_id,
+            "encryption": self.encryption,
+            "chunker": self.chunker.to_dict(),
+            "compression": self.compression.to_dict(),
+            "pack_size": self.pack_size,
+        }
+        return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RepoConfig:
+        """Parse a config; refuse unknown formats and versions."""
+        try:
+            doc = json.loads(data)
+        except ValueError as e:
+            raise IntegrityError(f"repository config is not JSON: {e}") from e
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+            raise UnsupportedFormat("not a snapvault repository config")
+        if doc.get("version") != FORMAT_VERSION:
+            raise UnsupportedFormat(
+                f"repository format version {doc.get('version')!r} is not supported "
+                f"(this release reads version {FORMAT_VERSION})"
+            )
+        try:
+            return cls(
+                repository_id=str(doc["id"]),
+                encryption=str(doc["encryption"]),
+                chunker=ChunkerParams.from_dict(doc["chunker"]),
+                compression=codec_from_dict(doc["compression"]),
+                pack_size=int(doc["pack_size"]),
+                version=int(doc["version"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, ConfigError):
+                raise UnsupportedFormat(f"repository config: {e}") from e
+            raise IntegrityError(f"repository config is malformed: {e}") from e
+
+
+@dataclass(frozen=True)
+class MasterKeys:
+    """The repository's secrets.
+
+    ``id_key`` and ``chunker_seed`` decide blob IDs and chunk boundaries; two repositories that
+    share them deduplicate against each other. ``encryption_key`` seals everything.
+    """
+
+    encryption_key: bytes = field(repr=False)
+    id_key: bytes = field(repr=False)
+    chunker_seed: int = field(repr=False)
+    config_hash: bytes = b""
+
+    def to_json(self) -> bytes:
+        """Serialise for sealing into a key file (or the config of an unencrypted repo)."""
+        return json.dumps(
+            {
+                "encryption_key": b64e(self.encryption_key),
+                "id_key": b64e(self.id_key),
+                "chunker_seed": self.chunker_seed,
+                "config_hash": self.config_hash.hex(),
+            },
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> MasterKeys:
+        """Invert :meth:`to_json`."""
+        try:
+            d = json.loads(data)
+            keys = cls(
+                encryption_key=b64d(d["encryption_key"]),
+                id_key=b64d(d["id_key"]),
+                chunker_seed=int(d["chunker_seed"]),
+                config_hash=bytes.fromhex(d["config_hash"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, IntegrityError):
+                raise
+            raise IntegrityError(f"master key is malformed: {e}") from e
+        if len(keys.encryption_key) != 32 or len(keys.id_key) != 32:
+            raise IntegrityError("master key has the wrong length")
+        return keys
+
+    def check_config(self, config_bytes: bytes) -> None:
+        """Raise IntegrityError unless ``config_bytes`` is the config these keys were made for."""
+        if self.config_hash and object_hash(config_bytes) != self.config_hash:
+            raise IntegrityError("repository config was altered since the key was made", key="config")
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id parameters for deriving a key-file key from a password.
+
+    The defaults (64 MiB, 3 passes, 4 lanes) follow RFC 9106's second recommended option.
+    """
+
+    memory_kib: int = 64 * 1024
+    iterations: int = 3
+    lanes: int = 4
+
+    def __post_init__(self) -> None:
+        if self.memory_kib < 8 * self.lanes or self.iterations < 1 or self.lanes < 1:
+            raise ConfigError("Argon2id needs memory_kib >= 8 * lanes, iterations >= 1, lanes >= 1")
+
+    def derive(self, password: bytes, salt: bytes) -> bytes:
+        """Derive a 32-byte key."""
+        return Argon2id(
+            salt=salt, length=32, iterations=self.iterations, lanes=self.lanes, memory_cost=self.memory_kib
+        ).derive(password)
+
+
+def seal_key_file(keys: MasterKeys, password: bytes, kdf: KdfParams, *, salt: bytes, random: bytes, aead: str) -> bytes:
+    """Return the bytes of a key file holding ``keys`` under ``password``."""
+    sealer = make_sealer(aead, kdf.derive(password, salt))
+    doc = {
+        "version": 1,
+        "kdf": {
+            "algorithm": "argon2id",
+            "memory_kib": kdf.memory_kib,
+            "iterations": kdf.iterations,
+            "lanes": kdf.lanes,
+            "salt": b64e(salt),
+        },
+        "aead": aead,
+        "data": b64e(sealer.seal(keys.to_json(), _KEY_AD, random=random)),
+    }
+    return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
+
+
+def open_key_file(data: bytes, password: bytes) -> MasterKeys:
+    """Unwrap a key file; raise WrongPassword if the password does not open it."""
+    try:
+        doc: dict[str, Any] = json.loads(data)
+        k = doc["kdf"]
+        if doc.get("version") != 1 or k.get("algorithm") != "argon2id":
+            raise UnsupportedFormat("key file uses an unknown version or KDF")
+        kdf = KdfParams(int(k["memory_kib"]), int(k["iterations"]), int(k["lanes"]))
+        # Refuse parameters that would make opening a hostile key file exhaust memory or time.
+        if kdf.memory_kib > 4 << 20 or kdf.iterations > 64 or kdf.lanes > 64:
+            raise UnsupportedFormat("key file asks for unreasonable KDF parameters")
+        sealer = make_sealer(str(doc["aead"]), kdf.derive(password, b64d(k["salt"])))
+        sealed = b64d(doc["data"])
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, (IntegrityError, UnsupportedFormat)):
+            raise
+        raise IntegrityError(f"key file is malformed: {e}") from e
+    try:
+        plain = sealer.open(sealed, _KEY_AD)
+    except IntegrityError:
+        raise WrongPassword("wrong password or damaged key file") from None
+    return MasterKeys.from_json(plain)

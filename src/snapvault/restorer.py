@@ -1,0 +1,369 @@
+"""``Restorer``: writes a snapshot back to a local directory, confined to that directory.
+
+Confinement does not rely on checking path strings alone. Every name comes from a validated
+tree (one component, not ``.`` or ``..``, no ``/`` or NUL), and every file system call is made
+relative to an open directory descriptor with ``O_NOFOLLOW``: a symlink, whether restored
+from the snapshot or already in the target, is never followed as a path component.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from snapvault.errors import IntegrityError, UnsafePathError
+from snapvault.manifest import FileError, Manifest
+from snapvault.pipeline.blob import open_blob
+from snapvault.pipeline.patterns import PathFilter
+from snapvault.pipeline.restore_plan import PlannedDir, plan_reads, select
+from snapvault.pipeline.tree import Node
+from snapvault.repository import Repository
+from snapvault.repository.repo import pack_key
+
+__all__ = ["RestoreResult", "Restorer"]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+_TMP = ".sv-restore-"
+
+
+@dataclass
+class RestoreResult:
+    """What a restore did."""
+
+    snapshot_id: str
+    target: str
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    hardlinks: int = 0
+    other: int = 0
+    bytes_written: int = 0
+    errors: list[FileError] = field(default_factory=list)
+
+
+class _DirHandle:
+    """An open directory shared by tasks; closed when the last user lets go."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._refs = 1
+        self._lock = threading.Lock()
+
+    def acquire(self) -> _DirHandle:
+        with self._lock:
+            self._refs += 1
+        return self
+
+    def release(self) -> None:
+        with self._lock:
+            self._refs -= 1
+            last = self._refs == 0
+        if last:
+            os.close(self.fd)
+
+
+def _open_dir(parent_fd: int, name: str, create: bool, mode: int = 0o700) -> int:
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, mode, dir_fd=parent_fd)
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePathError(
+                f"refusing to restore through {name!r}: it is not a plain directory", path=name
+            ) from None
+        raise
+
+
+class Restorer:
+    """Restores snapshots from a repository.
+
+    Parameters
+    ----------
+    repo : Repository
+        The open repository.
+    workers : int, optional
+        Files restored at once; default twice the number of CPUs.
+    """
+
+    def __init__(self, repo: Repository, *, workers: int | None = None) -> None:
+        self.repo = repo
+        self.workers = workers or 2 * (os.cpu_count() or 2)
+        self._as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+
+    def restore(
+        self,
+        snapshot: str | Manifest,
+        target: str | os.PathLike[str],
+        *,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        progress: Callable[[int, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RestoreResult:
+        """Restore ``snapshot`` (a manifest, ID, unique prefix or ``latest``) into ``target``.
+
+        Parameters
+        ----------
+        include, exclude : iterable of str
+            gitignore-style patterns over paths inside the snapshot (``home/me/docs/a.md``).
+        progress : callable, optional
+            Called as ``progress(bytes_written, path)``.
+        should_stop : callable, optional
+            Polled between files; returning True stops the restore. No file is ever left
+            half-written under its final name.
+
+        Raises
+        ------
+        IntegrityError
+            If stored data fails verification; ``.path`` names the file. The damaged file is
+            not written.
+        UnsafePathError
+            If the snapshot holds a name that would leave the target.
+        """
+        m = snapshot if isinstance(snapshot, Manifest) else self.repo.resolve(snapshot)
+        target = os.fspath(target)
+        os.makedirs(target, exist_ok=True)
+        result = RestoreResult(snapshot_id=m.id, target=os.path.abspath(target))
+        flt = PathFilter(include=include, exclude=exclude)
+        plan = select(self.repo.read_tree(m.tree), self.repo.read_tree, flt)
+        job = _RestoreJob(self, result, progress, should_stop)
+        root = _DirHandle(os.open(target, os.O_RDONLY | os.O_DIRECTORY))
+        try:
+            job.run(plan, root)
+        finally:
+            root.release()
+        return result
+
+
+class _RestoreJob:
+    def __init__(
+        self,
+        restorer: Restorer,
+        result: RestoreResult,
+        progress: Callable[[int, str], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.repo = restorer.repo
+        self.as_root = restorer._as_root
+        self.workers = restorer.workers
+        self.result = result
+        self.progress = progress
+        self.should_stop = should_stop
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.links: dict[tuple[int, int], str] = {}
+        self.pending_links: list[tuple[str, str]] = []
+        self.slots = threading.BoundedSemaphore(self.workers * 2)
+
+    def stopped(self) -> bool:
+        return self.error is not None or (self.should_stop is not None and self.should_stop())
+
+    def run(self, plan: PlannedDir, root: _DirHandle) -> None:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="sv-restore") as pool:
+            try:
+                self._dir_contents(pool, plan, root)
+            except BaseException as e:  # noqa: BLE001 - re-raised below, after the pool drains
+                if self.error is None:
+                    self.error = e
+        if self.error is not None:
+            raise self.error
+        for src, dst in self.pending_links:
+            self._hardlink(root.fd, src, dst)
+        self._dir_metadata(plan, root.fd)
+
+    # -- phase 1: directories, then files on the pool ----------------------------------------
+
+    def _dir_contents(self, pool: ThreadPoolExecutor, d: PlannedDir, handle: _DirHandle) -> None:
+        for node, rel in d.files:
+            if self.stopped():
+                return
+            key = (node.dev, node.inode)
+            if node.links > 1 and node.inode:
+                with self.lock:
+                    first = self.links.get(key)
+                    if first is None:
+                        self.links[key] = rel
+                if first is not None:
+                    self.pending_links.append((first, rel))
+                    continue
+            self.slots.acquire()
+            h = handle.acquire()
+            fut = pool.submit(self._file, h, node, rel)
+            fut.add_done_callback(self._task_done)
+        for node, rel in d.others:
+            self._special(handle.fd, node, rel)
+        for sub in d.dirs:
+            if self.stopped():
+                return
+            assert sub.node is not None
+            fd = _open_dir(handle.fd, sub.node.name, create=True)
+            self.result.dirs += 1
+            child = _DirHandle(fd)
+            try:
+                self._dir_contents(pool, sub, child)
+            finally:
+                child.release()
+
+    def _task_done(self, fut: Future[None]) -> None:
+        self.slots.release()
+        exc = fut.exception()
+        if exc is not None:
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+
+    def _file(self, handle: _DirHandle, node: Node, rel: str) -> None:
+        try:
+            if not self.stopped():
+                self._write_file(handle.fd, node, rel)
+        finally:
+            handle.release()
+
+    def _write_file(self, dfd: int, node: Node, rel: str) -> None:
+        tmp = f"{_TMP}{secrets.token_hex(6)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+        written = 0
+        ok = False
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as f:
+                ids = [bytes.fromhex(c) for c in node.content]
+                try:
+                    for run in plan_reads(ids, self.repo.locate):
+                        data = self.repo.store.get_range(pack_key(run.pack_id), run.offset, run.length)
+                        view = memoryview(data)
+                        for bid, loc in run.blobs:
+                            start = loc.offset - run.offset
+                            plain = open_blob(
+                                self.repo.sealer,
+                                self.repo.keys.id_key,
+                                loc.type,
+                                bid,
+                                view[start : start + loc.length],
+                                loc.raw_length,
+                            )
+                            f.write(plain)
+                            written += len(plain)
+                            if self.progress is not None:
+                                self.progress(len(plain), rel)
+                        if self.stopped():
+                            return
+                except IntegrityError as e:
+                    raise IntegrityError(
+                        f"cannot restore {rel}: {e}",
+                        path=rel,
+                        blob_id=e.blob_id,
+                        pack_id=e.pack_id,
+                        snapshot_id=self.result.snapshot_id,
+                    ) from None
+            self._apply_fd_metadata(fd, node)
+            os.rename(tmp, node.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            ok = True
+        finally:
+            os.close(fd)
+            if not ok:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp, dir_fd=dfd)
+        with self.lock:
+            self.result.files += 1
+            self.result.bytes_written += written
+
+    def _apply_fd_metadata(self, fd: int, node: Node) -> None:
+        if self.as_root:
+            with contextlib.suppress(OSError):
+                os.fchown(fd, node.uid, node.gid)
+        os.fchmod(fd, node.mode & 0o7777)
+        for name, value in node.xattrs:
+            with contextlib.suppress(OSError):
+                os.setxattr(fd, name, base64.b64decode(value))
+        os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
+
+    def _special(self, dfd: int, node: Node, rel: str) -> None:
+        tmp = f"{_TMP}{secrets.token_hex(6)}"
+        try:
+            if node.type == "symlink":
+                assert node.target is not None
+                os.symlink(node.target, tmp, dir_fd=dfd)
+                self.result.symlinks += 1
+            elif node.type == "fifo":
+                os.mkfifo(tmp, node.mode & 0o7777, dir_fd=dfd)
+                self.result.other += 1
+            elif node.type in ("chardev", "blockdev") and self.as_root:
+                kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
+                os.mknod(tmp, kind | (node.mode & 0o7777), node.rdev, dir_fd=dfd)
+                self.result.other += 1
+            else:
+                self.result.errors.append(FileError(path=rel, error=f"{node.type} not restored"))
+                return
+            if self.as_root:
+                with contextlib.suppress(OSError):
+                    os.chown(tmp, node.uid, node.gid, dir_fd=dfd, follow_symlinks=False)
+            if node.type != "symlink":
+                os.chmod(tmp, node.mode & 0o7777, dir_fd=dfd)
+            with contextlib.suppress(NotImplementedError, OSError):
+                os.utime(tmp, ns=(node.mtime_ns, node.mtime_ns), dir_fd=dfd, follow_symlinks=False)
+            os.rename(tmp, node.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+            self.result.errors.append(FileError(path=rel, error=e.strerror or str(e)))
+
+    # -- phase 2: hardlinks ---------------------------------------------------------------
+
+    def _open_parent(self, root_fd: int, rel: str) -> tuple[int, str]:
+        parts = rel.split("/")
+        fd = os.dup(root_fd)
+        try:
+            for p in parts[:-1]:
+                nfd = _open_dir(fd, p, create=False)
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, parts[-1]
+
+    def _hardlink(self, root_fd: int, src: str, dst: str) -> None:
+        sfd, sname = self._open_parent(root_fd, src)
+        try:
+            dfd, dname = self._open_parent(root_fd, dst)
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(dname, dir_fd=dfd)
+                os.link(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+                self.result.hardlinks += 1
+            except OSError as e:
+                self.result.errors.append(FileError(path=dst, error=e.strerror or str(e)))
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(sfd)
+
+    # -- phase 3: directory metadata, deepest first -----------------------------------------
+
+    def _dir_metadata(self, d: PlannedDir, fd: int) -> None:
+        for sub in d.dirs:
+            assert sub.node is not None
+            cfd = _open_dir(fd, sub.node.name, create=False)
+            try:
+                self._dir_metadata(sub, cfd)
+                node = sub.node
+                if self.as_root:
+                    with contextlib.suppress(OSError):
+                        os.fchown(cfd, node.uid, node.gid)
+                for name, value in node.xattrs:
+                    with contextlib.suppress(OSError):
+                        os.setxattr(cfd, name, base64.b64decode(value))
+                os.fchmod(cfd, node.mode & 0o7777)
+                os.utime(cfd, ns=(node.mtime_ns, node.mtime_ns))
+            finally:
+                os.close(cfd)

@@ -1,0 +1,60 @@
+"""Shared fixtures: real repositories on a local folder or fsspec's memory filesystem."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pytest
+
+import snapvault as sv
+
+# Argon2id at its cheapest: tests open many repositories; the cost parameters are tested apart.
+FAST_KDF = sv.KdfParams(memory_kib=64, iterations=1, lanes=1)
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def repo_path(tmp_path: Path) -> str:
+    """A path for a new local repository."""
+    return str(tmp_path / "repo")
+
+
+@pytest.fixture
+def local_repo(repo_path: str) -> sv.Repository:
+    """A fresh encrypted repository in a local folder."""
+    return sv.Repository.init(repo_path, PASSWORD, kdf=FAST_KDF)
+
+
+@pytest.fixture
+def memory_repo() -> Iterator[sv.Repository]:
+    """A fresh encrypted repository on fsspec's memory filesystem."""
+    url = f"memory://vault-{uuid.uuid4().hex}"
+    repo = sv.Repository.init(url, PASSWORD, kdf=FAST_KDF)
+    yield repo
+    fs = fsspec.filesystem("memory")
+    if fs.exists(url):
+        fs.rm(url, recursive=True)
+
+
+@pytest.fixture(params=["local", "memory"])
+def any_repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sv.Repository]:
+    """A fresh repository on each backend that needs no server."""
+    if request.param == "local":
+        yield sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF)
+    else:
+        url = f"memory://vault-{uuid.uuid4().hex}"
+        yield sv.Repository.init(url, PASSWORD, kdf=FAST_KDF)
+        fsspec.filesystem("memory").rm(url, recursive=True)
+
+
+def write(path: Path, data: bytes | str, mode: int | None = None) -> Path:
+    """Create a file (and its folders) with ``data``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    if mode is not None:
+        os.chmod(path, mode)
+    return path
