@@ -173,8 +173,10 @@ def test_unencrypted_repository_says_so(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "UNENCRYPTED" in proc.stdout
     src = write(tmp_path / "src" / "f", "x").parent
-    assert run("-r", url, "backup", str(src), password=None).returncode == 0
-    assert run("-r", url, "check", "--read-data", password=None).returncode == 0
+    for args in (["backup", str(src)], ["check", "--read-data"], ["snapshots"]):
+        proc = run("-r", url, *args, password=None)
+        assert proc.returncode == 0, proc.stderr
+        assert "NOT encrypted" in proc.stderr
 
 
 def test_storage_options_are_parsed(tmp_path: Path) -> None:

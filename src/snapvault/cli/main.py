@@ -91,8 +91,11 @@ class Context:
             from snapvault.errors import RepositoryNotFound
 
             raise RepositoryNotFound(f"no snapvault repository at {store.url}")
-        password = None if store.exists(PLAIN_KEYS) and not store.exists("keys") else self._maybe_password(store)
-        return Repository.open(self.url(), password, store=store)
+        password = None if store.exists(PLAIN_KEYS) else self._maybe_password(store)
+        repo = Repository.open(self.url(), password, store=store)
+        if not repo.encrypted:
+            click.echo(f"note: the repository at {repo.url} is NOT encrypted", err=True)
+        return repo
 
     def _maybe_password(self, store: Any) -> str | None:
         from snapvault.repository.config import RepoConfig
