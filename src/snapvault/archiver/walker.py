@@ -240,38 +240,43 @@ class Walker:
 
     def _read(self, path: str, expected: int) -> tuple[tuple[str, ...], int]:
         fd = os.open(path, _OPEN_FLAGS)
-        with os.fdopen(fd, "rb", buffering=0) as f:
+        try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise OSError(f"{path} is no longer a regular file")
-            ids: list[str] = []
-            total = 0
-            if expected < self.chunker.min_size:
-                # Small files: one read, one chunk, no chunker set-up.
-                data = f.read(self.chunker.min_size + 1)
-                if len(data) <= self.chunker.min_size:
-                    total = len(data)
-                    self._count(total, path)
-                    if data:
-                        ids.append(self.sink.add(BlobType.DATA, data)[0].hex())
-                    return tuple(ids), total
+            min_size = self.chunker.min_size
+            if expected < min_size:
+                # Small files: one read of the size lstat gave (plus one byte, to see growth),
+                # one chunk, no chunker set-up. Reading min_size bytes instead would allocate
+                # and fault in a large buffer for every small file.
+                data = os.read(fd, expected + 1)
+                if len(data) <= expected:
+                    self._count(len(data), path)
+                    if not data:
+                        return (), 0
+                    return (self.sink.add(BlobType.DATA, data)[0].hex(),), len(data)
                 pending = data
             else:
                 pending = b""
+            ids: list[str] = []
+            total = 0
             chunker = StreamChunker(self.chunker)
+            add = self.sink.add
             while True:
-                data = pending or f.read(_READ_SIZE)
+                data = pending or os.read(fd, _READ_SIZE)
                 pending = b""
                 if not data:
                     break
                 total += len(data)
                 self._count(len(data), path)
                 for chunk in chunker.feed(data):
-                    ids.append(self.sink.add(BlobType.DATA, chunk)[0].hex())
+                    ids.append(add(BlobType.DATA, chunk)[0].hex())
                 if self.should_stop is not None and self.should_stop():
                     raise Cancelled
             for chunk in chunker.finish():
-                ids.append(self.sink.add(BlobType.DATA, chunk)[0].hex())
+                ids.append(add(BlobType.DATA, chunk)[0].hex())
             return tuple(ids), total
+        finally:
+            os.close(fd)
 
     def _count(self, n: int, path: str) -> None:
         self.stats.bytes_read += n
