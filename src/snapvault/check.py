@@ -10,7 +10,7 @@ from snapvault.errors import IntegrityError, SnapvaultError
 from snapvault.pipeline.blob import open_blob
 from snapvault.pipeline.ids import BlobType, object_hash
 from snapvault.pipeline.index import BlobLocation, Index
-from snapvault.pipeline.pack import parse_pack
+from snapvault.pipeline.pack import TRAILER_SIZE, parse_pack
 from snapvault.pipeline.tree import Node
 from snapvault.repository.repo import Repository, pack_key
 
@@ -81,6 +81,14 @@ def check_repository(
     and a later backup or prune deals with them.
     """
     report = CheckReport()
+    for key in sorted(e.key for e in repo.store.list("keys")):
+        try:
+            data = repo.store.get(key)
+        except SnapvaultError as e:
+            report.problems.append(Problem("key", f"cannot read: {e}", key=key))
+            continue
+        if object_hash(data).hex() != key.rsplit("/", 1)[-1]:
+            report.problems.append(Problem("key", "key file does not match its name (damaged or altered)", key=key))
     index = Index()
     for key in repo.index_files():
         try:
@@ -90,9 +98,17 @@ def check_repository(
             report.problems.append(Problem("index", str(e), key=key))
     stored = dict(repo.packs())
     report.packs = len(stored)
+    needed: dict[bytes, int] = {}
+    for _, loc in index.items():
+        needed[loc.pack_id] = max(needed.get(loc.pack_id, 0), loc.offset + loc.length + TRAILER_SIZE)
     for pid in sorted(index.packs):
-        if pid.hex() not in stored:
+        size = stored.get(pid.hex())
+        if size is None:
             report.problems.append(Problem("pack", "indexed pack is missing", pack=pid.hex()))
+        elif size < needed.get(pid, 0):
+            report.problems.append(
+                Problem("pack", f"pack is truncated: {size} bytes, the index needs {needed[pid]}", pack=pid.hex())
+            )
     for name in sorted(set(stored) - {p.hex() for p in index.packs}):
         report.warnings.append(f"pack {name} is not in any index (left by an interrupted backup)")
 

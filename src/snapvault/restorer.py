@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from snapvault.errors import IntegrityError, UnsafePathError
+from snapvault.errors import IntegrityError, ObjectNotFound, UnsafePathError
 from snapvault.manifest import FileError, Manifest
 from snapvault.pipeline.blob import open_blob
 from snapvault.pipeline.patterns import PathFilter
@@ -239,18 +239,30 @@ class _RestoreJob:
                 ids = [bytes.fromhex(c) for c in node.content]
                 try:
                     for run in plan_reads(ids, self.repo.locate):
-                        data = self.repo.store.get_range(pack_key(run.pack_id), run.offset, run.length)
+                        try:
+                            data = self.repo.store.get_range(pack_key(run.pack_id), run.offset, run.length)
+                        except ObjectNotFound:
+                            raise IntegrityError("pack is missing", pack_id=run.pack_id.hex()) from None
+                        if len(data) != run.length:
+                            raise IntegrityError("pack is truncated", pack_id=run.pack_id.hex())
                         view = memoryview(data)
                         for bid, loc in run.blobs:
                             start = loc.offset - run.offset
-                            plain = open_blob(
-                                self.repo.sealer,
-                                self.repo.keys.id_key,
-                                loc.type,
-                                bid,
-                                view[start : start + loc.length],
-                                loc.raw_length,
-                            )
+                            try:
+                                plain = open_blob(
+                                    self.repo.sealer,
+                                    self.repo.keys.id_key,
+                                    loc.type,
+                                    bid,
+                                    view[start : start + loc.length],
+                                    loc.raw_length,
+                                )
+                            except IntegrityError as e:
+                                raise IntegrityError(
+                                    f"blob {bid.hex()[:16]} in pack {run.pack_id.hex()[:16]}: {e}",
+                                    pack_id=run.pack_id.hex(),
+                                    blob_id=bid.hex(),
+                                ) from None
                             f.write(plain)
                             written += len(plain)
                             if self.progress is not None:

@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import blake3
 import fsspec
 import pytest
 
@@ -87,7 +88,10 @@ def test_key_file_with_unreasonable_kdf_cost_is_refused(tmp_path: Path) -> None:
     (key_file,) = (tmp_path / "r" / "keys").iterdir()
     doc = json.loads(key_file.read_text())
     doc["kdf"]["memory_kib"] = 64 << 20
-    key_file.write_text(json.dumps(doc))
+    # A consistent hostile key file: named by the hash of its new bytes.
+    data = json.dumps(doc).encode()
+    key_file.unlink()
+    (key_file.parent / blake3.blake3(data).hexdigest()).write_bytes(data)
     with pytest.raises(sv.UnsupportedFormat, match="unreasonable"):
         sv.Repository.open(str(tmp_path / "r"), PASSWORD)
 

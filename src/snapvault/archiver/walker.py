@@ -33,11 +33,14 @@ class WalkStats:
     files_new: int = 0
     files_changed: int = 0
     files_unchanged: int = 0
+    files_removed: int = 0
     dirs: int = 0
     other: int = 0
     total_bytes: int = 0
     bytes_read: int = 0
     errors: list[FileError] = field(default_factory=list)
+    inconsistent: list[str] = field(default_factory=list)
+    rereads: int = 0
 
 
 def _xattrs(path: str) -> tuple[tuple[str, str], ...]:
@@ -92,6 +95,9 @@ class Walker:
         Returns the nodes of a parent tree by hex ID (used for the unchanged-file shortcut).
     use_parent_shortcut : bool
         When False every file is read (a ``full`` backup).
+    consistency_retries : int, optional
+        If set (``snapshot`` backups), a file whose size, mtime or ctime changed while it was
+        read is read again up to this many times, then listed as inconsistent.
     progress : callable, optional
         Called with (bytes_just_read, current_path).
     should_stop : callable, optional
@@ -107,8 +113,10 @@ class Walker:
         use_parent_shortcut: bool = True,
         progress: Callable[[int, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        consistency_retries: int | None = None,
     ) -> None:
         self.sink = sink
+        self.consistency_retries = consistency_retries
         self.chunker = chunker
         self.read_parent = read_parent
         self.use_parent_shortcut = use_parent_shortcut
@@ -199,7 +207,22 @@ class Walker:
             node = self.entry(os.fsdecode(name), child, child_rel, flt, parent_nodes.get(name))
             if node is not None:
                 nodes.append(node)
+        if parent_nodes:
+            kept = {n.name for n in nodes}
+            for gone in (n for name, n in parent_nodes.items() if name not in kept):
+                self.stats.files_removed += self._count_files(gone)
         return self.store_tree(nodes)
+
+    def _count_files(self, node: Node) -> int:
+        """How many files a parent node held (recursively for a directory)."""
+        if node.type == "file":
+            return 1
+        if node.type != "dir" or node.subtree is None:
+            return 0
+        try:
+            return sum(self._count_files(n) for n in self.read_parent(node.subtree))
+        except Exception:  # noqa: BLE001 - counts are informative; a damaged parent must not fail a backup
+            return 0
 
     def store_tree(self, nodes: list[Node]) -> str:
         """Store a tree blob and return its hex ID."""
@@ -221,24 +244,44 @@ class Walker:
         )
 
     def file(self, path: str, node: Node, parent: Node | None) -> tuple[tuple[str, ...], int] | None:
-        """Return (chunk IDs, size) of a regular file, reading it only when needed."""
+        """Return (chunk IDs, size) of a regular file, reading it only when needed.
+
+        A file read again counts as unchanged when its content equals the parent's.
+        """
         if parent is not None and self._unchanged(node, parent):
             self.stats.files_unchanged += 1
             self.stats.total_bytes += parent.size
             return parent.content, parent.size
         try:
-            content = self._read(path, node.size)
+            content = self._read_consistent(path, node)
         except OSError as e:
             self._error(path, e)
             return None
-        if parent is not None and parent.type == "file":
-            self.stats.files_changed += 1
-        else:
+        if parent is None or parent.type != "file":
             self.stats.files_new += 1
+        elif parent.content == content[0]:
+            self.stats.files_unchanged += 1
+        else:
+            self.stats.files_changed += 1
         self.stats.total_bytes += content[1]
         return content
 
-    def _read(self, path: str, expected: int) -> tuple[tuple[str, ...], int]:
+    def _read_consistent(self, path: str, node: Node) -> tuple[tuple[str, ...], int]:
+        before = (node.size, node.mtime_ns, node.ctime_ns)
+        tries = 0
+        while True:
+            ids, size, after = self._read(path, before[0])
+            if self.consistency_retries is None or after == before:
+                return ids, size
+            if tries >= self.consistency_retries:
+                self.stats.inconsistent.append(os.fsdecode(path))
+                return ids, size
+            tries += 1
+            self.stats.rereads += 1
+            before = after
+
+    def _read(self, path: str, expected: int) -> tuple[tuple[str, ...], int, tuple[int, int, int]]:
+        """Chunk and store a file; also return (size, mtime_ns, ctime_ns) after the read."""
         fd = os.open(path, _OPEN_FLAGS)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -251,13 +294,12 @@ class Walker:
                 data = os.read(fd, expected + 1)
                 if len(data) <= expected:
                     self._count(len(data), path)
-                    if not data:
-                        return (), 0
-                    return (self.sink.add(BlobType.DATA, data)[0].hex(),), len(data)
+                    ids = (self.sink.add(BlobType.DATA, data)[0].hex(),) if data else ()
+                    return ids, len(data), _identity(os.fstat(fd))
                 pending = data
             else:
                 pending = b""
-            ids: list[str] = []
+            chunk_ids: list[str] = []
             total = 0
             chunker = StreamChunker(self.chunker)
             add = self.sink.add
@@ -269,12 +311,12 @@ class Walker:
                 total += len(data)
                 self._count(len(data), path)
                 for chunk in chunker.feed(data):
-                    ids.append(add(BlobType.DATA, chunk)[0].hex())
+                    chunk_ids.append(add(BlobType.DATA, chunk)[0].hex())
                 if self.should_stop is not None and self.should_stop():
                     raise Cancelled
             for chunk in chunker.finish():
-                ids.append(add(BlobType.DATA, chunk)[0].hex())
-            return tuple(ids), total
+                chunk_ids.append(add(BlobType.DATA, chunk)[0].hex())
+            return tuple(chunk_ids), total, _identity(os.fstat(fd))
         finally:
             os.close(fd)
 
@@ -285,6 +327,10 @@ class Walker:
 
     def _error(self, path: str, e: OSError) -> None:
         self.stats.errors.append(FileError(path=os.fsdecode(path), error=e.strerror or str(e)))
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _with(node: Node, **changes: object) -> Node:

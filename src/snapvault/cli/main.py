@@ -83,7 +83,7 @@ class Context:
 
     def open(self) -> Repository:
         from snapvault.repository import Repository
-        from snapvault.repository.repo import CONFIG_KEY, PLAIN_KEYS
+        from snapvault.repository.repo import CONFIG_KEY
         from snapvault.storage import open_store
 
         store = open_store(self.url(), storage_options=self.options)
@@ -91,7 +91,7 @@ class Context:
             from snapvault.errors import RepositoryNotFound
 
             raise RepositoryNotFound(f"no snapvault repository at {store.url}")
-        password = None if store.exists(PLAIN_KEYS) else self._maybe_password(store)
+        password = self._maybe_password(store)
         repo = Repository.open(self.url(), password, store=store)
         if not repo.encrypted:
             click.echo(f"note: the repository at {repo.url} is NOT encrypted", err=True)

@@ -14,7 +14,9 @@ absolute path, a path with ``/`` or NUL, or two entries with one name.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -76,26 +78,76 @@ def encode_tree(nodes: list[Node]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+_HEX_ID = re.compile(r"^[0-9a-f]{64}$")
+# Bounds a restore can pass to the OS without overflow; wider values are damage or hostility.
+_INT_BOUNDS = {
+    "mode": (0, 0o7777),
+    "uid": (0, 2**32 - 1),
+    "gid": (0, 2**32 - 1),
+    "mtime_ns": (-(2**62), 2**62),
+    "ctime_ns": (-(2**62), 2**62),
+    "size": (0, 2**62),
+    "inode": (0, 2**64 - 1),
+    "dev": (0, 2**64 - 1),
+    "rdev": (0, 2**64 - 1),
+    "links": (1, 2**32 - 1),
+}
+
+
+def _int(d: dict[str, Any], key: str, default: int) -> int:
+    v = d.get(key, default)
+    lo, hi = _INT_BOUNDS[key]
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise IntegrityError(f"tree node field {key} is out of range: {v!r}")
+    return v
+
+
+def _blob_ref(v: object, what: str) -> str:
+    if not isinstance(v, str) or not _HEX_ID.match(v):
+        raise IntegrityError(f"tree node {what} is not a blob ID: {v!r}")
+    return v
+
+
+def _xattr(item: object) -> tuple[str, str]:
+    if not isinstance(item, list) or len(item) != 2 or not all(isinstance(x, str) for x in item):
+        raise IntegrityError("tree node xattr is malformed")
+    name, value = item
+    if not name or "\0" in name:
+        raise IntegrityError(f"tree node xattr name is invalid: {name!r}")
+    try:
+        base64.b64decode(value, validate=True)
+    except ValueError:
+        raise IntegrityError(f"tree node xattr {name!r} is not base64") from None
+    return name, value
+
+
 def _node(d: dict[str, Any]) -> Node:
     t = d["type"]
     if t not in NODE_TYPES:
         raise IntegrityError(f"unknown node type {t!r}")
-    ints = {k: int(d.get(k, 0)) for k in ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "size", "inode", "dev", "rdev")}
-    content = tuple(str(c) for c in d.get("content", ()))
+    ints = {k: _int(d, k, 0) for k in ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "size", "inode", "dev", "rdev")}
+    content = tuple(_blob_ref(c, "content") for c in d.get("content", ()))
     subtree = d.get("subtree")
     target = d.get("target")
-    if t == "dir" and not isinstance(subtree, str):
-        raise IntegrityError("directory node without a subtree")
-    if t == "symlink" and not isinstance(target, str):
-        raise IntegrityError("symlink node without a target")
-    xattrs = tuple((str(k), str(v)) for k, v in d.get("xattrs", ()))
+    if t == "dir":
+        subtree = _blob_ref(subtree, "subtree")
+    elif subtree is not None:
+        raise IntegrityError("only a directory node has a subtree")
+    if t == "symlink":
+        if not isinstance(target, str) or not target or "\0" in target:
+            raise IntegrityError(f"symlink node has an invalid target: {target!r}")
+    elif target is not None:
+        raise IntegrityError("only a symlink node has a target")
+    if content and t != "file":
+        raise IntegrityError("only a file node has content")
+    xattrs = tuple(_xattr(x) for x in d.get("xattrs", ()))
     return Node(
         name=validate_name(d["name"]),
         type=t,
         content=content,
         subtree=subtree,
         target=target,
-        links=int(d.get("links", 1)),
+        links=_int(d, "links", 1),
         xattrs=xattrs,
         **ints,
     )

@@ -15,7 +15,16 @@ from snapvault.pipeline.codecs import NoCompression, Zstd, codec_from_dict
 from snapvault.pipeline.crypto import SEALERS, make_sealer
 from snapvault.pipeline.ids import object_hash
 
-__all__ = ["FORMAT_VERSION", "KdfParams", "MasterKeys", "RepoConfig", "open_key_file", "seal_key_file"]
+__all__ = [
+    "FORMAT_VERSION",
+    "KdfParams",
+    "MasterKeys",
+    "RepoConfig",
+    "open_key_file",
+    "open_plain_key_file",
+    "plain_key_file",
+    "seal_key_file",
+]
 
 FORMAT_NAME = "snapvault-repository"
 FORMAT_VERSION = 1
@@ -32,9 +41,13 @@ def b64d(s: object) -> bytes:
     if not isinstance(s, str):
         raise IntegrityError("expected base64 text")
     try:
-        return base64.b64decode(s, validate=True)
+        out = base64.b64decode(s, validate=True)
     except ValueError as e:
         raise IntegrityError(f"bad base64: {e}") from e
+    # Refuse non-canonical text (unused low bits set), so every change to stored text matters.
+    if base64.b64encode(out).decode("ascii") != s:
+        raise IntegrityError("base64 text is not canonical")
+    return out
 
 
 @dataclass(frozen=True)
@@ -198,6 +211,25 @@ def seal_key_file(keys: MasterKeys, password: bytes, kdf: KdfParams, *, salt: by
         "data": b64e(sealer.seal(keys.to_json(), _KEY_AD, random=random)),
     }
     return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
+
+
+def plain_key_file(keys: MasterKeys) -> bytes:
+    """Return the bytes of the key file of an unencrypted repository (keys in clear)."""
+    doc = {"version": 1, "kdf": None, "aead": "none", "keys": json.loads(keys.to_json())}
+    return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
+
+
+def open_plain_key_file(data: bytes) -> MasterKeys:
+    """Read the key file of an unencrypted repository."""
+    try:
+        doc = json.loads(data)
+        if doc.get("version") != 1 or doc.get("aead") != "none":
+            raise IntegrityError("not the key file of an unencrypted repository")
+        return MasterKeys.from_json(json.dumps(doc["keys"]).encode())
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        if isinstance(e, IntegrityError):
+            raise
+        raise IntegrityError(f"key file is malformed: {e}") from e
 
 
 def open_key_file(data: bytes, password: bytes) -> MasterKeys:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -33,9 +32,9 @@ from snapvault.repository.config import (
     KdfParams,
     MasterKeys,
     RepoConfig,
-    b64d,
-    b64e,
     open_key_file,
+    open_plain_key_file,
+    plain_key_file,
     seal_key_file,
 )
 from snapvault.storage import Store, open_store
@@ -47,7 +46,6 @@ __all__ = ["Repository"]
 
 SNAPSHOT_AD = b"snapvault snapshot"
 CONFIG_KEY = "config"
-PLAIN_KEYS = "keys/plaintext"
 
 
 def pack_key(pack_id: bytes | str) -> str:
@@ -163,7 +161,8 @@ class Repository:
         config_bytes = config.to_bytes()
         keys = MasterKeys(random(32), id_key, seed, object_hash(config_bytes))
         if password is None:
-            store.put_if_absent(PLAIN_KEYS, keys.to_json())
+            kf = plain_key_file(keys)
+            store.put_if_absent(f"keys/{object_hash(kf).hex()}", kf)
         else:
             kf = seal_key_file(
                 keys,
@@ -220,7 +219,7 @@ class Repository:
                 # Refuse rather than silently write plaintext into what the caller believes
                 # is an encrypted repository (a swapped config could otherwise downgrade it).
                 raise WrongPassword(f"the repository at {store.url} is NOT encrypted; open it without a password")
-            keys = MasterKeys.from_json(store.get(PLAIN_KEYS))
+            keys = open_plain_key_file(cls._key_files(store)[0][1])
         else:
             if password is None:
                 raise WrongPassword("this repository is encrypted; a password is required")
@@ -229,13 +228,24 @@ class Repository:
         return cls(store, config, keys, random=random)
 
     @staticmethod
-    def _unlock(store: Store, password: bytes) -> MasterKeys:
+    def _key_files(store: Store) -> list[tuple[str, bytes]]:
+        """Every key file, verified against its name."""
         names = sorted(e.key for e in store.list("keys"))
         if not names:
             raise IntegrityError(f"repository at {store.url} has no key files", key="keys")
+        out = []
         for name in names:
+            data = store.get(name)
+            if object_hash(data).hex() != name.rsplit("/", 1)[-1]:
+                raise IntegrityError(f"{name} does not match its name (damaged or altered)", key=name)
+            out.append((name, data))
+        return out
+
+    @classmethod
+    def _unlock(cls, store: Store, password: bytes) -> MasterKeys:
+        for _, data in cls._key_files(store):
             try:
-                return open_key_file(store.get(name), password)
+                return open_key_file(data, password)
             except WrongPassword:
                 continue
         raise WrongPassword("wrong password: no key file of the repository opens with it")
@@ -447,6 +457,3 @@ class Repository:
             "compression": self.config.compression.to_dict(),
             "pack_size": self.config.pack_size,
         }
-
-
-_ = (json, b64d, b64e)

@@ -36,7 +36,8 @@ def map_errors(key: str | None, url: str) -> Iterator[None]:
         yield
     except StorageError:
         raise
-    except FileNotFoundError as e:
+    except (FileNotFoundError, NotADirectoryError) as e:
+        # A path component that is a file means the object cannot exist either.
         raise ObjectNotFound(f"not found: {where}", key=key) from e
     except PermissionError as e:
         raise AccessDenied(f"access denied: {where}", key=key) from e
