@@ -9,6 +9,7 @@ Quick start::
     repo.check(read_data=True)
 """
 
+from snapvault import cron, retention
 from snapvault._version import __version__
 from snapvault.check import CheckReport, Problem
 from snapvault.engine import Engine
@@ -19,8 +20,10 @@ from snapvault.errors import (
     BucketNotFound,
     ConfigError,
     IntegrityError,
+    JobCancelled,
     ObjectExists,
     ObjectNotFound,
+    PolicyNotFound,
     RepositoryError,
     RepositoryExists,
     RepositoryNotFound,
@@ -33,9 +36,13 @@ from snapvault.errors import (
     UnsupportedFormat,
     WrongPassword,
 )
-from snapvault.manifest import FileError, Manifest, SnapshotStats
+from snapvault.hooks import HookError
+from snapvault.jobs import BackupJob, JobStatus, Progress, RestoreJob
+from snapvault.manifest import FileError, Manifest, SnapshotStats, Verification
 from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import NoCompression, Zstd
+from snapvault.policy import Policy
+from snapvault.policy_run import ForgetResult, PolicyStats, forget
 from snapvault.repository import KdfParams, Repository
 from snapvault.restorer import Restorer, RestoreResult
 
@@ -43,23 +50,33 @@ __all__ = [
     "AccessDenied",
     "AmbiguousSnapshot",
     "BackendUnavailable",
+    "BackupJob",
     "BucketNotFound",
     "CheckReport",
     "ChunkerParams",
     "ConfigError",
     "Engine",
     "FileError",
+    "ForgetResult",
+    "HookError",
     "IntegrityError",
+    "JobCancelled",
+    "JobStatus",
     "KdfParams",
     "Manifest",
     "NoCompression",
     "ObjectExists",
     "ObjectNotFound",
+    "Policy",
+    "PolicyNotFound",
+    "PolicyStats",
     "Problem",
+    "Progress",
     "Repository",
     "RepositoryError",
     "RepositoryExists",
     "RepositoryNotFound",
+    "RestoreJob",
     "RestoreResult",
     "Restorer",
     "SnapshotNotFound",
@@ -70,7 +87,11 @@ __all__ = [
     "TransientStorageError",
     "UnsafePathError",
     "UnsupportedFormat",
+    "Verification",
     "WrongPassword",
     "Zstd",
     "__version__",
+    "cron",
+    "forget",
+    "retention",
 ]

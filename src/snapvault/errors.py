@@ -20,6 +20,8 @@ already catch, so ``except FileNotFoundError`` keeps working around library call
     │   └── UnsafePathError                             a hostile name in a tree
     ├── SnapshotNotFound                  (LookupError)
     │   └── AmbiguousSnapshot                           an ID prefix matches several
+    ├── PolicyNotFound                    (LookupError)
+    ├── JobCancelled                                    a job was cancelled
     ├── SourceError                       (OSError)     a backup source is missing
     └── ConfigError                       (ValueError)  a bad option or value
 
@@ -37,8 +39,10 @@ __all__ = [
     "BucketNotFound",
     "ConfigError",
     "IntegrityError",
+    "JobCancelled",
     "ObjectExists",
     "ObjectNotFound",
+    "PolicyNotFound",
     "RepositoryError",
     "RepositoryExists",
     "RepositoryNotFound",
@@ -160,6 +164,18 @@ class SnapshotNotFound(SnapvaultError, LookupError):
 
 class AmbiguousSnapshot(SnapshotNotFound):
     """An ID prefix matches more than one snapshot."""
+
+
+class PolicyNotFound(SnapvaultError, LookupError):
+    """No stored policy has this name."""
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class JobCancelled(SnapvaultError):
+    """The job was cancelled before it finished; it wrote no snapshot."""
 
 
 class SourceError(SnapvaultError, OSError):

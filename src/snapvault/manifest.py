@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FileError", "Manifest", "SnapshotStats"]
+__all__ = ["FileError", "Manifest", "SnapshotStats", "Verification"]
 
 
 class SnapshotStats(BaseModel):
@@ -17,6 +17,7 @@ class SnapshotStats(BaseModel):
     files_new: int = 0
     files_changed: int = 0
     files_unchanged: int = 0
+    files_removed: int = 0
     dirs: int = 0
     other: int = 0
     total_files: int = 0
@@ -39,8 +40,25 @@ class FileError(BaseModel):
     error: str
 
 
+class Verification(BaseModel):
+    """The result of reading back the blobs a backup added."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: str
+    blobs_added: int
+    blobs_checked: int
+    ok: bool
+    errors: list[str] = Field(default_factory=list)
+
+
 class Manifest(BaseModel):
     """One snapshot: what was backed up, when, from where, and its root tree.
+
+    Snapshots made by a policy record its name, the ``backup_type``, the ``parent`` the
+    change counts are relative to (for ``differential`` the last full snapshot, also recorded as
+    ``base``), files that changed while read (``inconsistent``, ``snapshot`` type), and the
+    read-back ``verification``.
 
     The manifest is stored encrypted under ``snapshots/<id>`` where the ID is the BLAKE3 hash
     of the stored bytes; ``id`` is filled in from that name and is not part of the content.
@@ -64,6 +82,12 @@ class Manifest(BaseModel):
     stats: SnapshotStats = Field(default_factory=SnapshotStats)
     errors: list[FileError] = Field(default_factory=list)
     program_version: str = ""
+    policy: str | None = None
+    backup_type: str | None = None
+    base: str | None = None
+    inconsistent: list[str] = Field(default_factory=list)
+    rereads: int = 0
+    verification: Verification | None = None
 
     @property
     def short_id(self) -> str:

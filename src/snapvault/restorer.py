@@ -8,6 +8,7 @@ from the snapshot or already in the target, is never followed as a path componen
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import errno
@@ -18,8 +19,18 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from snapvault.errors import IntegrityError, ObjectNotFound, UnsafePathError
+from snapvault.errors import (
+    ConfigError,
+    IntegrityError,
+    JobCancelled,
+    ObjectNotFound,
+    SnapshotNotFound,
+    UnsafePathError,
+)
+from snapvault.jobs import Job, RestoreJob
 from snapvault.manifest import FileError, Manifest
 from snapvault.pipeline.blob import open_blob
 from snapvault.pipeline.patterns import PathFilter
@@ -100,27 +111,68 @@ class Restorer:
         self.workers = workers or 2 * (os.cpu_count() or 2)
         self._as_root = hasattr(os, "geteuid") and os.geteuid() == 0
 
+    def resolve(self, snapshot: str | Manifest | None, *, policy: str | None, at: datetime | None) -> Manifest:
+        """Pick the snapshot a restore means: a reference, or a policy's latest at ``at``.
+
+        Raises
+        ------
+        SnapshotNotFound
+            If nothing matches.
+        ConfigError
+            If both a snapshot and a policy are given, or neither.
+        """
+        if (snapshot is None) == (policy is None):
+            raise ConfigError("give a snapshot, or a policy (with an optional at=), not both")
+        if snapshot is not None:
+            if at is not None:
+                raise ConfigError("at= selects within a policy; give policy= with it")
+            return snapshot if isinstance(snapshot, Manifest) else self.repo.resolve(snapshot)
+        if at is not None and at.tzinfo is None:
+            raise ConfigError("at= must be timezone-aware")
+        candidates = [m for m in self.repo.snapshots() if m.policy == policy and (at is None or m.time <= at)]
+        if not candidates:
+            when = f" at or before {at.isoformat()}" if at is not None else ""
+            raise SnapshotNotFound(f"policy {policy!r} has no snapshot{when}")
+        return candidates[-1]
+
     def restore(
         self,
-        snapshot: str | Manifest,
-        target: str | os.PathLike[str],
+        snapshot: str | Manifest | None = None,
+        target: str | os.PathLike[str] | None = None,
         *,
+        policy: str | None = None,
+        at: datetime | None = None,
         include: Iterable[str] = (),
         exclude: Iterable[str] = (),
         progress: Callable[[int, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        on_plan: Callable[[int, int], None] | None = None,
+        on_file: Callable[[str], None] | None = None,
     ) -> RestoreResult:
-        """Restore ``snapshot`` (a manifest, ID, unique prefix or ``latest``) into ``target``.
+        """Restore a snapshot into ``target``.
 
         Parameters
         ----------
+        snapshot : Manifest or str, optional
+            A manifest, full ID, unique prefix or ``latest``.
+        target : path-like
+            The directory to restore into (created if missing).
+        policy : str, optional
+            Instead of ``snapshot``: restore the latest snapshot of this policy taken at or
+            before ``at`` (point-in-time restore; without ``at``, its latest).
+        at : datetime, optional
+            Timezone-aware point in time, with ``policy``.
         include, exclude : iterable of str
             gitignore-style patterns over paths inside the snapshot (``home/me/docs/a.md``).
         progress : callable, optional
             Called as ``progress(bytes_written, path)``.
         should_stop : callable, optional
-            Polled between files; returning True stops the restore. No file is ever left
-            half-written under its final name.
+            Polled between files and reads; returning True stops the restore and raises
+            JobCancelled. No file is ever left half-written under its final name.
+        on_plan : callable, optional
+            Called once as ``on_plan(files, bytes)`` with the totals to restore.
+        on_file : callable, optional
+            Called with each restored file's path.
 
         Raises
         ------
@@ -130,19 +182,74 @@ class Restorer:
         UnsafePathError
             If the snapshot holds a name that would leave the target.
         """
-        m = snapshot if isinstance(snapshot, Manifest) else self.repo.resolve(snapshot)
+        if target is None:
+            raise ConfigError("restore needs a target directory")
+        m = self.resolve(snapshot, policy=policy, at=at)
         target = os.fspath(target)
-        os.makedirs(target, exist_ok=True)
-        result = RestoreResult(snapshot_id=m.id, target=os.path.abspath(target))
         flt = PathFilter(include=include, exclude=exclude)
         plan = select(self.repo.read_tree(m.tree), self.repo.read_tree, flt)
-        job = _RestoreJob(self, result, progress, should_stop)
+        if on_plan is not None:
+            on_plan(*_plan_totals(plan))
+        os.makedirs(target, exist_ok=True)
+        result = RestoreResult(snapshot_id=m.id, target=os.path.abspath(target))
+        job = _RestoreJob(self, result, progress, should_stop, on_file)
         root = _DirHandle(os.open(target, os.O_RDONLY | os.O_DIRECTORY))
         try:
             job.run(plan, root)
         finally:
             root.release()
+        if should_stop is not None and should_stop():
+            raise JobCancelled(f"restore cancelled after {result.files} files; no partial file was left")
         return result
+
+    def submit(
+        self,
+        snapshot: str | Manifest | None = None,
+        target: str | os.PathLike[str] | None = None,
+        *,
+        callback: Any = None,
+        **options: Any,
+    ) -> RestoreJob:
+        """Start :meth:`restore` on a background thread and return its job.
+
+        ``job.restore_type`` is ``point-in-time`` when ``at=`` is given, ``selective`` with
+        include or exclude patterns, else ``full``. ``callback`` is an fsspec ``Callback``.
+        """
+
+        def work(job: Job[Any]) -> RestoreResult:
+            return self.restore(
+                snapshot,
+                target,
+                progress=job.advance,
+                should_stop=lambda: job.cancelled,
+                on_plan=job.set_totals,
+                on_file=lambda path: job.advance(0, path, files=1),
+                **options,
+            )
+
+        job = RestoreJob(work, callback=callback)
+        if options.get("at") is not None:
+            job.restore_type = "point-in-time"
+        elif options.get("include") or options.get("exclude"):
+            job.restore_type = "selective"
+        job.start()
+        return job
+
+    async def arestore(
+        self, snapshot: str | Manifest | None = None, target: Any = None, **options: Any
+    ) -> RestoreResult:
+        """Async form of :meth:`restore`: runs it in a worker thread."""
+        return await asyncio.to_thread(self.restore, snapshot, target, **options)
+
+
+def _plan_totals(d: PlannedDir) -> tuple[int, int]:
+    files = len(d.files)
+    nbytes = sum(n.size for n, _ in d.files)
+    for sub in d.dirs:
+        f, b = _plan_totals(sub)
+        files += f
+        nbytes += b
+    return files, nbytes
 
 
 class _RestoreJob:
@@ -152,8 +259,10 @@ class _RestoreJob:
         result: RestoreResult,
         progress: Callable[[int, str], None] | None,
         should_stop: Callable[[], bool] | None,
+        on_file: Callable[[str], None] | None = None,
     ) -> None:
         self.repo = restorer.repo
+        self.on_file = on_file
         self.as_root = restorer._as_root
         self.workers = restorer.workers
         self.result = result
@@ -288,6 +397,8 @@ class _RestoreJob:
         with self.lock:
             self.result.files += 1
             self.result.bytes_written += written
+        if self.on_file is not None:
+            self.on_file(rel)
 
     def _apply_fd_metadata(self, fd: int, node: Node) -> None:
         if self.as_root:

@@ -7,6 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from snapvault.pipeline.blob import seal_blob
+from snapvault.pipeline.codecs import NoCompression, Zstd
 from snapvault.pipeline.ids import BlobType, blob_id
 from snapvault.pipeline.pack import PackEntry, PackWriter
 from snapvault.repository import Repository
@@ -58,8 +59,18 @@ class BlobSink:
     the next :meth:`add` or on :meth:`flush`.
     """
 
-    def __init__(self, repo: Repository, *, workers: int, max_pending: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        workers: int,
+        max_pending: int = 64 << 20,
+        codec: NoCompression | Zstd | None = None,
+    ) -> None:
         self.repo = repo
+        self.codec = codec or repo.codec
+        #: IDs of the blobs this session stored, in the order they were added.
+        self.added: list[bytes] = []
         self.index = repo.refresh_index()
         self.stats = SinkStats()
         self._seen: set[bytes] = set()
@@ -99,6 +110,7 @@ class BlobSink:
             if bid in self._seen or bid in self.index:
                 return bid, False
             self._seen.add(bid)
+            self.added.append(bid)
         n = len(data)
         self._budget.acquire(n)
         fut = self._encode.submit(self._encode_one, btype, bid, data)
@@ -130,7 +142,7 @@ class BlobSink:
             if self._cancelled.is_set():
                 return
             repo = self.repo
-            sealed = seal_blob(repo.sealer, repo.codec, btype, bid, data, repo.random(28))
+            sealed = seal_blob(repo.sealer, self.codec, btype, bid, data, repo.random(28))
             with self._lock:
                 packer = self._packers[btype]
                 packer.add(btype, bid, sealed, n)
@@ -155,8 +167,6 @@ class BlobSink:
 
     def _upload_one(self, pack_id: bytes, data: bytes, entries: list[PackEntry]) -> None:
         try:
-            if self._cancelled.is_set():
-                return
             self.repo.write_pack(pack_id, data)
             batch = None
             with self._lock:
@@ -195,9 +205,18 @@ class BlobSink:
         if batch:
             self.repo.write_index(batch)
 
-    def cancel(self) -> None:
-        """Stop encoding and uploading; what is queued is dropped."""
+    def abandon(self) -> None:
+        """Give up the session: drop queued blobs, finish uploads under way, index those.
+
+        The packs that did land are then reused by the next backup instead of waiting for a
+        prune; no snapshot refers to anything yet, so the repository stays consistent.
+        """
         self._cancelled.set()
+        self._wait()
+        with self._lock:
+            batch, self._uploaded = self._uploaded, []
+        if batch:
+            self.repo.write_index(batch)
 
     def close(self) -> None:
         """Stop the worker threads (after :meth:`flush`, or to abandon the session)."""

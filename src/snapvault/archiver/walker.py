@@ -95,6 +95,8 @@ class Walker:
         Returns the nodes of a parent tree by hex ID (used for the unchanged-file shortcut).
     use_parent_shortcut : bool
         When False every file is read (a ``full`` backup).
+    on_file : callable, optional
+        Called as ``on_file(path, size, unchanged)`` after each regular file.
     consistency_retries : int, optional
         If set (``snapshot`` backups), a file whose size, mtime or ctime changed while it was
         read is read again up to this many times, then listed as inconsistent.
@@ -114,8 +116,10 @@ class Walker:
         progress: Callable[[int, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         consistency_retries: int | None = None,
+        on_file: Callable[[str, int, bool], None] | None = None,
     ) -> None:
         self.sink = sink
+        self.on_file = on_file
         self.consistency_retries = consistency_retries
         self.chunker = chunker
         self.read_parent = read_parent
@@ -251,6 +255,8 @@ class Walker:
         if parent is not None and self._unchanged(node, parent):
             self.stats.files_unchanged += 1
             self.stats.total_bytes += parent.size
+            if self.on_file is not None:
+                self.on_file(path, parent.size, True)
             return parent.content, parent.size
         try:
             content = self._read_consistent(path, node)
@@ -264,6 +270,8 @@ class Walker:
         else:
             self.stats.files_changed += 1
         self.stats.total_bytes += content[1]
+        if self.on_file is not None:
+            self.on_file(path, content[1], False)
         return content
 
     def _read_consistent(self, path: str, node: Node) -> tuple[tuple[str, ...], int]:

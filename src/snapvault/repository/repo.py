@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import fsspec
@@ -14,6 +15,7 @@ from snapvault.errors import (
     ConfigError,
     IntegrityError,
     ObjectNotFound,
+    PolicyNotFound,
     RepositoryExists,
     RepositoryNotFound,
     SnapshotNotFound,
@@ -41,6 +43,7 @@ from snapvault.storage import Store, open_store
 
 if TYPE_CHECKING:
     from snapvault.check import CheckReport
+    from snapvault.policy import Policy
 
 __all__ = ["Repository"]
 
@@ -270,6 +273,14 @@ class Repository:
     def _seal_file(self, data: bytes, ad: bytes) -> bytes:
         return self.sealer.seal(data, ad, random=self.random(28))
 
+    def read_sealed(self, key: str, ad: bytes) -> bytes:
+        """Read a sealed, content-named object, verifying its name and authenticity."""
+        return self._read_named(key, ad)
+
+    def write_sealed(self, folder: str, data: bytes, ad: bytes) -> str:
+        """Seal ``data`` and store it as ``folder/<hash>``; return the name."""
+        return self._write_named(folder, data, ad)
+
     def _read_named(self, key: str, ad: bytes) -> bytes:
         stored = self.store.get(key)
         name = key.rsplit("/", 1)[-1]
@@ -427,6 +438,46 @@ class Repository:
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a snapshot manifest (its data stays until a prune)."""
         self.store.delete(f"snapshots/{snapshot_id}")
+
+    # -- policies and runs ---------------------------------------------------------------
+
+    def save_policy(self, policy: Policy, *, now: datetime | None = None) -> None:
+        """Store ``policy`` (encrypted) under its name, replacing an earlier one.
+
+        Raises
+        ------
+        ConfigError
+            If the policy has Python callables as hooks (only shell commands can be stored).
+        """
+        from snapvault.repository.records import save_policy_record
+
+        save_policy_record(self, policy.name, policy, now or datetime.now(UTC))
+
+    def load_policy(self, name: str) -> Policy:
+        """Load the stored policy called ``name``.
+
+        Raises
+        ------
+        PolicyNotFound
+            If there is none.
+        """
+        found = self.policies().get(name)
+        if found is None:
+            raise PolicyNotFound(f"no policy named {name!r}", name=name)
+        return found
+
+    def policies(self) -> dict[str, Policy]:
+        """Every stored policy by name."""
+        from snapvault.repository.records import load_policies
+
+        return load_policies(self)
+
+    def remove_policy(self, name: str, *, now: datetime | None = None) -> None:
+        """Remove the stored policy ``name`` (its snapshots stay)."""
+        from snapvault.repository.records import save_policy_record
+
+        self.load_policy(name)
+        save_policy_record(self, name, None, now or datetime.now(UTC))
 
     # -- verification ----------------------------------------------------------------------
 

@@ -1,0 +1,197 @@
+"""One backup run: sources -> trees and blobs -> manifest. Engine and policies build on this."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from snapvault._version import __version__
+from snapvault.archiver.sink import BlobSink
+from snapvault.archiver.walker import Cancelled, Walker
+from snapvault.errors import ConfigError, JobCancelled, SourceError
+from snapvault.manifest import Manifest, SnapshotStats
+from snapvault.pipeline.codecs import NoCompression, Zstd
+from snapvault.pipeline.patterns import PathFilter
+from snapvault.pipeline.tree import Node
+from snapvault.repository import Repository
+
+__all__ = ["BackupOptions", "run_backup", "source_paths"]
+
+_Trie = dict[str, Any]  # name -> _Trie, or None where a source ends
+
+
+def source_paths(paths: Sequence[str]) -> list[str]:
+    """Absolute, normalised, de-duplicated sources, nested ones dropped, sorted."""
+    roots = sorted({os.path.normpath(os.path.abspath(p)) for p in paths})
+    kept: list[str] = []
+    for p in roots:
+        if any(p == k or p.startswith(k.rstrip("/") + "/") for k in kept):
+            continue
+        kept.append(p)
+    return ["/"] if "/" in kept else kept
+
+
+def _trie(kept: list[str]) -> _Trie | None:
+    if kept == ["/"]:
+        return None
+    trie: _Trie = {}
+    for p in kept:
+        parts = [c for c in p.split("/") if c]
+        node = trie
+        for c in parts[:-1]:
+            node = node.setdefault(c, {})
+        node[parts[-1]] = None
+    return trie
+
+
+@dataclass
+class BackupOptions:
+    """Everything one backup run needs besides the repository."""
+
+    paths: list[str]
+    exclude: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    parent: Manifest | None = None
+    read_all: bool = False
+    hostname: str | None = None
+    now: datetime | None = None
+    workers: int = 2
+    max_pending: int = 64 << 20
+    codec: NoCompression | Zstd | None = None
+    consistency_retries: int | None = None
+    progress: Callable[[int, str], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+    on_file: Callable[[str, int, bool], None] | None = None
+    #: Called with the IDs of the blobs stored, after they landed and before the manifest is
+    #: written; returns extra manifest fields (or raises to stop the commit).
+    before_commit: Callable[[list[bytes]], dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BackupOutcome:
+    """A committed manifest and the IDs of the blobs the run stored."""
+
+    manifest: Manifest
+    added: list[bytes]
+
+
+def run_backup(repo: Repository, opts: BackupOptions) -> BackupOutcome:
+    """Back up ``opts.paths``; raise JobCancelled (no manifest written) when stopped."""
+    started = time.monotonic()
+    if not opts.paths:
+        raise ConfigError("nothing to back up: give at least one path")
+    for p in opts.paths:
+        try:
+            os.lstat(p)
+        except OSError as e:
+            raise SourceError(f"cannot read source {p}: {e.strerror or e}", path=p) from None
+    kept = source_paths(opts.paths)
+    flt = PathFilter(exclude=opts.exclude)
+    host = opts.hostname or socket.gethostname()
+    with BlobSink(repo, workers=opts.workers, max_pending=opts.max_pending, codec=opts.codec) as sink:
+        walker = Walker(
+            sink,
+            repo.chunker,
+            repo.read_tree,
+            use_parent_shortcut=not opts.read_all,
+            progress=opts.progress,
+            should_stop=opts.should_stop,
+            consistency_retries=opts.consistency_retries,
+            on_file=opts.on_file,
+        )
+        parent_tree = opts.parent.tree if opts.parent is not None else None
+        try:
+            trie = _trie(kept)
+            if trie is None:
+                root = walker.directory("/", "", flt, parent_tree) or walker.store_tree([])
+            else:
+                root = _build(walker, trie, "", flt, parent_tree)
+            sink.flush()
+        except BaseException as e:
+            # The original failure is the one to report, not a second one while cleaning up.
+            with contextlib.suppress(Exception):
+                sink.abandon()
+            if isinstance(e, Cancelled):
+                raise JobCancelled("backup cancelled; no snapshot was written") from None
+            raise
+    w, s = walker.stats, sink.stats
+    stats = SnapshotStats(
+        files_new=w.files_new,
+        files_changed=w.files_changed,
+        files_unchanged=w.files_unchanged,
+        files_removed=w.files_removed,
+        dirs=w.dirs,
+        other=w.other,
+        total_files=w.files_new + w.files_changed + w.files_unchanged,
+        total_bytes=w.total_bytes,
+        bytes_read=w.bytes_read,
+        data_blobs_added=s.data_blobs,
+        tree_blobs_added=s.tree_blobs,
+        bytes_added=s.bytes_added,
+        bytes_stored=s.bytes_stored,
+        packs_written=s.packs,
+        duration_s=round(time.monotonic() - started, 3),
+    )
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = ""
+    extra = dict(opts.extra)
+    if opts.before_commit is not None:
+        extra.update(opts.before_commit(sink.added))
+    manifest = Manifest(
+        time=opts.now or datetime.now(UTC),
+        hostname=host,
+        username=user,
+        uid=os.getuid() if hasattr(os, "getuid") else 0,
+        gid=os.getgid() if hasattr(os, "getgid") else 0,
+        paths=kept,
+        tags=sorted(set(opts.tags)),
+        excludes=list(opts.exclude),
+        parent=opts.parent.id if opts.parent is not None else None,
+        tree=root,
+        stats=stats,
+        errors=w.errors,
+        program_version=__version__,
+        inconsistent=w.inconsistent,
+        rereads=w.rereads,
+        **extra,
+    )
+    return BackupOutcome(repo.save_manifest(manifest), sink.added)
+
+
+def _parent_nodes(walker: Walker, tree: str | None) -> dict[str, Node]:
+    if tree is None:
+        return {}
+    try:
+        return {n.name: n for n in walker.read_parent(tree)}
+    except Exception:  # noqa: BLE001 - a damaged parent only costs the shortcut
+        return {}
+
+
+def _build(walker: Walker, trie: _Trie, prefix: str, flt: PathFilter, parent_tree: str | None) -> str:
+    parents = _parent_nodes(walker, parent_tree)
+    nodes: list[Node] = []
+    for name in sorted(trie):
+        path = f"{prefix}/{name}"
+        sub = trie[name]
+        pnode = parents.get(name)
+        if sub is None:
+            node = walker.entry(name, path, "", flt, pnode)
+        else:
+            meta = walker.stat_node(name, path, os.lstat(path))
+            if meta is None:
+                continue
+            ptree = pnode.subtree if pnode is not None and pnode.type == "dir" else None
+            node = replace(meta, subtree=_build(walker, sub, path, flt, ptree))
+        if node is not None:
+            nodes.append(node)
+    return walker.store_tree(nodes)
