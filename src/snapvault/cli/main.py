@@ -306,6 +306,7 @@ def check(obj: Context, read_data: bool, read_data_subset: str | None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; map every error to a one-line message and an exit code."""
+    from snapvault.cli import policy_cmds  # noqa: F401 - registers its commands on the group
     from snapvault.errors import SnapvaultError
 
     try:
@@ -343,4 +344,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run through the imported module, so commands registered on its group are all there.
+    from snapvault.cli.main import main as _main
+
+    _main()

@@ -1,0 +1,323 @@
+"""CLI commands for policies: ``policy``, ``run``, ``due``, ``forget``, ``stats``."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import click
+
+from snapvault.cli.main import EXIT_ERROR, EXIT_PARTIAL, Context, _fail, cli
+
+if TYPE_CHECKING:
+    from snapvault.policy import Policy
+    from snapvault.repository import Repository
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@cli.group()
+def policy() -> None:
+    """Manage the policies stored in the repository."""
+
+
+def _retention(opts: dict[str, Any], timezone: str) -> Any:
+    from snapvault import retention as r
+
+    parts: list[r.Strategy] = []
+    if opts["keep_last"] is not None:
+        parts.append(r.KeepLast(opts["keep_last"]))
+    if opts["keep_within"] is not None:
+        parts.append(r.KeepWithin(opts["keep_within"]))
+    gfs = {k: opts[f"keep_{k}"] or 0 for k in ("hourly", "daily", "weekly", "monthly", "yearly")}
+    if any(gfs.values()):
+        parts.append(r.GFS(timezone=timezone, **gfs))
+    if opts["keep_tag"]:
+        parts.append(r.KeepTags(opts["keep_tag"]))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else r.Union(parts)
+
+
+@policy.command(name="add")
+@click.argument("name", required=False)
+@click.option("--file", "from_file", type=click.Path(dir_okay=False), help="Read the policy from a JSON file.")
+@click.option("--source", "-s", multiple=True, help="Path to back up; repeatable.")
+@click.option("--exclude", "-e", multiple=True, help="gitignore-style pattern; repeatable.")
+@click.option(
+    "--type",
+    "backup_type",
+    default="incremental",
+    show_default=True,
+    type=click.Choice(["full", "incremental", "differential", "snapshot"]),
+)
+@click.option("--schedule", help="Cron expression, e.g. '0 2 * * *'.")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA timezone of the schedule and GFS buckets.")
+@click.option("--keep-last", type=int)
+@click.option("--keep-within", help="Duration such as 7d, 36h, 2w.")
+@click.option("--keep-hourly", type=int)
+@click.option("--keep-daily", type=int)
+@click.option("--keep-weekly", type=int)
+@click.option("--keep-monthly", type=int)
+@click.option("--keep-yearly", type=int)
+@click.option("--keep-tag", multiple=True)
+@click.option("--compression", help="'none', 'zstd' or 'zstd:LEVEL'.")
+@click.option("--verify", default="none", show_default=True, help="'none', 'sample:N%' or 'all'.")
+@click.option("--max-concurrency", type=int)
+@click.option("--tag", multiple=True)
+@click.option("--pre-hook", multiple=True, help="Shell command run before a backup; repeatable.")
+@click.option("--post-hook", multiple=True, help="Shell command run after a backup; repeatable.")
+@click.option("--replace", is_flag=True, help="Replace a stored policy of the same name.")
+@click.pass_obj
+def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace: bool, **opts: Any) -> None:
+    """Store a policy (from options, or from a JSON file with --file)."""
+    from snapvault.policy import Policy
+
+    if from_file:
+        try:
+            text = Path(from_file).read_text(encoding="utf-8")
+        except OSError as e:
+            _fail(f"cannot read {from_file}: {e.strerror}")
+        pol = Policy.from_json(text)
+        if name and name != pol.name:
+            _fail(f"the file defines policy {pol.name!r}, not {name!r}")
+    else:
+        if not name:
+            _fail("give a policy NAME (or --file)")
+        if not opts["source"]:
+            _fail("give at least one --source")
+        pol = Policy(
+            name=name,
+            sources=[os.path.abspath(s) for s in opts["source"]],
+            exclude=list(opts["exclude"]),
+            backup_type=opts["backup_type"],
+            schedule=opts["schedule"],
+            timezone=opts["timezone"],
+            retention=_retention(opts, opts["timezone"]),
+            compression=opts["compression"],
+            verify=opts["verify"],
+            max_concurrency=opts["max_concurrency"],
+            tags=list(opts["tag"]),
+            pre_hooks=list(opts["pre_hook"]),
+            post_hooks=list(opts["post_hook"]),
+        )
+    repo = obj.open()
+    if pol.name in repo.policies() and not replace:
+        _fail(f"policy {pol.name!r} exists; use --replace to change it")
+    repo.save_policy(pol, now=_now())
+    click.echo(f"saved policy {pol.name}")
+
+
+@policy.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def policy_list(obj: Context, as_json: bool) -> None:
+    """List stored policies."""
+    policies = obj.open().policies()
+    if as_json:
+        click.echo(json.dumps([json.loads(p.to_json()) for _, p in sorted(policies.items())], indent=2))
+        return
+    for name, p in sorted(policies.items()):
+        click.echo(f"{name:<20} {p.backup_type:<12} {p.schedule or '-':<16} {' '.join(p.sources)}")
+
+
+@policy.command(name="show")
+@click.argument("name")
+@click.pass_obj
+def policy_show(obj: Context, name: str) -> None:
+    """Print a stored policy as JSON."""
+    click.echo(json.dumps(json.loads(obj.open().load_policy(name).to_json()), indent=2))
+
+
+@policy.command(name="remove")
+@click.argument("name")
+@click.pass_obj
+def policy_remove(obj: Context, name: str) -> None:
+    """Remove a stored policy (its snapshots stay)."""
+    obj.open().remove_policy(name, now=_now())
+    click.echo(f"removed policy {name}")
+
+
+def _run_one(repo: Repository, pol: Policy, as_json: bool) -> int:
+    from snapvault import Engine
+
+    m = Engine(repo).backup(pol)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "id": m.id,
+                    "policy": pol.name,
+                    "backup_type": m.backup_type,
+                    "stats": json.loads(m.stats.model_dump_json()),
+                }
+            )
+        )
+    else:
+        s = m.stats
+        click.echo(
+            f"policy {pol.name}: {m.backup_type} snapshot {m.short_id}: {s.total_files} files "
+            f"({s.files_new} new, {s.files_changed} changed, {s.files_removed} removed), "
+            f"{s.bytes_stored / 2**20:.1f} MiB added"
+        )
+    for err in m.errors:
+        click.echo(f"warning: could not read {err.path}: {err.error}", err=True)
+    for path in m.inconsistent:
+        click.echo(f"warning: {path} changed while it was read", err=True)
+    return EXIT_PARTIAL if m.errors or m.inconsistent else 0
+
+
+@cli.command(name="run")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def run_cmd(obj: Context, name: str, as_json: bool) -> None:
+    """Run the stored policy NAME once, now."""
+    repo = obj.open()
+    code = _run_one(repo, repo.load_policy(name), as_json)
+    if code:
+        sys.exit(code)
+
+
+def _lock_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "snapvault" / "locks"
+
+
+@contextlib.contextmanager
+def _policy_lock(repo_id: str, name: str) -> Iterator[bool]:
+    """Hold a per-machine lock so overlapping cron invocations never run one policy twice."""
+    d = _lock_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / f"{repo_id[:16]}-{name}.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@cli.command()
+@click.option("--run", "run_due", is_flag=True, help="Run every due policy.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def due(obj: Context, run_due: bool, as_json: bool) -> None:
+    """Show which scheduled policies are due (and with --run, run them).
+
+    A policy is due when a scheduled time has passed since its last run started; one that
+    never ran is due. One crontab line runs every policy on its schedule:
+    ``* * * * * snapvault -r URL due --run``.
+    """
+    from snapvault import cron
+    from snapvault.errors import SnapvaultError
+    from snapvault.repository.records import load_runs
+
+    repo = obj.open()
+    now = _now()
+    runs = load_runs(repo)
+    last: dict[str, datetime] = {}
+    for r in runs:
+        last[r.policy] = r.started
+    rows = []
+    worst = 0
+    for name, pol in sorted(repo.policies().items()):
+        if pol.schedule is None:
+            continue
+        is_due = cron.is_due(cast("cron.Scheduled", pol), last.get(name), now)
+        nxt = cron.next_runs(pol.schedule, after=now, count=1, timezone=pol.timezone)[0]
+        rows.append({"policy": name, "due": is_due, "last_run": last.get(name), "next_run": nxt})
+        if not as_json:
+            state = "due" if is_due else "not due"
+            click.echo(f"{name:<20} {state:<8} next {nxt.isoformat(timespec='minutes')}")
+        if run_due and is_due:
+            with _policy_lock(repo.config.repository_id, name) as got:
+                if not got:
+                    click.echo(f"policy {name}: still running elsewhere on this machine; skipped", err=True)
+                    continue
+                try:
+                    worst = max(worst, _run_one(repo, pol, as_json))
+                except SnapvaultError as e:
+                    click.echo(f"policy {name}: error: {' '.join(str(e).split())}", err=True)
+                    worst = EXIT_ERROR
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    if worst:
+        sys.exit(1 if worst == EXIT_ERROR else worst)
+
+
+@cli.command()
+@click.option("--policy", "policy_name", help="Only this policy.")
+@click.option("--dry-run", is_flag=True, help="Show the decisions; remove nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) -> None:
+    """Remove the snapshots each policy's retention does not keep (data stays until a prune)."""
+    from snapvault import forget as do_forget
+
+    repo = obj.open()
+    results = do_forget(repo, policy=policy_name, now=_now(), dry_run=dry_run)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "policy": r.policy,
+                        "keep": list(r.decision.keep),
+                        "remove": list(r.decision.remove),
+                        "reasons": {k: list(v) for k, v in r.decision.reasons.items()},
+                        "removed": r.removed,
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+        return
+    for r in results:
+        for sid in r.decision.keep:
+            click.echo(f"{r.policy}: keep   {sid[:8]}  {', '.join(r.decision.reasons[sid])}")
+        for sid in r.decision.remove:
+            verb = "would remove" if dry_run else "remove"
+            click.echo(f"{r.policy}: {verb} {sid[:8]}  {', '.join(r.decision.reasons[sid])}")
+    if not results:
+        click.echo("no policy with a retention rule")
+
+
+@cli.command()
+@click.option("--policy", "policy_name", help="Only this policy.")
+@click.option("--last", default=30, show_default=True, help="How many recent runs to count.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def stats(obj: Context, policy_name: str | None, last: int, as_json: bool) -> None:
+    """Monitoring figures per policy: last success and failure, success rate, bytes added."""
+    from snapvault.policy_run import policy_stats
+
+    repo = obj.open()
+    names = [policy_name] if policy_name else sorted(repo.policies())
+    rows = [policy_stats(repo, n, last=last) for n in names]
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps([asdict(r) for r in rows], default=str, indent=2))
+        return
+    for r in rows:
+        rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"
+        ok = r.last_success.isoformat(timespec="seconds") if r.last_success else "never"
+        bad = r.last_failure.isoformat(timespec="seconds") if r.last_failure else "never"
+        click.echo(
+            f"{r.policy}: {r.runs} runs, success {rate}, last success {ok}, last failure {bad}, "
+            f"{r.snapshots} snapshots, {r.storage_used / 2**20:.1f} MiB stored"
+        )
