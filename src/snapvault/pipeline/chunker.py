@@ -53,6 +53,12 @@ class ChunkerParams:
             raise ConfigError("chunker avg_size must be within [256, 4 MiB]")
         if not max(1024, self.avg_size) <= self.max_size <= 16 << 20:
             raise ConfigError("chunker max_size must be within [max(1 KiB, avg_size), 16 MiB]")
+        for field_name in ("min_size", "avg_size", "max_size"):
+            v = getattr(self, field_name)
+            if v & (v - 1):
+                # pyfastcdc can cut one byte short of an odd min_size; powers of two are what
+                # FastCDC's masks are built for and what every other tool uses.
+                raise ConfigError(f"chunker {field_name} must be a power of two, not {v}")
         if self.min_size > self.avg_size:
             raise ConfigError("chunker min_size must not exceed avg_size")
         if self.normalization not in (0, 1, 2, 3):

@@ -113,7 +113,10 @@ def codec_from_dict(d: dict[str, Any]) -> NoCompression | Zstd:
     if name == "none":
         return NoCompression()
     if name == "zstd":
-        return Zstd(level=int(d.get("level", 3)))
+        level = d.get("level", 3)
+        if not isinstance(level, int) or isinstance(level, bool):
+            raise ConfigError(f"zstd level must be an integer, not {level!r}")
+        return Zstd(level=level)
     raise ConfigError(f"unknown compression codec {name!r}; known: 'none', 'zstd'")
 
 
@@ -132,6 +135,8 @@ def decode(frame: bytes | memoryview, *, max_size: int) -> bytes:
     wire = frame[0]
     body = frame[1:]
     if wire == NoCompression.wire_id:
+        if len(body) > max_size:
+            raise IntegrityError("raw blob is larger than allowed")
         return bytes(body)
     if wire == Zstd.wire_id:
         try:

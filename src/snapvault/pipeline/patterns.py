@@ -8,6 +8,7 @@ in ``.gitignore``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +25,7 @@ def _spec(patterns: Iterable[str]) -> pathspec.PathSpec[Any] | None:
         return None
     try:
         return pathspec.GitIgnoreSpec.from_lines(lines)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, re.error) as e:
         raise ConfigError(f"invalid pattern: {e}") from e
 
 

@@ -39,7 +39,8 @@ def select(
     A directory is kept when it is selected itself (so it is restored whole, empty or not) or
     when something below it is.
     """
-    return _select_dir(None, "", root_nodes, read_tree, flt, force=flt.selects_all)  # type: ignore[return-value]
+    planned = _select_dir(None, "", root_nodes, read_tree, flt, force=flt.selects_all)
+    return planned if planned is not None else PlannedDir(None, "", [], [], [])
 
 
 def _select_dir(

@@ -61,7 +61,7 @@ class Node:
         d = asdict(self)
         d["content"] = list(self.content)
         d["xattrs"] = [list(x) for x in self.xattrs]
-        return {k: v for k, v in d.items() if v not in (None, [], 0) or k in ("name", "type")}
+        return {k: v for k, v in d.items() if v not in (None, [], 0) or k in ("name", "type", "links")}
 
 
 def validate_name(name: object) -> str:
@@ -160,10 +160,10 @@ def decode_tree(data: bytes) -> list[Node]:
         if doc.get("v") != TREE_VERSION:
             raise IntegrityError(f"unknown tree version {doc.get('v')!r}")
         nodes = [_node(d) for d in doc["nodes"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         if isinstance(e, IntegrityError):
             raise
-        raise IntegrityError(f"tree blob is malformed: {e}") from e
+        raise IntegrityError(f"tree blob is malformed: {type(e).__name__}") from None
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         raise UnsafePathError("tree has two entries with one name", path=None)

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,8 @@ from snapvault.storage.base import Capabilities, StoreEntry
 
 __all__ = ["FsspecStore", "map_errors", "open_store"]
 
+_MEMORY_LOCK = threading.Lock()
+
 #: Prefix of temporary files in a local repository; never a repository object.
 TMP_PREFIX = ".tmp-"
 
@@ -41,6 +44,8 @@ def map_errors(key: str | None, url: str) -> Iterator[None]:
         raise ObjectNotFound(f"not found: {where}", key=key) from e
     except PermissionError as e:
         raise AccessDenied(f"access denied: {where}", key=key) from e
+    except ConnectionRefusedError as e:
+        raise BackendUnavailable(f"cannot reach {where}: {e}", key=key) from e
     except (ConnectionError, TimeoutError) as e:
         raise TransientStorageError(f"connection problem at {where}: {e}", key=key) from e
     except OSError as e:
@@ -66,7 +71,8 @@ class FsspecStore:
         self._local = isinstance(fs, LocalFileSystem)
         proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         self._url = self.root if self._local else f"{proto}://{self.root.lstrip('/')}"
-        self._caps = Capabilities(atomic_create=self._local or proto == "memory")
+        self._memory = proto == "memory"
+        self._caps = Capabilities(atomic_create=self._local or self._memory)
         self._made_dirs: set[str] = set()
 
     @property
@@ -78,6 +84,10 @@ class FsspecStore:
         return self._url
 
     def _path(self, key: str) -> str:
+        # Keys come from the repository layer, but a bad one must fail here, typed, rather
+        # than reach a backend that might interpret it (NUL, "..", absolute).
+        if not key or "\0" in key or key.startswith("/") or ".." in key.split("/"):
+            raise StorageError(f"invalid object key {key!r}", key=key)
         return f"{self.root}/{key}" if self.root else key
 
     def get(self, key: str) -> bytes:
@@ -110,9 +120,21 @@ class FsspecStore:
                 return self._put_local(self._path(key), data)
             path = self._path(key)
             try:
-                self.fs.pipe_file(path, data, mode="create")
+                if self._memory:
+                    # fsspec's memory "create" checks then writes; the memory filesystem lives
+                    # in this process, so one lock makes it atomic.
+                    with _MEMORY_LOCK:
+                        self.fs.pipe_file(path, data, mode="create")
+                else:
+                    self.fs.pipe_file(path, data, mode="create")
             except FileExistsError:
-                return False
+                # Only an existing object counts as "already there"; a parent that is an object
+                # (or anything else) is an error, else a caller might believe data was stored.
+                if self.fs.isfile(path):
+                    return False
+                raise StorageError(
+                    f"cannot create {self._url}/{key}: a path component is in the way", key=key
+                ) from None
             return True
 
     def _put_local(self, path: str, data: bytes) -> bool:
@@ -124,7 +146,12 @@ class FsspecStore:
             os.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
         tmp = os.path.join(folder, TMP_PREFIX + secrets.token_hex(8))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:
+            # The folder was removed since we made it (a prune, another process); make it again.
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -145,7 +172,8 @@ class FsspecStore:
                 os.unlink(tmp)
 
     def list(self, prefix: str) -> Iterator[StoreEntry]:
-        base = self._path(prefix.strip("/"))
+        prefix = prefix.strip("/")
+        base = self._path(prefix) if prefix else self.root
         with map_errors(prefix, self._url):
             if self._local:
                 yield from self._list_local(base)
@@ -210,7 +238,15 @@ def open_store(
     # A stale listing would hide objects another writer just created.
     opts.setdefault("use_listings_cache", False)
     with map_errors(None, location):
-        filesystem, root = fsspec.core.url_to_fs(location, **opts)
+        try:
+            filesystem, root = fsspec.core.url_to_fs(location, **opts)
+        except ImportError as e:
+            proto = location.split("://", 1)[0]
+            extra = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure"}.get(proto)
+            hint = f"; install it with: pip install 'snapvault[{extra}]'" if extra else ""
+            raise ConfigError(f"no filesystem for {proto}:// is installed{hint}") from e
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"cannot open {location}: {e}") from e
     if isinstance(filesystem, LocalFileSystem):
         root = os.path.abspath(root)
     return FsspecStore(filesystem, root)

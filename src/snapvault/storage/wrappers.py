@@ -109,6 +109,8 @@ class FaultyStore(_Wrapper):
         with self._lock:
             if self.fail_writes_after is not None and self.writes >= self.fail_writes_after:
                 raise TransientStorageError(f"injected write failure: {key}", key=key)
-            self.writes += 1
         self._maybe_fail(key)
-        return self.inner.put_if_absent(key, data)
+        result = self.inner.put_if_absent(key, data)
+        with self._lock:
+            self.writes += 1
+        return result

@@ -1,0 +1,391 @@
+"""Side-by-side benchmark of snapvault, restic and borg on the shared datasets.
+
+    python bench/run.py [--reps 3] [--data DIR] [--work DIR] [--skip-scale] [--scale-files N]
+
+Builds v1 and v2 with ../shared/bench/make_datasets.py (unless --data has them), then for each
+repetition and each tool (interleaved, fresh repositories, encryption on, borg at zstd,3,
+restic's default compression) measures: first backup of v1, unchanged re-backup of v1, backup
+of v2 from the same source path, full restore of the latest snapshot into an empty directory,
+check --read-data, repository size, and the peak RSS of every step (wait4 rusage of the child).
+``cp -a v1`` is the reference for how fast this disk takes writes. Medians over repetitions;
+ratios snapvault/peer are computed within this run. Writes docs/benchmarks.md and
+bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MAKE_DATASETS = ROOT.parent / "shared" / "bench" / "make_datasets.py"
+PASSWORD = "benchmark password"
+STEPS = ["backup_v1", "rebackup_v1", "backup_v2", "restore", "check_read_data"]
+
+
+@dataclass
+class Measure:
+    seconds: float
+    max_rss_kib: int
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> Measure:
+    """Run ``cmd`` to completion; wall time and the child's peak RSS from wait4."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        raise RuntimeError(f"{' '.join(cmd)} exited {code}: {err.strip()[-500:]}")
+    if proc.stderr:
+        proc.stderr.close()
+    proc.returncode = code
+    return Measure(elapsed, usage.ru_maxrss)
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def sync_tree(src: Path, dst: Path) -> None:
+    """Make ``dst`` equal ``src`` the way rsync would: untouched files keep their inode."""
+    src_files = {p.relative_to(src) for p in src.rglob("*") if not p.is_dir() or p.is_symlink()}
+    dst_files = {p.relative_to(dst) for p in dst.rglob("*") if not p.is_dir() or p.is_symlink()}
+    for rel in dst_files - src_files:
+        (dst / rel).unlink()
+    for rel in sorted(src_files):
+        s, d = src / rel, dst / rel
+        ss = s.lstat()
+        if d.exists() or d.is_symlink():
+            ds = d.lstat()
+            if ds.st_size == ss.st_size and ds.st_mtime_ns == ss.st_mtime_ns:
+                continue
+            d.unlink()
+        d.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(s, d, follow_symlinks=False)
+
+
+class Tool:
+    name = ""
+    binary = ""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+
+    def available(self) -> bool:
+        return shutil.which(self.binary) is not None
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def init(self, repo: Path) -> None:
+        raise NotImplementedError
+
+    def backup(self, repo: Path, src: Path, n: int) -> list[str]:
+        raise NotImplementedError
+
+    def restore(self, repo: Path, target: Path, n: int) -> tuple[list[str], Path | None]:
+        raise NotImplementedError
+
+    def check(self, repo: Path) -> list[str]:
+        raise NotImplementedError
+
+    version_args = ("--version",)
+
+    def version(self) -> str:
+        out = subprocess.run([self.binary, *self.version_args], capture_output=True, text=True, check=False)
+        return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"
+
+
+class Snapvault(Tool):
+    name = "snapvault"
+
+    def __init__(self, work: Path) -> None:
+        super().__init__(work)
+        self.binary = str(Path(sys.executable).parent / "snapvault")
+
+    def available(self) -> bool:
+        return Path(self.binary).exists()
+
+    def env(self) -> dict[str, str]:
+        return {"SNAPVAULT_PASSWORD": PASSWORD}
+
+    def init(self, repo: Path) -> None:
+        run([self.binary, "-r", str(repo), "init"], env=self.env())
+
+    def backup(self, repo: Path, src: Path, n: int) -> list[str]:
+        return [self.binary, "-r", str(repo), "backup", str(src), "--host", "bench"]
+
+    def restore(self, repo: Path, target: Path, n: int) -> tuple[list[str], Path | None]:
+        return [self.binary, "-r", str(repo), "restore", "latest", "--target", str(target)], None
+
+    def check(self, repo: Path) -> list[str]:
+        return [self.binary, "-r", str(repo), "check", "--read-data"]
+
+
+class Restic(Tool):
+    name = "restic"
+    binary = "restic"
+    version_args = ("version",)
+
+    def env(self) -> dict[str, str]:
+        return {"RESTIC_PASSWORD": PASSWORD, "RESTIC_CACHE_DIR": str(self.work / "restic-cache")}
+
+    def init(self, repo: Path) -> None:
+        run(["restic", "-q", "-r", str(repo), "init"], env=self.env())
+
+    def backup(self, repo: Path, src: Path, n: int) -> list[str]:
+        return ["restic", "-q", "-r", str(repo), "backup", "--host", "bench", str(src)]
+
+    def restore(self, repo: Path, target: Path, n: int) -> tuple[list[str], Path | None]:
+        return ["restic", "-q", "-r", str(repo), "restore", "latest", "--target", str(target)], None
+
+    def check(self, repo: Path) -> list[str]:
+        return ["restic", "-q", "-r", str(repo), "check", "--read-data"]
+
+
+class Borg(Tool):
+    name = "borg"
+    binary = "borg"
+
+    def env(self) -> dict[str, str]:
+        return {"BORG_PASSPHRASE": PASSWORD, "BORG_BASE_DIR": str(self.work / "borg-base")}
+
+    def init(self, repo: Path) -> None:
+        run(["borg", "init", "-e", "repokey", str(repo)], env=self.env())
+
+    def backup(self, repo: Path, src: Path, n: int) -> list[str]:
+        return ["borg", "create", "--compression", "zstd,3", f"{repo}::a{n}", str(src)]
+
+    def restore(self, repo: Path, target: Path, n: int) -> tuple[list[str], Path | None]:
+        # borg extracts into the current directory.
+        return ["borg", "extract", f"{repo}::a{n}"], target
+
+    def check(self, repo: Path) -> list[str]:
+        return ["borg", "check", "--verify-data", str(repo)]
+
+
+def bench_tool(tool: Tool, data: Path, work: Path) -> dict[str, float | int]:
+    """One repetition of every step for one tool, in fresh directories."""
+    base = Path(tempfile.mkdtemp(prefix=f"{tool.name}-", dir=work))
+    src, repo, target = base / "src", base / "repo", base / "restore"
+    shutil.copytree(data / "v1", src, symlinks=True)
+    tool.init(repo)
+    out: dict[str, float | int] = {}
+    env = tool.env()
+    for step, n in (("backup_v1", 1), ("rebackup_v1", 2)):
+        m = run(tool.backup(repo, src, n), env=env)
+        out[step], out[f"{step}_rss"] = m.seconds, m.max_rss_kib
+    sync_tree(data / "v2", src)
+    m = run(tool.backup(repo, src, 3), env=env)
+    out["backup_v2"], out["backup_v2_rss"] = m.seconds, m.max_rss_kib
+    target.mkdir()
+    cmd, cwd = tool.restore(repo, target, 3)
+    m = run(cmd, env=env, cwd=cwd)
+    out["restore"], out["restore_rss"] = m.seconds, m.max_rss_kib
+    m = run(tool.check(repo), env=env)
+    out["check_read_data"], out["check_read_data_rss"] = m.seconds, m.max_rss_kib
+    out["repo_bytes"] = du(repo)
+    shutil.rmtree(base)
+    return out
+
+
+def bench_cp(data: Path, work: Path) -> float:
+    dst = work / "cp-target"
+    m = run(["cp", "-a", str(data / "v1"), str(dst)])
+    shutil.rmtree(dst)
+    return m.seconds
+
+
+def make_scale_tree(root: Path, files: int) -> None:
+    """Small files of a few KiB: half in one wide directory, half in a deep chain."""
+    import random
+
+    rng = random.Random(200_000)
+    wide = root / "wide"
+    wide.mkdir(parents=True)
+    half = files // 2
+    for i in range(half):
+        (wide / f"f{i:06d}.txt").write_bytes(rng.randbytes(rng.randint(1024, 4096)))
+    deep = root / "deep"
+    for i in range(files - half):
+        if i % 100 == 0:
+            deep = deep / f"d{i // 100:04d}"
+            deep.mkdir(parents=True)
+        (deep / f"f{i:06d}.txt").write_bytes(rng.randbytes(rng.randint(1024, 4096)))
+
+
+def bench_scale(tool: Tool, tree: Path, work: Path) -> dict[str, float | int]:
+    base = Path(tempfile.mkdtemp(prefix=f"scale-{tool.name}-", dir=work))
+    repo = base / "repo"
+    tool.init(repo)
+    env = tool.env()
+    first = run(tool.backup(repo, tree, 1), env=env)
+    again = run(tool.backup(repo, tree, 2), env=env)
+    shutil.rmtree(base)
+    return {
+        "first": first.seconds,
+        "first_rss": first.max_rss_kib,
+        "rebackup": again.seconds,
+        "rebackup_rss": again.max_rss_kib,
+    }
+
+
+def median(rows: list[dict[str, float | int]], key: str) -> float:
+    return statistics.median(float(r[key]) for r in rows)
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    py = platform.python_version()
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB RAM, Python {py}"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def render(results: dict[str, object]) -> str:
+    tools: dict[str, dict[str, float]] = results["medians"]  # type: ignore[assignment]
+    peers = [t for t in ("restic", "borg") if t in tools]
+    sv = tools.get("snapvault", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured by `nox -s bench` on {results['machine']}, {results['date']}.",
+        f"Tools: {', '.join(results['versions'][t] for t in tools)}.",  # type: ignore[index]
+        f"Datasets: `make_datasets.py` v1 ({results['v1']}) and v2 ({results['v2']}).",
+        f"Medians of {results['reps']} repetitions, tools interleaved, fresh repositories each time, encryption on;",
+        "borg at `zstd,3`, restic at its default compression, snapvault at its default (zstd 3).",
+        "Times in seconds (whole command, start-up included), RSS in MiB, sizes in MiB.",
+        f"`cp -a v1` (the disk's pace for the same tree): {results['cp_a_v1']:.2f} s.",
+        "",
+    ]
+    head = "| step | " + " | ".join(tools) + " | " + " | ".join(f"snapvault/{p}" for p in peers) + " |"
+    lines += [head, "|" + "---|" * (1 + len(tools) + len(peers))]
+    for step in STEPS:
+        row = [f"{tools[t][step]:.2f}" for t in tools]
+        rat = [ratio(sv.get(step, 0), tools[p][step]) for p in peers]
+        lines.append(f"| {step} | " + " | ".join(row) + " | " + " | ".join(rat) + " |")
+    for step in STEPS:
+        key = f"{step}_rss"
+        row = [f"{tools[t][key] / 1024:.0f}" for t in tools]
+        rat = [ratio(sv.get(key, 0), tools[p][key]) for p in peers]
+        lines.append(f"| {step} peak RSS | " + " | ".join(row) + " | " + " | ".join(rat) + " |")
+    row = [f"{tools[t]['repo_bytes'] / 2**20:.0f}" for t in tools]
+    rat = [ratio(sv.get("repo_bytes", 0), tools[p]["repo_bytes"]) for p in peers]
+    lines.append("| repository size | " + " | ".join(row) + " | " + " | ".join(rat) + " |")
+    if "restore" in sv:
+        lines += ["", f"snapvault restore / `cp -a`: {ratio(sv['restore'], float(results['cp_a_v1']))}"]  # type: ignore[arg-type]
+    scale: dict[str, dict[str, float]] = results.get("scale", {})  # type: ignore[assignment]
+    if scale:
+        n = results["scale_files"]
+        lines += [
+            "",
+            f"## Scale: {n} small files (1-4 KiB; a wide directory and a deep one)",
+            "",
+            "| measure | " + " | ".join(scale) + " |",
+            "|" + "---|" * (1 + len(scale)),
+        ]
+        for key, label in (("first", "first backup (s)"), ("rebackup", "unchanged re-backup (s)")):
+            lines.append(f"| {label} | " + " | ".join(f"{scale[t][key]:.2f}" for t in scale) + " |")
+        for key, label in (("first_rss", "first backup peak RSS (MiB)"), ("rebackup_rss", "re-backup peak RSS (MiB)")):
+            lines.append(f"| {label} | " + " | ".join(f"{scale[t][key] / 1024:.0f}" for t in scale) + " |")
+        lines.append(
+            "| re-backup peak RSS per file (bytes) | "
+            + " | ".join(f"{scale[t]['rebackup_rss'] * 1024 / float(n):.0f}" for t in scale)  # type: ignore[arg-type]
+            + " |"
+        )
+    notes = ROOT / "bench" / "notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--data", type=Path, help="folder holding v1 and v2 (built if missing)")
+    ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--scale-files", type=int, default=200_000)
+    ap.add_argument("--tools", default="snapvault,restic,borg")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = ap.parse_args()
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="snapvault-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = args.data or work / "data"
+    if not (data / "v1").exists():
+        print(f"building datasets in {data} ...", flush=True)
+        subprocess.run([sys.executable, str(MAKE_DATASETS), str(data)], check=True)
+    all_tools = {"snapvault": Snapvault(work), "restic": Restic(work), "borg": Borg(work)}
+    tools = []
+    for name in args.tools.split(","):
+        t = all_tools[name]
+        if t.available():
+            tools.append(t)
+        else:
+            print(f"notice: {name} is not installed; skipped (apt-get install restic borgbackup)", flush=True)
+    rows: dict[str, list[dict[str, float | int]]] = {t.name: [] for t in tools}
+    cps = []
+    for rep in range(args.reps):
+        cps.append(bench_cp(data, work))
+        for t in tools if rep % 2 == 0 else list(reversed(tools)):
+            print(f"rep {rep + 1}/{args.reps}: {t.name} ...", flush=True)
+            rows[t.name].append(bench_tool(t, data, work))
+    medians = {name: {k: median(r, k) for k in r[0]} for name, r in rows.items() if r}
+    results: dict[str, object] = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "reps": args.reps,
+        "versions": {t.name: t.version() for t in tools},
+        "v1": _describe(data / "v1"),
+        "v2": _describe(data / "v2"),
+        "cp_a_v1": statistics.median(cps),
+        "medians": medians,
+        "runs": rows,
+    }
+    if not args.skip_scale:
+        tree = work / "scale"
+        if not tree.exists():
+            print(f"building {args.scale_files} small files ...", flush=True)
+            make_scale_tree(tree, args.scale_files)
+        results["scale_files"] = args.scale_files
+        results["scale"] = {t.name: bench_scale(t, tree, work) for t in tools}
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    text = render(results)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+def _describe(path: Path) -> str:
+    files = [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+    return f"{len(files)} files, {sum(p.stat().st_size for p in files) / 2**20:.0f} MiB"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

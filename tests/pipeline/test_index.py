@@ -1,0 +1,189 @@
+"""The blob index: serialised form and the in-memory map."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from snapvault.errors import IntegrityError
+from snapvault.pipeline.ids import BlobType
+from snapvault.pipeline.index import BlobLocation, Index, decode_index, encode_index
+from snapvault.pipeline.pack import PackEntry
+
+u32 = st.integers(0, 2**32 - 1)
+ids = st.binary(min_size=32, max_size=32)
+entries = st.builds(PackEntry, st.sampled_from(list(BlobType)), ids, u32, u32, u32)
+packs = st.lists(st.tuples(ids, st.lists(entries, max_size=8)), max_size=8)
+
+
+def raw_index(p: list[tuple[bytes, list[PackEntry]]]) -> bytes:
+    return zstandard.ZstdDecompressor().decompress(encode_index(p), max_output_size=1 << 30)
+
+
+def compress(raw: bytes) -> bytes:
+    return zstandard.ZstdCompressor(level=3).compress(raw)
+
+
+SAMPLE = [
+    (b"P" * 32, [PackEntry(BlobType.DATA, b"a" * 32, 0, 10, 20), PackEntry(BlobType.TREE, b"b" * 32, 10, 5, 3)]),
+    (b"Q" * 32, [PackEntry(BlobType.DATA, b"c" * 32, 0, 7, 7)]),
+]
+
+
+# -- serialised form -------------------------------------------------------------------------
+
+
+@settings(max_examples=150)
+@given(p=packs)
+def test_encode_decode_round_trip(p: list[tuple[bytes, list[PackEntry]]]) -> None:
+    decoded = decode_index(encode_index(p))
+    assert decoded == p
+    for (_, got), (_, want) in zip(decoded, p, strict=True):
+        assert all(isinstance(e.type, BlobType) for e in got)
+        assert [e.type for e in got] == [e.type for e in want]
+
+
+def test_encode_accepts_any_iterable_and_empty() -> None:
+    assert decode_index(encode_index([])) == []
+    assert decode_index(encode_index(iter(SAMPLE))) == SAMPLE
+    assert decode_index(encode_index([(b"E" * 32, [])])) == [(b"E" * 32, [])]
+
+
+def test_raw_layout() -> None:
+    raw = raw_index(SAMPLE)
+    assert raw[:4] == b"SVI1"
+    assert struct.unpack_from("<I", raw, 4) == (2,)
+    assert raw[8:40] == b"P" * 32
+    assert len(raw) == 8 + 2 * (32 + 4) + 3 * (1 + 32 + 12)
+
+
+@given(data=st.binary(max_size=200))
+def test_garbage_fails(data: bytes) -> None:
+    with pytest.raises(IntegrityError):
+        decode_index(data)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"SVI",
+        b"SVI2\x00\x00\x00\x00",
+        b"XXXX\x00\x00\x00\x00",
+        b"SVI1",
+        b"SVI1\x01\x00\x00\x00",  # one pack announced, none present
+        b"SVI1\xff\xff\xff\xff",
+        b"SVI1\x00\x00\x00\x00\x00",  # trailing byte
+    ],
+)
+def test_malformed_raw_index_fails(raw: bytes) -> None:
+    with pytest.raises(IntegrityError):
+        decode_index(compress(raw))
+
+
+@given(cut=st.integers(1, 10_000))
+def test_truncated_raw_index_fails(cut: int) -> None:
+    raw = raw_index(SAMPLE)
+    n = len(raw) - 1 - (cut - 1) % len(raw)
+    with pytest.raises(IntegrityError):
+        decode_index(compress(raw[:n]))
+
+
+@given(extra=st.binary(min_size=1, max_size=50))
+def test_trailing_bytes_fail(extra: bytes) -> None:
+    with pytest.raises(IntegrityError, match="trailing"):
+        decode_index(compress(raw_index(SAMPLE) + extra))
+
+
+@pytest.mark.parametrize("bad_type", [2, 7, 255])
+def test_unknown_blob_type_fails(bad_type: int) -> None:
+    raw = bytearray(raw_index(SAMPLE))
+    first_entry = 8 + 32 + 4
+    assert raw[first_entry] == 0
+    raw[first_entry] = bad_type
+    with pytest.raises(IntegrityError):
+        decode_index(compress(bytes(raw)))
+
+
+def test_inflated_entry_count_fails() -> None:
+    raw = bytearray(raw_index(SAMPLE))
+    struct.pack_into("<I", raw, 8 + 32, 1000)
+    with pytest.raises(IntegrityError):
+        decode_index(compress(bytes(raw)))
+
+
+@given(cut=st.integers(1, 10_000))
+def test_truncated_compressed_index_fails(cut: int) -> None:
+    data = encode_index(SAMPLE)
+    n = len(data) - 1 - (cut - 1) % len(data)
+    with pytest.raises(IntegrityError):
+        decode_index(data[:n])
+
+
+# -- the in-memory map -----------------------------------------------------------------------
+
+
+def test_index_lookup() -> None:
+    idx = Index()
+    assert len(idx) == 0
+    assert idx.packs == frozenset()
+    for pid, es in SAMPLE:
+        idx.add_pack(pid, es)
+    assert len(idx) == 3
+    assert b"a" * 32 in idx
+    assert b"z" * 32 not in idx
+    assert "a" * 32 not in idx
+    assert idx.get(b"b" * 32) == BlobLocation(b"P" * 32, BlobType.TREE, 10, 5, 3)
+    assert idx.get(b"c" * 32) == BlobLocation(b"Q" * 32, BlobType.DATA, 0, 7, 7)
+    assert idx.get(b"z" * 32) is None
+    assert idx.packs == {b"P" * 32, b"Q" * 32}
+    assert dict(idx.items()) == {
+        b"a" * 32: BlobLocation(b"P" * 32, BlobType.DATA, 0, 10, 20),
+        b"b" * 32: BlobLocation(b"P" * 32, BlobType.TREE, 10, 5, 3),
+        b"c" * 32: BlobLocation(b"Q" * 32, BlobType.DATA, 0, 7, 7),
+    }
+
+
+def test_duplicates_keep_the_first_location() -> None:
+    idx = Index()
+    bid = b"d" * 32
+    idx.add_pack(b"1" * 32, [PackEntry(BlobType.DATA, bid, 0, 10, 10), PackEntry(BlobType.DATA, bid, 10, 11, 11)])
+    idx.add_pack(b"2" * 32, [PackEntry(BlobType.DATA, bid, 99, 12, 12)])
+    assert len(idx) == 1
+    assert idx.get(bid) == BlobLocation(b"1" * 32, BlobType.DATA, 0, 10, 10)
+    # The pack that only held duplicates is still known (it exists in the store).
+    assert idx.packs == {b"1" * 32, b"2" * 32}
+
+
+def test_packs_with_no_entries_are_known_and_packs_is_a_snapshot() -> None:
+    idx = Index()
+    idx.add_pack(b"E" * 32, [])
+    before = idx.packs
+    assert before == {b"E" * 32}
+    assert len(idx) == 0
+    idx.add_pack(b"F" * 32, iter([PackEntry(BlobType.DATA, b"x" * 32, 0, 1, 1)]))
+    assert before == {b"E" * 32}
+    assert idx.packs == {b"E" * 32, b"F" * 32}
+    assert isinstance(idx.packs, frozenset)
+
+
+@settings(max_examples=100)
+@given(p=packs)
+def test_index_matches_a_first_wins_model(p: list[tuple[bytes, list[PackEntry]]]) -> None:
+    model: dict[bytes, BlobLocation] = {}
+    for pid, es in p:
+        for e in es:
+            model.setdefault(e.id, BlobLocation(pid, e.type, e.offset, e.length, e.raw_length))
+    idx = Index()
+    for pid, es in decode_index(encode_index(p)):
+        idx.add_pack(pid, es)
+    assert dict(idx.items()) == model
+    assert len(idx) == len(model)
+    assert idx.packs == {pid for pid, _ in p}
+    for bid, loc in model.items():
+        assert bid in idx
+        assert idx.get(bid) == loc

@@ -1,0 +1,203 @@
+"""Store wrappers: read-only access and seeded fault injection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from snapvault.errors import AccessDenied, ObjectNotFound, StorageError, TransientStorageError
+from snapvault.storage import FaultyStore, FsspecStore, ReadOnlyStore, Store, open_store
+
+
+@pytest.fixture(params=["local", "memory"])
+def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FsspecStore]:
+    if request.param == "local":
+        yield open_store(str(tmp_path / "store"))
+        return
+    url = f"memory://wrappers-{uuid.uuid4().hex}"
+    yield open_store(url)
+    fs = fsspec.filesystem("memory")
+    if fs.exists(url):
+        fs.rm(url, recursive=True)
+
+
+# -- ReadOnlyStore ---------------------------------------------------------------------------
+
+
+def test_read_only_refuses_writes(inner: FsspecStore) -> None:
+    inner.put_if_absent("existing", b"1")
+    ro = ReadOnlyStore(inner)
+    with pytest.raises(AccessDenied) as exc:
+        ro.put_if_absent("new", b"2")
+    assert isinstance(exc.value, PermissionError)
+    assert isinstance(exc.value, StorageError)
+    assert exc.value.key == "new"
+    with pytest.raises(AccessDenied):
+        ro.put_if_absent("existing", b"2")
+    with pytest.raises(AccessDenied) as exc:
+        ro.delete("existing")
+    assert exc.value.key == "existing"
+    with pytest.raises(AccessDenied):
+        ro.delete("missing")
+    # Nothing changed underneath.
+    assert not inner.exists("new")
+    assert inner.get("existing") == b"1"
+
+
+def test_read_only_passes_reads_through(inner: FsspecStore) -> None:
+    inner.put_if_absent("data/aa/x", b"hello world")
+    inner.put_if_absent("data/bb/y", b"!")
+    ro = ReadOnlyStore(inner)
+    assert ro.get("data/aa/x") == b"hello world"
+    assert ro.get_range("data/aa/x", 6, 100) == b"world"
+    assert ro.size("data/aa/x") == 11
+    assert ro.exists("data/aa/x")
+    assert not ro.exists("data/aa/z")
+    assert sorted(ro.list("data")) == sorted(inner.list("data"))
+    assert {e.key for e in ro.list("")} == {"data/aa/x", "data/bb/y"}
+    assert ro.url == inner.url
+    # Errors of the inner store come through unchanged.
+    with pytest.raises(ObjectNotFound):
+        ro.get("missing")
+
+
+def test_read_only_capabilities(inner: FsspecStore) -> None:
+    ro = ReadOnlyStore(inner)
+    assert ro.capabilities.read_only is True
+    assert ro.capabilities.atomic_create == inner.capabilities.atomic_create
+    assert ro.capabilities.ranged_reads == inner.capabilities.ranged_reads
+    # The inner store's capabilities are not modified.
+    assert inner.capabilities.read_only is False
+    assert isinstance(ro, Store)
+
+
+def test_read_only_sees_later_writes_to_the_inner_store(inner: FsspecStore) -> None:
+    ro = ReadOnlyStore(inner)
+    assert not ro.exists("later")
+    inner.put_if_absent("later", b"x")
+    assert ro.get("later") == b"x"
+
+
+# -- FaultyStore -----------------------------------------------------------------------------
+
+
+def test_faulty_without_faults_is_transparent(inner: FsspecStore) -> None:
+    fs = FaultyStore(inner)
+    for i in range(50):
+        assert fs.put_if_absent(f"k{i}", bytes([i]))
+    for i in range(50):
+        assert fs.get(f"k{i}") == bytes([i])
+        assert fs.get_range(f"k{i}", 0, 5) == bytes([i])
+    assert fs.writes == 50
+    assert isinstance(fs, Store)
+    assert fs.capabilities == inner.capabilities
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_fail_writes_after(inner: FsspecStore, n: int) -> None:
+    fs = FaultyStore(inner, fail_writes_after=n)
+    for i in range(n):
+        assert fs.put_if_absent(f"ok/{i}", b"x") is True
+    for i in range(3):
+        with pytest.raises(TransientStorageError) as exc:
+            fs.put_if_absent(f"fail/{i}", b"x")
+        assert exc.value.key == f"fail/{i}"
+        assert isinstance(exc.value, StorageError)
+    # The refused writes never reached the store; earlier ones did.
+    assert {e.key for e in inner.list("")} == {f"ok/{i}" for i in range(n)}
+    # Reads and deletes keep working: only writes "crash".
+    if n:
+        assert fs.get("ok/0") == b"x"
+        fs.delete("ok/0")
+        assert not inner.exists("ok/0")
+
+
+def test_fail_writes_after_counts_refused_duplicates_as_writes(inner: FsspecStore) -> None:
+    # A put that finds the object present is still a write attempt that succeeded.
+    fs = FaultyStore(inner, fail_writes_after=2)
+    assert fs.put_if_absent("a", b"1") is True
+    assert fs.put_if_absent("a", b"1") is False
+    with pytest.raises(TransientStorageError):
+        fs.put_if_absent("b", b"2")
+
+
+def test_transient_rate_zero_and_one(inner: FsspecStore) -> None:
+    inner.put_if_absent("obj", b"payload")
+    never = FaultyStore(inner, transient_rate=0.0, seed=1)
+    for _ in range(100):
+        assert never.get("obj") == b"payload"
+    always = FaultyStore(inner, transient_rate=1.0, seed=1)
+    for _ in range(20):
+        with pytest.raises(TransientStorageError):
+            always.get("obj")
+        with pytest.raises(TransientStorageError):
+            always.get_range("obj", 0, 3)
+        with pytest.raises(TransientStorageError):
+            always.put_if_absent("new", b"x")
+    assert not inner.exists("new")
+    # Metadata operations are passed through untouched.
+    assert always.exists("obj")
+    assert always.size("obj") == 7
+    assert [e.key for e in always.list("")] == ["obj"]
+
+
+def _pattern(store: Store, seed: int, rate: float, n: int = 200) -> list[bool]:
+    fs = FaultyStore(store, transient_rate=rate, seed=seed)
+    out = []
+    for _ in range(n):
+        try:
+            fs.get("obj")
+        except TransientStorageError:
+            out.append(True)
+        else:
+            out.append(False)
+    return out
+
+
+def test_transient_failures_are_seeded_and_repeatable(inner: FsspecStore) -> None:
+    inner.put_if_absent("obj", b"payload")
+    a = _pattern(inner, seed=42, rate=0.3)
+    assert a == _pattern(inner, seed=42, rate=0.3)
+    assert a != _pattern(inner, seed=43, rate=0.3)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
+def test_transient_rate_is_roughly_honoured(inner: FsspecStore, rate: float) -> None:
+    inner.put_if_absent("obj", b"payload")
+    hits = sum(_pattern(inner, seed=7, rate=rate, n=2000))
+    assert abs(hits / 2000 - rate) < 0.05
+
+
+def test_transient_write_failure_writes_nothing(inner: FsspecStore) -> None:
+    fs = FaultyStore(inner, transient_rate=0.5, seed=3)
+    outcomes: dict[str, bool] = {}
+    for i in range(100):
+        key = f"k/{i}"
+        try:
+            fs.put_if_absent(key, b"x")
+        except TransientStorageError:
+            outcomes[key] = False
+        else:
+            outcomes[key] = True
+    assert 10 < sum(outcomes.values()) < 90
+    for key, ok in outcomes.items():
+        assert inner.exists(key) == ok
+
+
+def test_fail_writes_after_counts_only_successful_writes(inner: FsspecStore) -> None:
+    # "Raise on every write after this many successful ones": writes refused by an injected
+    # transient failure did not succeed, so they must not use up the budget.
+    fs = FaultyStore(inner, fail_writes_after=5, transient_rate=0.5, seed=0)
+    succeeded = 0
+    for i in range(200):
+        try:
+            fs.put_if_absent(f"k/{i}", b"x")
+        except TransientStorageError:
+            continue
+        succeeded += 1
+    assert succeeded == 5
+    assert len(list(inner.list("k"))) == 5
