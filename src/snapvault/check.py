@@ -89,7 +89,8 @@ def check_repository(
             continue
         if object_hash(data).hex() != key.rsplit("/", 1)[-1]:
             report.problems.append(Problem("key", "key file does not match its name (damaged or altered)", key=key))
-    index = Index()
+    quarantined = repo.quarantined_packs()
+    index = Index(quarantined)
     for key in repo.index_files():
         try:
             for pid, entries in repo.read_index_file(key):
@@ -110,7 +111,10 @@ def check_repository(
                 Problem("pack", f"pack is truncated: {size} bytes, the index needs {needed[pid]}", pack=pid.hex())
             )
     for name in sorted(set(stored) - {p.hex() for p in index.packs}):
-        report.warnings.append(f"pack {name} is not in any index (left by an interrupted backup)")
+        if bytes.fromhex(name) in quarantined:
+            report.warnings.append(f"pack {name} is quarantined (failed a read-back; a prune removes it)")
+        else:
+            report.warnings.append(f"pack {name} is not in any index (left by an interrupted backup)")
 
     blob_paths = _check_snapshots(repo, index, report)
 

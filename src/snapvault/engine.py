@@ -73,6 +73,7 @@ class Engine:
         now: datetime | None = None,
         progress: Callable[[int, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        on_file: Callable[[str, int, bool], None] | None = None,
     ) -> Manifest:
         """Back up paths, or run a policy, and return the new snapshot's manifest.
 
@@ -102,6 +103,8 @@ class Engine:
         should_stop : callable, optional
             Polled during the walk; returning True cancels the backup (JobCancelled, no
             manifest written, uploaded data indexed for reuse).
+        on_file : callable, optional
+            Called as ``on_file(path, size, unchanged)`` after each regular file.
 
         Returns
         -------
@@ -135,7 +138,9 @@ class Engine:
         if isinstance(source, Policy):
             from snapvault.policy_run import run_policy
 
-            return run_policy(self, source, hostname=hostname, now=now, progress=progress, should_stop=should_stop)
+            return run_policy(
+                self, source, hostname=hostname, now=now, progress=progress, should_stop=should_stop, on_file=on_file
+            )
         paths = [os.fspath(p) for p in source]
         host = hostname or _hostname()
         parent_m: Manifest | None = None
@@ -155,6 +160,7 @@ class Engine:
             max_pending=self.max_pending_bytes,
             progress=progress,
             should_stop=should_stop,
+            on_file=on_file,
         )
         return run_backup(self.repo, opts).manifest
 
@@ -203,7 +209,11 @@ class Engine:
             return run_policy(
                 self, src, hostname=options.get("hostname"), now=options.get("now"), job=job, progress=on_read
             )
-        return self.backup(src, progress=on_read, should_stop=lambda: job.cancelled, **options)
+        from snapvault.policy_run import file_progress
+
+        return self.backup(
+            src, progress=on_read, should_stop=lambda: job.cancelled, on_file=file_progress(job), **options
+        )
 
     async def abackup(self, source: Policy | Iterable[str | os.PathLike[str]], **options: Any) -> Manifest:
         """Async form of :meth:`backup`: runs it in a worker thread."""

@@ -102,7 +102,8 @@ class Job(Generic[T]):
         self.status = JobStatus.RUNNING
         try:
             self._result = self._work(self)
-            self.status = JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED
+            # The work finished (a cancel that came after its commit point changes nothing).
+            self.status = JobStatus.COMPLETED
         except JobCancelled:
             self.status = JobStatus.CANCELLED
         except BaseException as e:  # noqa: BLE001 - reported through .error and .result()

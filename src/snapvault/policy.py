@@ -45,9 +45,10 @@ def parse_compression(value: str) -> NoCompression | Zstd:
     if name != "zstd":
         raise ConfigError(f"compression must be 'none', 'zstd' or 'zstd:LEVEL', not {value!r}")
     try:
-        return Zstd(int(level) if level else 3)
+        number = int(level) if level else 3
     except ValueError:
         raise ConfigError(f"compression level must be an integer, not {level!r}") from None
+    return Zstd(number)
 
 
 def _config_error(e: ValidationError) -> ConfigError:
@@ -215,7 +216,14 @@ class Policy(BaseModel):
 
     def to_json(self) -> str:
         """JSON text; raises ConfigError if a hook is a callable."""
+        self._refuse_callables()
         return self.model_dump_json()
+
+    def _refuse_callables(self) -> None:
+        # Checked before pydantic serialises: an error raised inside a serializer comes out
+        # wrapped in pydantic's own exception type.
+        if any(callable(h) for h in (*self.pre_hooks, *self.post_hooks)):
+            raise ConfigError(f"policy {self.name!r} has Python callables as hooks; only shell commands can be stored")
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Policy:

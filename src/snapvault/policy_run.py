@@ -45,6 +45,7 @@ def run_policy(
     job: Job[Any] | None = None,
     progress: Callable[[int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_file: Callable[[str, int, bool], None] | None = None,
 ) -> Manifest:
     """Run one backup of ``policy``; see :meth:`snapvault.Engine.backup` for the types."""
     repo = engine.repo
@@ -63,19 +64,20 @@ def run_policy(
             btype, read_all = "full", True
     fraction = policy.verify_fraction
 
-    def before_commit(added: list[bytes]) -> dict[str, Any]:
+    def before_commit(added: list[bytes], packs: list[bytes]) -> dict[str, Any]:
         if fraction <= 0:
             return {}
         v = verify_blobs(repo, added, fraction=fraction, mode=policy.verify, rng=engine.rng)
         if not v.ok:
-            # A snapshot must not point at data that did not read back; keep it uncommitted.
+            # A snapshot must not point at data that did not read back, and no later backup may
+            # deduplicate against it: quarantine everything this run uploaded, commit nothing.
+            repo.quarantine_packs(packs, f"read-back after a backup of policy {policy.name!r} failed")
             raise IntegrityError(f"verification after backup failed: {v.errors[0]}")
         return {"verification": v}
 
-    on_file = None
     stop = should_stop
     if job is not None:
-        on_file = _file_progress(job)
+        on_file = file_progress(job)
         stop = lambda: job.cancelled or (should_stop is not None and should_stop())  # noqa: E731
 
     opts = BackupOptions(
@@ -115,7 +117,9 @@ def run_policy(
     return manifest
 
 
-def _file_progress(job: Job[Any]) -> Callable[[str, int, bool], None]:
+def file_progress(job: Job[Any]) -> Callable[[str, int, bool], None]:
+    """An ``on_file`` callback that counts files (and unchanged files' bytes) on a job."""
+
     def on_file(path: str, size: int, unchanged: bool) -> None:
         job.advance(size if unchanged else 0, path, files=1)
 
@@ -197,6 +201,7 @@ class PolicyStats:
     last_success: datetime | None
     last_failure: datetime | None
     success_rate: float | None
+    #: Bytes each run stored (compressed and encrypted, after deduplication), oldest first.
     bytes_added_per_run: list[int] = field(default_factory=list)
     snapshots: int = 0
     storage_used: int = 0

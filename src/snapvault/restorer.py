@@ -286,6 +286,9 @@ class _RestoreJob:
                     self.error = e
         if self.error is not None:
             raise self.error
+        if self.stopped():
+            # Cancelled: directories below may never have been made; the caller raises.
+            return
         for src, dst in self.pending_links:
             self._hardlink(root.fd, src, dst)
         self._dir_metadata(plan, root.fd)

@@ -69,9 +69,9 @@ class BackupOptions:
     progress: Callable[[int, str], None] | None = None
     should_stop: Callable[[], bool] | None = None
     on_file: Callable[[str, int, bool], None] | None = None
-    #: Called with the IDs of the blobs stored, after they landed and before the manifest is
-    #: written; returns extra manifest fields (or raises to stop the commit).
-    before_commit: Callable[[list[bytes]], dict[str, Any]] | None = None
+    #: Called with the IDs of the blobs and of the packs stored, after they landed and before
+    #: the manifest is written; returns extra manifest fields (or raises to stop the commit).
+    before_commit: Callable[[list[bytes], list[bytes]], dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -146,7 +146,7 @@ def run_backup(repo: Repository, opts: BackupOptions) -> BackupOutcome:
         user = ""
     extra = dict(opts.extra)
     if opts.before_commit is not None:
-        extra.update(opts.before_commit(sink.added))
+        extra.update(opts.before_commit(sink.added, sink.packs_written))
     manifest = Manifest(
         time=opts.now or datetime.now(UTC),
         hostname=host,

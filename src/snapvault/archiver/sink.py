@@ -71,6 +71,8 @@ class BlobSink:
         self.codec = codec or repo.codec
         #: IDs of the blobs this session stored, in the order they were added.
         self.added: list[bytes] = []
+        #: IDs of the packs this session uploaded.
+        self.packs_written: list[bytes] = []
         self.index = repo.refresh_index()
         self.stats = SinkStats()
         self._seen: set[bytes] = set()
@@ -171,6 +173,7 @@ class BlobSink:
             batch = None
             with self._lock:
                 self.stats.packs += 1
+                self.packs_written.append(pack_id)
                 self._uploaded.append((pack_id, entries))
                 if len(self._uploaded) >= _INDEX_EVERY:
                     batch, self._uploaded = self._uploaded, []

@@ -82,9 +82,11 @@ def decode_index(data: bytes) -> list[tuple[bytes, list[PackEntry]]]:
 class Index:
     """In-memory map from blob ID to location. Adding the same blob twice keeps the first."""
 
-    def __init__(self) -> None:
+    def __init__(self, excluded: frozenset[bytes] = frozenset()) -> None:
         self._blobs: dict[bytes, BlobLocation] = {}
         self._packs: set[bytes] = set()
+        #: Packs whose blobs are never added (quarantined as damaged).
+        self.excluded = excluded
 
     def __len__(self) -> int:
         return len(self._blobs)
@@ -97,7 +99,9 @@ class Index:
         return self._blobs.get(bid)
 
     def add_pack(self, pack_id: bytes, entries: Iterable[PackEntry]) -> None:
-        """Record the blobs of one pack."""
+        """Record the blobs of one pack (ignored for an excluded pack)."""
+        if pack_id in self.excluded:
+            return
         self._packs.add(pack_id)
         blobs = self._blobs
         for e in entries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["Repository"]
 
 SNAPSHOT_AD = b"snapvault snapshot"
+QUARANTINE_AD = b"snapvault quarantine"
 CONFIG_KEY = "config"
 
 
@@ -301,19 +303,45 @@ class Repository:
 
     @property
     def index(self) -> Index:
-        """The blob index, loaded on first use."""
+        """The blob index, loaded on first use. Quarantined packs are left out."""
         with self._lock:
             if self._index is None:
-                self._index = Index()
+                self._index = Index(self.quarantined_packs())
                 self._load_index_files(self._index)
             return self._index
 
     def refresh_index(self) -> Index:
         """Load index files written since the index was loaded (by this or other writers)."""
         idx = self.index
+        quarantined = self.quarantined_packs()
         with self._lock:
+            if quarantined != idx.excluded:
+                # A pack was quarantined meanwhile: rebuild without it.
+                self._index = idx = Index(quarantined)
+                self._index_files = set()
             self._load_index_files(idx)
         return idx
+
+    def quarantined_packs(self) -> frozenset[bytes]:
+        """Packs that a failed read-back showed to be damaged; never reused."""
+        out: set[bytes] = set()
+        for e in self.store.list("quarantine"):
+            doc = json.loads(self.read_sealed(e.key, QUARANTINE_AD))
+            out.update(bytes.fromhex(h) for h in doc["packs"])
+        return frozenset(out)
+
+    def quarantine_packs(self, pack_ids: Iterable[bytes], reason: str) -> None:
+        """Record packs as damaged so no later backup deduplicates against them.
+
+        Indexes are create-only, so instead of rewriting them a ``quarantine/<hash>`` record
+        lists the packs; the index leaves their blobs out from then on.
+        """
+        packs = sorted(p.hex() for p in pack_ids)
+        if not packs:
+            return
+        body = json.dumps({"packs": packs, "reason": reason}, sort_keys=True).encode()
+        self.write_sealed("quarantine", body, QUARANTINE_AD)
+        self._index = None
 
     def index_files(self) -> list[str]:
         """Keys of every index file."""
