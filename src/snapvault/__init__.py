@@ -9,42 +9,147 @@ Quick start::
     repo.check(read_data=True)
 """
 
-from snapvault import cron, retention
+from typing import TYPE_CHECKING, Any
+
 from snapvault._version import __version__
-from snapvault.check import CheckReport, Problem
-from snapvault.engine import Engine
-from snapvault.errors import (
-    AccessDenied,
-    AmbiguousSnapshot,
-    BackendUnavailable,
-    BucketNotFound,
-    ConfigError,
-    IntegrityError,
-    JobCancelled,
-    ObjectExists,
-    ObjectNotFound,
-    PolicyNotFound,
-    RepositoryError,
-    RepositoryExists,
-    RepositoryNotFound,
-    SnapshotNotFound,
-    SnapvaultError,
-    SourceError,
-    StorageError,
-    TransientStorageError,
-    UnsafePathError,
-    UnsupportedFormat,
-    WrongPassword,
-)
-from snapvault.hooks import HookError
-from snapvault.jobs import BackupJob, JobStatus, Progress, RestoreJob
-from snapvault.manifest import FileError, Manifest, SnapshotStats, Verification
-from snapvault.pipeline.chunker import ChunkerParams
-from snapvault.pipeline.codecs import NoCompression, Zstd
-from snapvault.policy import Policy
-from snapvault.policy_run import ForgetResult, PolicyStats, forget
-from snapvault.repository import KdfParams, Repository
-from snapvault.restorer import Restorer, RestoreResult
+
+if TYPE_CHECKING:
+    from snapvault import cron, retention
+    from snapvault.check import (
+        CheckReport,
+        Problem,
+    )
+    from snapvault.engine import (
+        Engine,
+    )
+    from snapvault.errors import (
+        AccessDenied,
+        AmbiguousSnapshot,
+        BackendUnavailable,
+        BucketNotFound,
+        ConfigError,
+        IntegrityError,
+        JobCancelled,
+        ObjectExists,
+        ObjectNotFound,
+        PolicyNotFound,
+        RepositoryError,
+        RepositoryExists,
+        RepositoryNotFound,
+        SnapshotNotFound,
+        SnapvaultError,
+        SourceError,
+        StorageError,
+        TransientStorageError,
+        UnsafePathError,
+        UnsupportedFormat,
+        WrongPassword,
+    )
+    from snapvault.hooks import (
+        HookError,
+    )
+    from snapvault.jobs import (
+        BackupJob,
+        JobStatus,
+        Progress,
+        RestoreJob,
+    )
+    from snapvault.manifest import (
+        FileError,
+        Manifest,
+        SnapshotStats,
+        Verification,
+    )
+    from snapvault.pipeline.chunker import (
+        ChunkerParams,
+    )
+    from snapvault.pipeline.codecs import (
+        NoCompression,
+        Zstd,
+    )
+    from snapvault.policy import (
+        Policy,
+    )
+    from snapvault.policy_run import (
+        ForgetResult,
+        PolicyStats,
+        forget,
+    )
+    from snapvault.repository import (
+        KdfParams,
+        Repository,
+    )
+    from snapvault.restorer import (
+        Restorer,
+        RestoreResult,
+    )
+
+# Names are imported on first use (PEP 562), so `import snapvault` and the CLI start fast.
+_LAZY: dict[str, str] = {
+    "AccessDenied": "snapvault.errors",
+    "AmbiguousSnapshot": "snapvault.errors",
+    "BackendUnavailable": "snapvault.errors",
+    "BackupJob": "snapvault.jobs",
+    "BucketNotFound": "snapvault.errors",
+    "CheckReport": "snapvault.check",
+    "ChunkerParams": "snapvault.pipeline.chunker",
+    "ConfigError": "snapvault.errors",
+    "Engine": "snapvault.engine",
+    "FileError": "snapvault.manifest",
+    "ForgetResult": "snapvault.policy_run",
+    "HookError": "snapvault.hooks",
+    "IntegrityError": "snapvault.errors",
+    "JobCancelled": "snapvault.errors",
+    "JobStatus": "snapvault.jobs",
+    "KdfParams": "snapvault.repository",
+    "Manifest": "snapvault.manifest",
+    "NoCompression": "snapvault.pipeline.codecs",
+    "ObjectExists": "snapvault.errors",
+    "ObjectNotFound": "snapvault.errors",
+    "Policy": "snapvault.policy",
+    "PolicyNotFound": "snapvault.errors",
+    "PolicyStats": "snapvault.policy_run",
+    "Problem": "snapvault.check",
+    "Progress": "snapvault.jobs",
+    "Repository": "snapvault.repository",
+    "RepositoryError": "snapvault.errors",
+    "RepositoryExists": "snapvault.errors",
+    "RepositoryNotFound": "snapvault.errors",
+    "RestoreJob": "snapvault.jobs",
+    "RestoreResult": "snapvault.restorer",
+    "Restorer": "snapvault.restorer",
+    "SnapshotNotFound": "snapvault.errors",
+    "SnapshotStats": "snapvault.manifest",
+    "SnapvaultError": "snapvault.errors",
+    "SourceError": "snapvault.errors",
+    "StorageError": "snapvault.errors",
+    "TransientStorageError": "snapvault.errors",
+    "UnsafePathError": "snapvault.errors",
+    "UnsupportedFormat": "snapvault.errors",
+    "Verification": "snapvault.manifest",
+    "WrongPassword": "snapvault.errors",
+    "Zstd": "snapvault.pipeline.codecs",
+    "forget": "snapvault.policy_run",
+}
+_SUBMODULES = {"cron", "retention"}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"snapvault.{name}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'snapvault' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AccessDenied",

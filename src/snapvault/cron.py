@@ -274,7 +274,7 @@ def is_due(policy: Scheduled, last_run: datetime | None, now: datetime) -> bool:
     _require_aware("last_run", last_run)
     upcoming = next_runs(policy.schedule, after=last_run, timezone=policy.timezone)
     # Compare in UTC: aware datetimes sharing a tzinfo compare by wall time, ignoring fold.
-    return bool(upcoming) and upcoming[0] <= now
+    return bool(upcoming) and upcoming[0].astimezone(UTC) <= now.astimezone(UTC)
 
 
 def _fire_times(normal: str, after: datetime, zone: tzinfo) -> Iterator[datetime]:

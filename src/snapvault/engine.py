@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 from collections.abc import Callable, Iterable
@@ -217,6 +216,8 @@ class Engine:
 
     async def abackup(self, source: Policy | Iterable[str | os.PathLike[str]], **options: Any) -> Manifest:
         """Async form of :meth:`backup`: runs it in a worker thread."""
+        import asyncio
+
         return await asyncio.to_thread(self.backup, source, **options)
 
     def stats(self, policy: Policy | str, *, last: int = 30) -> Any:

@@ -8,7 +8,6 @@ from the snapshot or already in the target, is never followed as a path componen
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import errno
@@ -239,6 +238,8 @@ class Restorer:
         self, snapshot: str | Manifest | None = None, target: Any = None, **options: Any
     ) -> RestoreResult:
         """Async form of :meth:`restore`: runs it in a worker thread."""
+        import asyncio
+
         return await asyncio.to_thread(self.restore, snapshot, target, **options)
 
 

@@ -8,7 +8,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -191,7 +191,7 @@ def _build(walker: Walker, trie: _Trie, prefix: str, flt: PathFilter, parent_tre
             if meta is None:
                 continue
             ptree = pnode.subtree if pnode is not None and pnode.type == "dir" else None
-            node = replace(meta, subtree=_build(walker, sub, path, flt, ptree))
+            node = meta._replace(subtree=_build(walker, sub, path, flt, ptree))
         if node is not None:
             nodes.append(node)
     return walker.store_tree(nodes)

@@ -173,12 +173,12 @@ class Walker:
             subtree = self.directory(path, rel, flt, parent_tree)
             if subtree is None:
                 return None
-            return _with(node, subtree=subtree)
+            return node._replace(subtree=subtree)
         if node.type == "file":
             content = self.file(path, node, parent)
             if content is None:
                 return None
-            return _with(node, content=content[0], size=content[1])
+            return node._replace(content=content[0], size=content[1])
         if node.type != "symlink":
             self.stats.other += 1
         return node
@@ -339,9 +339,3 @@ class Walker:
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns
-
-
-def _with(node: Node, **changes: object) -> Node:
-    from dataclasses import replace
-
-    return replace(node, **changes)  # type: ignore[arg-type]

@@ -237,11 +237,13 @@ def due(obj: Context, run_due: bool, as_json: bool) -> None:
         if pol.schedule is None:
             continue
         is_due = cron.is_due(cast("cron.Scheduled", pol), last.get(name), now)
-        nxt = cron.next_runs(pol.schedule, after=now, count=1, timezone=pol.timezone)[0]
+        upcoming = cron.next_runs(pol.schedule, after=now, count=1, timezone=pol.timezone)
+        nxt = upcoming[0] if upcoming else None
         rows.append({"policy": name, "due": is_due, "last_run": last.get(name), "next_run": nxt})
         if not as_json:
             state = "due" if is_due else "not due"
-            click.echo(f"{name:<20} {state:<8} next {nxt.isoformat(timespec='minutes')}")
+            when = nxt.isoformat(timespec="minutes") if nxt else "never"
+            click.echo(f"{name:<20} {state:<8} next {when}")
         if run_due and is_due:
             with _policy_lock(repo.config.repository_id, name) as got:
                 if not got:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from snapvault.errors import IntegrityError, UnsafePathError
 
@@ -29,9 +28,9 @@ NodeType = Literal["file", "dir", "symlink", "fifo", "socket", "chardev", "block
 NODE_TYPES: tuple[str, ...] = ("file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev")
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
-    """One directory entry and its metadata.
+class Node(NamedTuple):
+    """One directory entry and its metadata (immutable; a named tuple, because backups and
+    restores build one per file and a frozen dataclass costs several times more to make).
 
     ``content`` lists the hex blob IDs of a file's chunks in order; ``subtree`` is the hex blob
     ID of a directory's tree; ``target`` is a symlink's target; ``rdev`` a device number.
@@ -54,7 +53,7 @@ class Node:
     subtree: str | None = None
     target: str | None = None
     rdev: int = 0
-    xattrs: tuple[tuple[str, str], ...] = field(default=())
+    xattrs: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this node, leaving out empty fields."""
@@ -109,18 +108,30 @@ _INT_BOUNDS = {
 }
 
 
-def _int(d: dict[str, Any], key: str, default: int) -> int:
-    v = d.get(key, default)
-    lo, hi = _INT_BOUNDS[key]
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise IntegrityError(f"tree node field {key} is out of range: {v!r}")
-    return v
+_BOUNDS_ORDER = tuple(_INT_BOUNDS.items())
 
 
-def _blob_ref(v: object, what: str) -> str:
-    if not isinstance(v, str) or not _HEX_ID.match(v):
-        raise IntegrityError(f"tree node {what} is not a blob ID: {v!r}")
-    return v
+def _checked_ints(d: dict[str, Any]) -> dict[str, int]:
+    # One pass over the bounds table; this runs once per node of every parent tree a backup
+    # reads, so it is kept free of per-field function calls.
+    out: dict[str, int] = {}
+    for key, (lo, hi) in _BOUNDS_ORDER:
+        if key not in d:
+            continue
+        v = d[key]
+        if type(v) is not int or not lo <= v <= hi:
+            raise IntegrityError(f"tree node field {key} is out of range: {v!r}")
+        out[key] = v
+    return out
+
+
+def _blob_refs(values: object, what: str) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        raise IntegrityError(f"tree node {what} is not a list")
+    for v in values:
+        if type(v) is not str or len(v) != 64 or not _HEX_ID.match(v):
+            raise IntegrityError(f"tree node {what} is not a blob ID: {v!r}")
+    return tuple(values)
 
 
 def _xattr(item: object) -> tuple[str, str]:
@@ -140,12 +151,12 @@ def _node(d: dict[str, Any]) -> Node:
     t = d["type"]
     if t not in NODE_TYPES:
         raise IntegrityError(f"unknown node type {t!r}")
-    ints = {k: _int(d, k, 0) for k in ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "size", "inode", "dev", "rdev")}
-    content = tuple(_blob_ref(c, "content") for c in d.get("content", ()))
+    ints = _checked_ints(d)
+    content = _blob_refs(d["content"], "content") if "content" in d else ()
     subtree = d.get("subtree")
     target = d.get("target")
     if t == "dir":
-        subtree = _blob_ref(subtree, "subtree")
+        subtree = _blob_refs([subtree], "subtree")[0]
     elif subtree is not None:
         raise IntegrityError("only a directory node has a subtree")
     if t == "symlink":
@@ -155,16 +166,9 @@ def _node(d: dict[str, Any]) -> Node:
         raise IntegrityError("only a symlink node has a target")
     if content and t != "file":
         raise IntegrityError("only a file node has content")
-    xattrs = tuple(_xattr(x) for x in d.get("xattrs", ()))
+    xattrs = tuple(_xattr(x) for x in d["xattrs"]) if "xattrs" in d else ()
     return Node(
-        name=validate_name(d["name"]),
-        type=t,
-        content=content,
-        subtree=subtree,
-        target=target,
-        links=_int(d, "links", 1),
-        xattrs=xattrs,
-        **ints,
+        name=validate_name(d["name"]), type=t, content=content, subtree=subtree, target=target, xattrs=xattrs, **ints
     )
 
 
