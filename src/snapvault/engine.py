@@ -41,7 +41,7 @@ class Engine:
         repo: Repository,
         *,
         workers: int | None = None,
-        max_pending_bytes: int = 64 << 20,
+        max_pending_bytes: int = 24 << 20,
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
     ) -> None:

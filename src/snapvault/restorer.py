@@ -11,8 +11,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import itertools
 import os
-import secrets
 import stat
 import threading
 from collections.abc import Callable, Iterable
@@ -253,6 +253,22 @@ def _plan_totals(d: PlannedDir) -> tuple[int, int]:
     return files, nbytes
 
 
+_tmp_counter = itertools.count()
+
+
+def _temp_name() -> str:
+    # Unique within this process; O_EXCL turns a clash with a stale file into an error, never
+    # an overwrite. Drawing random bytes per file cost more than the file's own write.
+    return f"{_TMP}{os.getpid()}-{next(_tmp_counter)}"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
 class _RestoreJob:
     def __init__(
         self,
@@ -343,53 +359,13 @@ class _RestoreJob:
             handle.release()
 
     def _write_file(self, dfd: int, node: Node, rel: str) -> None:
-        tmp = f"{_TMP}{secrets.token_hex(6)}"
+        tmp = _temp_name()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
-        written = 0
         ok = False
         try:
-            with os.fdopen(fd, "wb", closefd=False) as f:
-                ids = [bytes.fromhex(c) for c in node.content]
-                try:
-                    for run in plan_reads(ids, self.repo.locate):
-                        try:
-                            data = self.repo.store.get_range(pack_key(run.pack_id), run.offset, run.length)
-                        except ObjectNotFound:
-                            raise IntegrityError("pack is missing", pack_id=run.pack_id.hex()) from None
-                        if len(data) != run.length:
-                            raise IntegrityError("pack is truncated", pack_id=run.pack_id.hex())
-                        view = memoryview(data)
-                        for bid, loc in run.blobs:
-                            start = loc.offset - run.offset
-                            try:
-                                plain = open_blob(
-                                    self.repo.sealer,
-                                    self.repo.keys.id_key,
-                                    loc.type,
-                                    bid,
-                                    view[start : start + loc.length],
-                                    loc.raw_length,
-                                )
-                            except IntegrityError as e:
-                                raise IntegrityError(
-                                    f"blob {bid.hex()[:16]} in pack {run.pack_id.hex()[:16]}: {e}",
-                                    pack_id=run.pack_id.hex(),
-                                    blob_id=bid.hex(),
-                                ) from None
-                            f.write(plain)
-                            written += len(plain)
-                            if self.progress is not None:
-                                self.progress(len(plain), rel)
-                        if self.stopped():
-                            return
-                except IntegrityError as e:
-                    raise IntegrityError(
-                        f"cannot restore {rel}: {e}",
-                        path=rel,
-                        blob_id=e.blob_id,
-                        pack_id=e.pack_id,
-                        snapshot_id=self.result.snapshot_id,
-                    ) from None
+            written = self._write_content(fd, node, rel)
+            if written is None:
+                return
             self._apply_fd_metadata(fd, node)
             os.rename(tmp, node.name, src_dir_fd=dfd, dst_dir_fd=dfd)
             ok = True
@@ -404,6 +380,52 @@ class _RestoreJob:
         if self.on_file is not None:
             self.on_file(rel)
 
+    def _write_content(self, fd: int, node: Node, rel: str) -> int | None:
+        """Write a file's verified chunks to ``fd``; None if the restore was stopped."""
+        written = 0
+        ids = [bytes.fromhex(c) for c in node.content]
+        try:
+            for run in plan_reads(ids, self.repo.locate):
+                try:
+                    data = self.repo.store.get_range(pack_key(run.pack_id), run.offset, run.length)
+                except ObjectNotFound:
+                    raise IntegrityError("pack is missing", pack_id=run.pack_id.hex()) from None
+                if len(data) != run.length:
+                    raise IntegrityError("pack is truncated", pack_id=run.pack_id.hex())
+                view = memoryview(data)
+                for bid, loc in run.blobs:
+                    start = loc.offset - run.offset
+                    try:
+                        plain = open_blob(
+                            self.repo.sealer,
+                            self.repo.keys.id_key,
+                            loc.type,
+                            bid,
+                            view[start : start + loc.length],
+                            loc.raw_length,
+                        )
+                    except IntegrityError as e:
+                        raise IntegrityError(
+                            f"blob {bid.hex()[:16]} in pack {run.pack_id.hex()[:16]}: {e}",
+                            pack_id=run.pack_id.hex(),
+                            blob_id=bid.hex(),
+                        ) from None
+                    _write_all(fd, plain)
+                    written += len(plain)
+                    if self.progress is not None:
+                        self.progress(len(plain), rel)
+                if self.stopped():
+                    return None
+        except IntegrityError as e:
+            raise IntegrityError(
+                f"cannot restore {rel}: {e}",
+                path=rel,
+                blob_id=e.blob_id,
+                pack_id=e.pack_id,
+                snapshot_id=self.result.snapshot_id,
+            ) from None
+        return written
+
     def _apply_fd_metadata(self, fd: int, node: Node) -> None:
         if self.as_root:
             with contextlib.suppress(OSError):
@@ -415,7 +437,7 @@ class _RestoreJob:
         os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
 
     def _special(self, dfd: int, node: Node, rel: str) -> None:
-        tmp = f"{_TMP}{secrets.token_hex(6)}"
+        tmp = _temp_name()
         try:
             if node.type == "symlink":
                 assert node.target is not None

@@ -63,7 +63,7 @@ class BackupOptions:
     hostname: str | None = None
     now: datetime | None = None
     workers: int = 2
-    max_pending: int = 64 << 20
+    max_pending: int = 24 << 20
     codec: NoCompression | Zstd | None = None
     consistency_retries: int | None = None
     progress: Callable[[int, str], None] | None = None

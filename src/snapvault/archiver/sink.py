@@ -64,7 +64,7 @@ class BlobSink:
         repo: Repository,
         *,
         workers: int,
-        max_pending: int = 64 << 20,
+        max_pending: int = 24 << 20,
         codec: NoCompression | Zstd | None = None,
     ) -> None:
         self.repo = repo
@@ -83,7 +83,7 @@ class BlobSink:
         self._budget = _Budget(max_pending)
         # Separate from the byte budget: a worker waiting here waits only on uploads, which
         # always make progress, so the two limits cannot deadlock each other.
-        self._pack_slots = threading.BoundedSemaphore(3)
+        self._pack_slots = threading.BoundedSemaphore(2)
         self._futures: set[Future[None]] = set()
         self._uploaded: list[tuple[bytes, list[PackEntry]]] = []
         self._error: BaseException | None = None
@@ -167,7 +167,7 @@ class BlobSink:
         self._pack_slots.acquire()
         self._track(self._upload.submit(self._upload_one, pack_id, data, entries))
 
-    def _upload_one(self, pack_id: bytes, data: bytes, entries: list[PackEntry]) -> None:
+    def _upload_one(self, pack_id: bytes, data: bytes | bytearray, entries: list[PackEntry]) -> None:
         try:
             self.repo.write_pack(pack_id, data)
             batch = None

@@ -20,7 +20,7 @@ from snapvault.pipeline.tree import Node, encode_tree
 
 __all__ = ["WalkStats", "Walker"]
 
-_READ_SIZE = 8 << 20
+_READ_SIZE = 4 << 20
 _HAS_XATTR = hasattr(os, "listxattr")
 # Opening with O_NONBLOCK means a file swapped for a FIFO between lstat and open cannot hang us.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)

@@ -73,14 +73,18 @@ class PackWriter:
 
     def finish(
         self, sealer: AEADSealer | PlainSealer, random: Callable[[int], bytes]
-    ) -> tuple[bytes, bytes, list[PackEntry]]:
-        """Seal the header and return ``(pack_id, pack_bytes, entries)``."""
+    ) -> tuple[bytes, bytearray, list[PackEntry]]:
+        """Seal the header and return ``(pack_id, pack_bytes, entries)``.
+
+        The bytes are the writer's own buffer, not a copy (a pack is 16 MiB); the writer must
+        not be used afterwards.
+        """
         parts = [_COUNT.pack(_HEADER_VERSION, len(self._entries))]
         parts += [_ENTRY.pack(int(e.type), e.id, e.offset, e.length, e.raw_length) for e in self._entries]
         header = sealer.seal(b"".join(parts), HEADER_AD, random=random(28))
         self._buf += header
         self._buf += _TRAILER.pack(len(header), PACK_MAGIC)
-        data = bytes(self._buf)
+        data = self._buf
         return object_hash(data), data, self._entries
 
 

@@ -373,7 +373,7 @@ class Repository:
                 self._index_files.add(key)
         return key
 
-    def write_pack(self, pack_id: bytes, data: bytes) -> None:
+    def write_pack(self, pack_id: bytes, data: bytes | bytearray) -> None:
         """Store a finished pack (create-only)."""
         self.store.put_if_absent(pack_key(pack_id), data)
 

@@ -62,7 +62,7 @@ class Store(Protocol):
     def exists(self, key: str) -> bool:
         """Whether the object exists."""
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
         """Create the object; return False (and write nothing) if it already exists."""
 
     def list(self, prefix: str) -> Iterator[StoreEntry]:

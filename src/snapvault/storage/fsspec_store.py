@@ -114,19 +114,22 @@ class FsspecStore:
         with map_errors(key, self._url):
             return bool(self.fs.exists(self._path(key)))
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
         with map_errors(key, self._url):
             if self._local:
                 return self._put_local(self._path(key), data)
             path = self._path(key)
             try:
+                # Remote clients and the memory filesystem may keep or inspect the buffer; give
+                # them an immutable one.
+                blob = bytes(data)
                 if self._memory:
                     # fsspec's memory "create" checks then writes; the memory filesystem lives
                     # in this process, so one lock makes it atomic.
                     with _MEMORY_LOCK:
-                        self.fs.pipe_file(path, data, mode="create")
+                        self.fs.pipe_file(path, blob, mode="create")
                 else:
-                    self.fs.pipe_file(path, data, mode="create")
+                    self.fs.pipe_file(path, blob, mode="create")
             except FileExistsError:
                 # Only an existing object counts as "already there"; a parent that is an object
                 # (or anything else) is an error, else a caller might believe data was stored.
@@ -137,7 +140,7 @@ class FsspecStore:
                 ) from None
             return True
 
-    def _put_local(self, path: str, data: bytes) -> bool:
+    def _put_local(self, path: str, data: bytes | bytearray) -> bool:
         # fsspec's local "create" checks then writes; a crash could leave a torn object under
         # its final name. Write a temporary file, fsync it, then link it into place: link fails
         # if the name exists, so exactly one writer wins and readers see whole objects only.

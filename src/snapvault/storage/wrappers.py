@@ -37,7 +37,7 @@ class _Wrapper:
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
         return self.inner.put_if_absent(key, data)
 
     def list(self, prefix: str) -> Iterator[StoreEntry]:
@@ -54,7 +54,7 @@ class ReadOnlyStore(_Wrapper):
     def capabilities(self) -> Capabilities:
         return replace(self.inner.capabilities, read_only=True)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
         raise AccessDenied(f"store is read-only: {key}", key=key)
 
     def delete(self, key: str) -> None:
@@ -105,7 +105,7 @@ class FaultyStore(_Wrapper):
         self._maybe_fail(key)
         return self.inner.get_range(key, offset, length)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
         with self._lock:
             if self.fail_writes_after is not None and self.writes >= self.fail_writes_after:
                 raise TransientStorageError(f"injected write failure: {key}", key=key)
