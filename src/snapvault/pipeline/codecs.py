@@ -20,9 +20,6 @@ __all__ = ["Codec", "NoCompression", "Zstd", "codec_from_dict", "decode", "encod
 # A chunk that shrinks by less than this fraction is stored raw: the space saved would not pay
 # for the decompression on every restore.
 _MIN_SAVING = 1 / 32
-# Chunks at least this large get a cheap trial compression of a sample first.
-_PROBE_FROM = 128 * 1024
-_PROBE_SIZE = 16 * 1024
 
 
 class Codec(Protocol):
@@ -92,15 +89,11 @@ class Zstd:
             raise ConfigError("zstd level must be an integer in [-7, -1] or [1, 22]")
 
     def compress(self, data: bytes | memoryview) -> bytes | None:
+        # No trial compression of a sample first (borg's "auto"): zstd itself gives up on
+        # incompressible input at several GB/s, while a small sample misjudges data whose
+        # repeats lie further apart than the sample (measured: 18% lost on database pages).
         n = len(data)
-        comp = _compressor(self.level)
-        if n >= _PROBE_FROM:
-            # Like borg's auto mode: a sample that does not compress predicts a chunk that won't.
-            mid = n // 2
-            sample = data[mid : mid + _PROBE_SIZE]
-            if len(_compressor(1).compress(sample)) > len(sample) * (1 - _MIN_SAVING):
-                return None
-        out: bytes = comp.compress(data)
+        out: bytes = _compressor(self.level).compress(data)
         return out if len(out) <= n * (1 - _MIN_SAVING) else None
 
     def to_dict(self) -> dict[str, Any]:
