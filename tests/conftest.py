@@ -12,6 +12,10 @@ import pytest
 
 import snapvault as sv
 
+# Emulator fixtures (S3, Azure, GCS on loopback) for every test folder; importing the module
+# first also sets the environment the cloud client libraries read at import time.
+pytest_plugins = ("tests.backends.servers",)
+
 # Argon2id at its cheapest: tests open many repositories; the cost parameters are tested apart.
 FAST_KDF = sv.KdfParams(memory_kib=64, iterations=1, lanes=1)
 PASSWORD = "correct horse battery staple"

@@ -88,6 +88,7 @@ class Manifest(BaseModel):
     inconsistent: list[str] = Field(default_factory=list)
     rereads: int = 0
     verification: Verification | None = None
+    copied_from: str | None = None
 
     @property
     def short_id(self) -> str:

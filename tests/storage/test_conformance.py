@@ -34,6 +34,8 @@ class Backend:
     cleanup: Callable[[], None]
     #: Rounds of the concurrent-create stress test; keep slow (fsync, network) backends low.
     race_rounds: int
+    #: Storage options a second store on the same backend needs (emulator endpoints).
+    options: dict[str, object] | None = None
 
 
 def _local(tmp_path: Path) -> Backend:
@@ -53,10 +55,17 @@ def _memory(tmp_path: Path) -> Backend:
 
 
 BACKENDS: dict[str, Callable[[Path], Backend]] = {"local": _local, "memory": _memory}
+#: Object-store emulators (tests/backends/servers.py): backend name -> bucket fixture.
+EMULATED = {"s3": "s3_bucket", "azure": "azure_container", "gcs": "gcs_bucket"}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=sorted(BACKENDS) + sorted(EMULATED))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param in EMULATED:
+        bucket = request.getfixturevalue(EMULATED[request.param])
+        store = open_store(bucket.url_for("store"), storage_options=bucket.storage_options)
+        yield Backend(request.param, store, None, lambda: None, race_rounds=10, options=bucket.storage_options)
+        return
     b = BACKENDS[request.param](tmp_path)
     yield b
     b.cleanup()
@@ -220,13 +229,14 @@ def test_list_does_not_see_other_stores(backend: Backend, tmp_path: Path) -> Non
     if backend.disk is not None:
         sibling = open_store(str(backend.disk) + "-sibling")
     else:
-        sibling = open_store(backend.store.url + "-sibling")
+        # Emulated backends: the same endpoint options, never a default (real) endpoint.
+        sibling = open_store(backend.store.url + "-sibling", storage_options=backend.options)
     try:
         sibling.put_if_absent("theirs", b"2")
         assert listed(backend.store) == {"mine": 1}
         assert listed(sibling) == {"theirs": 1}
     finally:
-        if backend.disk is None:
+        if backend.name == "memory":
             fsspec.filesystem("memory").rm(sibling.url, recursive=True)
 
 

@@ -118,7 +118,7 @@ def run_backup(repo: Repository, opts: BackupOptions) -> BackupOutcome:
         except BaseException as e:
             # The original failure is the one to report, not a second one while cleaning up.
             with contextlib.suppress(Exception):
-                sink.abandon()
+                sink.abandon(keep=isinstance(e, Cancelled))
             if isinstance(e, Cancelled):
                 raise JobCancelled("backup cancelled; no snapshot was written") from None
             raise

@@ -208,12 +208,20 @@ class BlobSink:
         if batch:
             self.repo.write_index(batch)
 
-    def abandon(self) -> None:
-        """Give up the session: drop queued blobs, finish uploads under way, index those.
+    def abandon(self, *, keep: bool = False) -> None:
+        """Give up the session without a snapshot, leaving the repository consistent.
 
-        The packs that did land are then reused by the next backup instead of waiting for a
-        prune; no snapshot refers to anything yet, so the repository stays consistent.
+        With ``keep`` (a cancel) the blobs already queued are still packed and uploaded, so the
+        next run reuses them; without it (a failure) queued blobs are dropped and only uploads
+        under way finish. Either way the packs that landed are indexed, and the next backup
+        reuses them instead of waiting for a prune.
         """
+        if keep:
+            try:
+                self.flush()
+                return
+            except Exception:  # noqa: BLE001 - fall back to keeping only what already landed
+                pass
         self._cancelled.set()
         self._wait()
         with self._lock:

@@ -41,15 +41,75 @@ def _fail(message: str) -> NoReturn:
     raise CliError(message)
 
 
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+def _parse_options(pairs: tuple[str, ...], options_file: str | None = None) -> dict[str, Any]:
+    """Storage options: a JSON file's object first, then each KEY=VALUE on top.
+
+    A value of ``true``/``false`` becomes a boolean and one starting with ``{`` or ``[`` is
+    parsed as JSON (nested options such as ``client_kwargs``); everything else stays text.
+    """
     out: dict[str, Any] = {}
+    if options_file:
+        try:
+            with open(options_file, encoding="utf-8") as f:
+                loaded = json.load(f)
+        except OSError as e:
+            _fail(f"cannot read options file {options_file}: {e.strerror}")
+        except ValueError as e:
+            _fail(f"options file {options_file} is not JSON: {e}")
+        if not isinstance(loaded, dict):
+            _fail(f"options file {options_file} must hold a JSON object")
+        out.update(loaded)
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             _fail(f"storage option {pair!r} is not KEY=VALUE")
         low = value.lower()
-        out[key] = True if low == "true" else False if low == "false" else value
+        if low in ("true", "false"):
+            out[key] = low == "true"
+        elif value[:1] in ("{", "["):
+            try:
+                out[key] = json.loads(value)
+            except ValueError as e:
+                _fail(f"storage option {key} is not valid JSON: {e}")
+        else:
+            out[key] = value
     return out
+
+
+def read_password(password_file: str | None, env_prefix: str, prompt: str, *, confirm: bool = False) -> str:
+    """A password from the file option, ``<PREFIX>_PASSWORD_FILE``, ``<PREFIX>_PASSWORD``, or a TTY."""
+    path = password_file or os.environ.get(f"{env_prefix}_PASSWORD_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read().rstrip("\r\n")
+        except OSError as e:
+            _fail(f"cannot read password file {path}: {e.strerror}")
+    env = os.environ.get(f"{env_prefix}_PASSWORD")
+    if env is not None:
+        return env
+    if sys.stdin.isatty():
+        value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+        return value
+    _fail(f"no {prompt} given: set {env_prefix}_PASSWORD or {env_prefix}_PASSWORD_FILE, or use a password file option")
+
+
+def open_repository(url: str, options: dict[str, Any], password: Callable[[], str]) -> Repository:
+    """Open a repository for the CLI: no password prompt for an unencrypted one, and a note."""
+    from snapvault.errors import RepositoryNotFound
+    from snapvault.repository import Repository
+    from snapvault.repository.config import RepoConfig
+    from snapvault.repository.repo import CONFIG_KEY
+    from snapvault.storage import open_store
+
+    store = open_store(url, storage_options=options)
+    if not store.exists(CONFIG_KEY):
+        raise RepositoryNotFound(f"no snapvault repository at {store.url}")
+    config = RepoConfig.from_bytes(store.get(CONFIG_KEY))
+    repo = Repository.open(url, None if config.encryption == "none" else password(), store=store)
+    if not repo.encrypted:
+        click.echo(f"note: the repository at {repo.url} is NOT encrypted", err=True)
+    return repo
 
 
 class Context:
@@ -66,42 +126,10 @@ class Context:
         return self.repo_url
 
     def password(self, *, confirm: bool = False) -> str:
-        path = self.password_file or os.environ.get("SNAPVAULT_PASSWORD_FILE")
-        if path:
-            try:
-                with open(path, encoding="utf-8") as f:
-                    return f.read().rstrip("\r\n")
-            except OSError as e:
-                _fail(f"cannot read password file {path}: {e.strerror}")
-        env = os.environ.get("SNAPVAULT_PASSWORD")
-        if env is not None:
-            return env
-        if sys.stdin.isatty():
-            value: str = click.prompt("repository password", hide_input=True, confirmation_prompt=confirm, err=True)
-            return value
-        _fail("no password given: set SNAPVAULT_PASSWORD or SNAPVAULT_PASSWORD_FILE, or use --password-file")
+        return read_password(self.password_file, "SNAPVAULT", "repository password", confirm=confirm)
 
     def open(self) -> Repository:
-        from snapvault.repository import Repository
-        from snapvault.repository.repo import CONFIG_KEY
-        from snapvault.storage import open_store
-
-        store = open_store(self.url(), storage_options=self.options)
-        if not store.exists(CONFIG_KEY):
-            from snapvault.errors import RepositoryNotFound
-
-            raise RepositoryNotFound(f"no snapvault repository at {store.url}")
-        password = self._maybe_password(store)
-        repo = Repository.open(self.url(), password, store=store)
-        if not repo.encrypted:
-            click.echo(f"note: the repository at {repo.url} is NOT encrypted", err=True)
-        return repo
-
-    def _maybe_password(self, store: Any) -> str | None:
-        from snapvault.repository.config import RepoConfig
-
-        config = RepoConfig.from_bytes(store.get("config"))
-        return None if config.encryption == "none" else self.password()
+        return open_repository(self.url(), self.options, self.password)
 
 
 def _progress(enabled: bool) -> Callable[[int, str], None] | None:
@@ -128,19 +156,62 @@ def _clear_progress(enabled: bool) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-r", "--repo", envvar="SNAPVAULT_REPOSITORY", help="Repository URL (or SNAPVAULT_REPOSITORY).")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Storage option; repeatable.")
+@click.option(
+    "--options-file",
+    envvar="SNAPVAULT_OPTIONS_FILE",
+    type=click.Path(dir_okay=False),
+    help="JSON file of storage options (-o overrides it).",
+)
 @click.option("--password-file", type=click.Path(dir_okay=False), help="Read the password from this file.")
 @click.version_option(package_name="snapvault")
 @click.pass_context
-def cli(ctx: click.Context, repo: str | None, options: tuple[str, ...], password_file: str | None) -> None:
+def cli(
+    ctx: click.Context, repo: str | None, options: tuple[str, ...], options_file: str | None, password_file: str | None
+) -> None:
     """Deduplicated, compressed, encrypted backups into any fsspec store."""
-    ctx.obj = Context(repo, _parse_options(options), password_file)
+    ctx.obj = Context(repo, _parse_options(options, options_file), password_file)
+
+
+def from_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options naming a second (source) repository: --from-option, --from-options-file,
+    --from-password-file (or SNAPVAULT_FROM_PASSWORD[_FILE])."""
+    decorators = (
+        click.option("--from-password-file", type=click.Path(dir_okay=False), help="Source repository password file."),
+        click.option(
+            "--from-options-file", type=click.Path(dir_okay=False), help="JSON file of source storage options."
+        ),
+        click.option("--from-option", multiple=True, metavar="KEY=VALUE", help="Source storage option; repeatable."),
+    )
+    for decorate in decorators:
+        f = decorate(f)
+    return f
+
+
+def open_source(
+    url: str, from_option: tuple[str, ...], from_options_file: str | None, from_password_file: str | None
+) -> Repository:
+    """Open the repository named by the --from options."""
+    options = _parse_options(from_option, from_options_file)
+    return open_repository(
+        url, options, lambda: read_password(from_password_file, "SNAPVAULT_FROM", "source repository password")
+    )
 
 
 @cli.command()
 @click.option("--no-encryption", is_flag=True, help="Create an UNENCRYPTED repository.")
 @click.option("--compression", default="zstd:3", show_default=True, help="'zstd:LEVEL' or 'none'.")
+@click.option("--copy-params-from", metavar="SRC", help="Share chunker parameters and content IDs with SRC.")
+@from_options
 @click.pass_obj
-def init(obj: Context, no_encryption: bool, compression: str) -> None:
+def init(
+    obj: Context,
+    no_encryption: bool,
+    compression: str,
+    copy_params_from: str | None,
+    from_option: tuple[str, ...],
+    from_options_file: str | None,
+    from_password_file: str | None,
+) -> None:
     """Create a new repository."""
     from snapvault import NoCompression, Repository, Zstd
 
@@ -155,14 +226,66 @@ def init(obj: Context, no_encryption: bool, compression: str) -> None:
             _fail(f"bad compression {compression!r}: use 'zstd:LEVEL' or 'none'")
     else:
         _fail(f"bad compression {compression!r}: use 'zstd:LEVEL' or 'none'")
+    source = None
+    if copy_params_from:
+        source = open_source(copy_params_from, from_option, from_options_file, from_password_file)
     if no_encryption:
-        repo = Repository.init(obj.url(), None, storage_options=obj.options, encryption="none", compression=codec)
+        repo = Repository.init(
+            obj.url(), None, storage_options=obj.options, encryption="none", compression=codec, copy_params_from=source
+        )
         click.echo(f"created UNENCRYPTED repository {repo.config.repository_id[:8]} at {repo.url}")
         click.echo("WARNING: anyone who can read this storage can read your backups", err=True)
     else:
         password = obj.password(confirm=True)
-        repo = Repository.init(obj.url(), password, storage_options=obj.options, compression=codec)
+        repo = Repository.init(
+            obj.url(), password, storage_options=obj.options, compression=codec, copy_params_from=source
+        )
         click.echo(f"created repository {repo.config.repository_id[:8]} at {repo.url}")
+    if source is not None:
+        click.echo(f"chunker parameters and content IDs shared with {source.url}")
+
+
+@cli.command()
+@click.argument("snapshots", nargs=-1)
+@click.option("--from", "from_url", required=True, metavar="SRC", help="The source repository.")
+@from_options
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def copy(
+    obj: Context,
+    snapshots: tuple[str, ...],
+    from_url: str,
+    from_option: tuple[str, ...],
+    from_options_file: str | None,
+    from_password_file: str | None,
+    as_json: bool,
+) -> None:
+    """Copy SNAPSHOTS (default: all) from --from SRC into this repository.
+
+    Only blobs this repository lacks are uploaded; snapshots already copied are skipped, so an
+    interrupted copy resumes and a repeated one transfers nothing.
+    """
+    source = open_source(from_url, from_option, from_options_file, from_password_file)
+    dest = obj.open()
+    result = source.copy_snapshots(dest, list(snapshots) or None)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "copied": result.copied,
+                    "skipped": result.skipped,
+                    "blobs_uploaded": result.blobs_uploaded,
+                    "bytes_uploaded": result.bytes_uploaded,
+                }
+            )
+        )
+        return
+    for src_id, dst_id in result.copied:
+        click.echo(f"copied snapshot {src_id[:8]} as {dst_id[:8]}")
+    click.echo(
+        f"{len(result.copied)} copied, {len(result.skipped)} already present, "
+        f"{result.blobs_uploaded} blobs ({result.bytes_uploaded / 2**20:.1f} MiB) uploaded"
+    )
 
 
 @cli.command()

@@ -44,6 +44,7 @@ from snapvault.storage import Store, open_store
 
 if TYPE_CHECKING:
     from snapvault.check import CheckReport
+    from snapvault.copy import CopyResult
     from snapvault.policy import Policy
 
 __all__ = ["Repository"]
@@ -466,6 +467,14 @@ class Repository:
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a snapshot manifest (its data stays until a prune)."""
         self.store.delete(f"snapshots/{snapshot_id}")
+
+    def copy_snapshots(
+        self, dst: Repository, snapshots: Iterable[str | Manifest] | None = None, **options: Any
+    ) -> CopyResult:
+        """Copy snapshots from this repository into ``dst``; see :mod:`snapvault.copy`."""
+        from snapvault.copy import copy_snapshots
+
+        return copy_snapshots(self, dst, snapshots, **options)
 
     # -- policies and runs ---------------------------------------------------------------
 

@@ -16,12 +16,15 @@ from fsspec.implementations.local import LocalFileSystem
 from snapvault.errors import (
     AccessDenied,
     BackendUnavailable,
+    BucketNotFound,
     ConfigError,
     ObjectNotFound,
+    SnapvaultError,
     StorageError,
     TransientStorageError,
 )
-from snapvault.storage.base import Capabilities, StoreEntry
+from snapvault.storage.base import Capabilities, Store, StoreEntry
+from snapvault.storage.wrappers import RetryingStore
 
 __all__ = ["FsspecStore", "map_errors", "open_store"]
 
@@ -31,27 +34,86 @@ _MEMORY_LOCK = threading.Lock()
 TMP_PREFIX = ".tmp-"
 
 
+# HTTP statuses worth another try: throttling and server-side hiccups.
+_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+# Error codes (S3 and friends) worth another try; S3's 409 ConditionalRequestConflict is a
+# conditional write racing another one and succeeds when repeated.
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "ConditionalRequestConflict",
+    "OperationAborted",
+}
+# Client-library exception class names meaning "the endpoint did not answer at all". Matched by
+# name so that this module imports none of the optional cloud libraries.
+_UNREACHABLE = {"EndpointConnectionError", "ServiceRequestError", "ClientConnectorError", "ConnectTimeoutError"}
+_TIMEOUTS = {"ReadTimeoutError", "ServiceResponseError", "ServerTimeoutError", "ClientPayloadError"}
+_AUTH = {"ClientAuthenticationError", "NoCredentialsError", "PartialCredentialsError", "RefreshError"}
+
+
+def _status_and_code(e: BaseException) -> tuple[int | None, str]:
+    status = getattr(e, "status_code", None) or getattr(e, "code", None) or getattr(e, "status", None)
+    code = str(getattr(e, "error_code", "") or "")
+    response = getattr(e, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        err = response.get("Error", {})
+        code = code or str(err.get("Code", ""))
+        status = status or response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return (status if isinstance(status, int) else None), code
+
+
+def classify(e: BaseException, key: str | None, where: str) -> StorageError:
+    """The snapvault error for a backend exception (used by :func:`map_errors`)."""
+    if isinstance(e, StorageError):
+        return e
+    name = type(e).__name__
+    status, code = _status_and_code(e)
+    if isinstance(e, ConnectionRefusedError) or name in _UNREACHABLE:
+        return BackendUnavailable(f"cannot reach {where}: {_short(e)}", key=key)
+    if isinstance(e, OSError) and e.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return BackendUnavailable(f"cannot reach {where}: {_short(e)}", key=key)
+    if code in ("NoSuchBucket", "ContainerNotFound") or "bucket does not exist" in str(e).lower():
+        return BucketNotFound(f"bucket or container not found: {where}", key=key)
+    if isinstance(e, (FileNotFoundError, NotADirectoryError)) or status == 404 or name == "ResourceNotFoundError":
+        # A path component that is a file means the object cannot exist either.
+        return ObjectNotFound(f"not found: {where}", key=key)
+    if isinstance(e, PermissionError) or status in (401, 403) or name in _AUTH or code in ("AccessDenied",):
+        return AccessDenied(f"access denied: {where}", key=key)
+    if (
+        isinstance(e, (ConnectionError, TimeoutError))
+        or status in _TRANSIENT_STATUS
+        or code in _TRANSIENT_CODES
+        or name in _TIMEOUTS
+    ):
+        return TransientStorageError(f"transient failure at {where}: {_short(e)}", key=key)
+    return StorageError(f"storage error at {where}: {_short(e)}", key=key)
+
+
+def _short(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 @contextlib.contextmanager
 def map_errors(key: str | None, url: str) -> Iterator[None]:
-    """Translate whatever a backend raises into a :class:`StorageError` subclass."""
+    """Translate whatever a backend raises into a :class:`StorageError` subclass.
+
+    Every exception except :class:`BaseException`-only ones (KeyboardInterrupt, SystemExit) is
+    mapped: an unknown one becomes a plain :class:`StorageError`, so no backend error escapes
+    the storage layer with a type the caller cannot know.
+    """
     where = f"{url}/{key}" if key else url
     try:
         yield
-    except StorageError:
+    except SnapvaultError:
         raise
-    except (FileNotFoundError, NotADirectoryError) as e:
-        # A path component that is a file means the object cannot exist either.
-        raise ObjectNotFound(f"not found: {where}", key=key) from e
-    except PermissionError as e:
-        raise AccessDenied(f"access denied: {where}", key=key) from e
-    except ConnectionRefusedError as e:
-        raise BackendUnavailable(f"cannot reach {where}: {e}", key=key) from e
-    except (ConnectionError, TimeoutError) as e:
-        raise TransientStorageError(f"connection problem at {where}: {e}", key=key) from e
-    except OSError as e:
-        if e.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
-            raise BackendUnavailable(f"cannot reach {where}: {e}", key=key) from e
-        raise StorageError(f"storage error at {where}: {e}", key=key) from e
+    except Exception as e:  # the boundary: everything below is the backend's
+        raise classify(e, key, where) from e
 
 
 class FsspecStore:
@@ -65,14 +127,19 @@ class FsspecStore:
         The repository's folder within ``fs``.
     """
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, root: str) -> None:
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, *, protocol: str | None = None) -> None:
         self.fs = fs
         self.root = root.rstrip("/") if root not in ("/", "") else root
         self._local = isinstance(fs, LocalFileSystem)
-        proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        proto = protocol or (fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0])
         self._url = self.root if self._local else f"{proto}://{self.root.lstrip('/')}"
         self._memory = proto == "memory"
-        self._caps = Capabilities(atomic_create=self._local or self._memory)
+        # Object stores whose fsspec driver sends a server-side precondition for
+        # mode="create" (S3 If-None-Match, GCS ifGenerationMatch=0, Azure If-None-Match: *).
+        # An S3-compatible server that ignores the header degrades to check-then-write, which
+        # is still safe for content-addressed objects (both writers hold the same bytes).
+        conditional = proto in ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
+        self._caps = Capabilities(atomic_create=self._local or self._memory or conditional)
         self._made_dirs: set[str] = set()
 
     @property
@@ -103,7 +170,19 @@ class FsspecStore:
                 with open(self._path(key), "rb") as f:
                     f.seek(offset)
                     return f.read(length)
-            data: bytes = self.fs.cat_file(self._path(key), start=offset, end=offset + length)
+            if length == 0:
+                return b""
+            path = self._path(key)
+            try:
+                data: bytes = self.fs.cat_file(path, start=offset, end=offset + length)
+            except FileNotFoundError:
+                raise
+            except Exception:
+                # Object stores answer a range that starts at or past the end with 416 (or
+                # EINVAL); the store contract is a short (empty) read there.
+                if offset >= self.fs.size(path):
+                    return b""
+                raise
             return data
 
     def size(self, key: str) -> int:
@@ -210,6 +289,19 @@ class FsspecStore:
                     elif not e.name.startswith(TMP_PREFIX):
                         yield StoreEntry(e.path[cut:], e.stat(follow_symlinks=False).st_size)
 
+    def check_bucket(self) -> None:
+        """Raise BucketNotFound if the bucket (container) the root lives in does not exist."""
+        bucket = self.root.strip("/").split("/", 1)[0]
+        if not bucket:
+            return
+        try:
+            with map_errors(None, self._url):
+                # info, not exists: exists() answers False for a refused credential or an
+                # unreachable endpoint too, which would then be reported as a missing bucket.
+                self.fs.info(bucket)
+        except ObjectNotFound:
+            raise BucketNotFound(f"bucket or container {bucket!r} does not exist ({self._url})") from None
+
     def delete(self, key: str) -> None:
         with map_errors(key, self._url):
             if not self.fs.exists(self._path(key)):
@@ -222,8 +314,13 @@ def open_store(
     *,
     fs: fsspec.AbstractFileSystem | None = None,
     storage_options: dict[str, Any] | None = None,
-) -> FsspecStore:
+    retries: int = 6,
+) -> Store:
     """Open the store at a URL (with ``storage_options``) or at a path within ``fs``.
+
+    For object stores (``s3://``, ``gs://``, ``az://``, ``abfs://``) the bucket must exist:
+    BucketNotFound otherwise. They are wrapped in a :class:`RetryingStore` with ``retries``
+    attempts (1 turns retries off).
 
     Raises
     ------
@@ -251,5 +348,12 @@ def open_store(
         except (ValueError, TypeError) as e:
             raise ConfigError(f"cannot open {location}: {e}") from e
     if isinstance(filesystem, LocalFileSystem):
-        root = os.path.abspath(root)
-    return FsspecStore(filesystem, root)
+        return FsspecStore(filesystem, os.path.abspath(root))
+    scheme = location.split("://", 1)[0] if "://" in location else None
+    store = FsspecStore(filesystem, root, protocol=scheme)
+    if scheme in (None, "memory", "file"):
+        return store
+    # Object stores: a missing bucket is its own error, found before anything is written;
+    # transient failures (throttling, resets) are retried with backoff.
+    store.check_bucket()
+    return RetryingStore(store, attempts=retries) if retries > 1 else store
