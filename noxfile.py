@@ -53,5 +53,5 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmark against restic and borg (see docs/benchmarks.md)."""
-    session.install("-e", ".[cli]")
+    session.install("-e", ".[cli,s3]", "moto[server]", "boto3")
     session.run("python", "bench/run.py", *session.posargs)

@@ -247,6 +247,63 @@ def bench_scale(tool: Tool, tree: Path, work: Path) -> dict[str, float | int]:
     }
 
 
+def bench_s3(data: Path, work: Path, tools: list[Tool]) -> dict[str, dict[str, float]]:
+    """Backup and restore throughput against one moto S3 server on loopback, for snapvault and
+    restic (borg has no S3 backend). The source is v1's stdlib tree (many small files)."""
+    import logging
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    creds = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    src = data / "v1" / "stdlib"
+    nbytes = sum(p.stat().st_size for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    out: dict[str, dict[str, float]] = {}
+    try:
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_boto_creds(creds))
+        for t in tools:
+            if t.name == "borg":
+                continue
+            bucket = f"bench-{t.name}"
+            s3.create_bucket(Bucket=bucket)
+            target = Path(tempfile.mkdtemp(prefix=f"s3-restore-{t.name}-", dir=work))
+            env = {**t.env(), **creds}
+            if t.name == "snapvault":
+                repo = [t.binary, "-r", f"s3://{bucket}/vault", "-o", f'client_kwargs={{"endpoint_url": "{endpoint}"}}']
+                run([*repo, "init"], env=env)
+                b = run([*repo, "backup", str(src)], env=env)
+                r = run([*repo, "restore", "latest", "--target", str(target)], env=env)
+            else:
+                repo = ["restic", "-q", "-r", f"s3:{endpoint}/{bucket}/restic"]
+                run([*repo, "init"], env=env)
+                b = run([*repo, "backup", str(src)], env=env)
+                r = run([*repo, "restore", "latest", "--target", str(target)], env=env)
+            out[t.name] = {
+                "backup_s": b.seconds,
+                "backup_mib_s": nbytes / 2**20 / b.seconds,
+                "restore_s": r.seconds,
+                "restore_mib_s": nbytes / 2**20 / r.seconds,
+            }
+            shutil.rmtree(target)
+    finally:
+        server.stop()
+    return out
+
+
+def _boto_creds(creds: dict[str, str]) -> dict[str, str]:
+    return {"aws_access_key_id": creds["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": creds["AWS_SECRET_ACCESS_KEY"]}
+
+
 def median(rows: list[dict[str, float | int]], key: str) -> float:
     return statistics.median(float(r[key]) for r in rows)
 
@@ -320,6 +377,23 @@ def render(results: dict[str, object]) -> str:
             + " | ".join(f"{scale[t]['rebackup_rss'] * 1024 / float(n):.0f}" for t in scale)  # type: ignore[arg-type]
             + " |"
         )
+    s3: dict[str, dict[str, float]] = results.get("s3", {})  # type: ignore[assignment]
+    if s3:
+        lines += [
+            "",
+            "## S3 (moto server on loopback): v1's stdlib tree",
+            "",
+            "| tool | backup (s) | backup MiB/s | restore (s) | restore MiB/s |",
+            "|---|---|---|---|---|",
+        ]
+        for t, r in s3.items():
+            cells = (
+                f"{r['backup_s']:.2f}",
+                f"{r['backup_mib_s']:.1f}",
+                f"{r['restore_s']:.2f}",
+                f"{r['restore_mib_s']:.1f}",
+            )
+            lines.append(f"| {t} | " + " | ".join(cells) + " |")
     notes = ROOT / "bench" / "notes.md"
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]
@@ -332,6 +406,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, help="folder holding v1 and v2 (built if missing)")
     ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--skip-s3", action="store_true", help="skip the S3 (moto) throughput run")
     ap.add_argument("--scale-files", type=int, default=200_000)
     ap.add_argument("--tools", default="snapvault,restic,borg")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
@@ -371,6 +446,10 @@ def main() -> int:
         "runs": rows,
     }
     _write(results, args.out)
+    if not args.skip_s3:
+        print("S3 throughput against moto ...", flush=True)
+        results["s3"] = bench_s3(data, work, tools)
+        _write(results, args.out)
     if not args.skip_scale:
         tree = work / "scale"
         if not tree.exists():
