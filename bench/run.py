@@ -39,26 +39,35 @@ class Measure:
     max_rss_kib: int
 
 
-def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> Measure:
-    """Run ``cmd`` to completion; wall time and the child's peak RSS from wait4.
+_GNU_TIME = shutil.which("time") and Path("/usr/bin/time").exists()
 
-    Dirty pages are written back first, so no step pays for the writes of the one before.
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> Measure:
+    """Run ``cmd`` to completion; wall time and the child's peak RSS.
+
+    Dirty pages are written back first, so no step pays for the writes of the one before. The
+    peak RSS comes from GNU time (``/usr/bin/time -f %M``), which forks from its own small
+    process: Linux carries the peak RSS of a process across exec, so measuring the child of
+    this (large) Python process with wait4 would report this process's size as a floor.
     """
     os.sync()
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        argv = ["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd] if _GNU_TIME else cmd
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            argv, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        raise RuntimeError(f"{' '.join(cmd)} exited {code}: {err.strip()[-500:]}")
-    if proc.stderr:
-        proc.stderr.close()
-    proc.returncode = code
-    return Measure(elapsed, usage.ru_maxrss)
+        if proc.stderr:
+            proc.stderr.close()
+        proc.returncode = code
+        if code != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {code}: {err.strip()[-500:]}")
+        max_rss = int(rss.read().strip().splitlines()[-1]) if _GNU_TIME else usage.ru_maxrss
+    return Measure(elapsed, max_rss)
 
 
 def du(path: Path) -> int:

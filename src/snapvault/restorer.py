@@ -253,6 +253,30 @@ def _plan_totals(d: PlannedDir) -> tuple[int, int]:
     return files, nbytes
 
 
+# A batch of small files is read as one span of its pack: at most this many bytes, and a gap
+# of more than _MAX_GAP between neighbours starts a new batch (reading it would waste more than
+# a second request costs).
+_MAX_SPAN = 16 << 20
+_MAX_GAP = 1 << 20
+
+
+def _batches(group: list[tuple[Node, str]], repo: Repository) -> list[list[tuple[Node, str]]]:
+    """Split one pack's small files into spans worth reading in one request each."""
+    located = sorted(
+        ((repo.locate(bytes.fromhex(n.content[0])), (n, rel)) for n, rel in group), key=lambda x: x[0].offset
+    )
+    out: list[list[tuple[Node, str]]] = []
+    start = end = -1
+    for loc, item in located:
+        if out and loc.offset - end <= _MAX_GAP and loc.offset + loc.length - start <= _MAX_SPAN:
+            out[-1].append(item)
+            end = max(end, loc.offset + loc.length)
+        else:
+            out.append([item])
+            start, end = loc.offset, loc.offset + loc.length
+    return out
+
+
 _tmp_counter = itertools.count()
 
 
@@ -313,6 +337,10 @@ class _RestoreJob:
     # -- phase 1: directories, then files on the pool ----------------------------------------
 
     def _dir_contents(self, pool: ThreadPoolExecutor, d: PlannedDir, handle: _DirHandle) -> None:
+        # Single-chunk files of one directory are usually stored side by side in one pack:
+        # fetch each pack's span once for all of them (on an object store, one request instead
+        # of one per file).
+        small: dict[bytes, list[tuple[Node, str]]] = {}
         for node, rel in d.files:
             if self.stopped():
                 return
@@ -325,10 +353,14 @@ class _RestoreJob:
                 if first is not None:
                     self.pending_links.append((first, rel))
                     continue
-            self.slots.acquire()
-            h = handle.acquire()
-            fut = pool.submit(self._file, h, node, rel)
-            fut.add_done_callback(self._task_done)
+            if len(node.content) == 1:
+                loc = self.repo.locate(bytes.fromhex(node.content[0]))
+                small.setdefault(loc.pack_id, []).append((node, rel))
+                continue
+            self._submit(pool, self._file, handle, node, rel)
+        for pack_id, group in small.items():
+            for batch in _batches(group, self.repo):
+                self._submit(pool, self._files_from_pack, handle, pack_id, batch)
         for node, rel in d.others:
             self._special(handle.fd, node, rel)
         for sub in d.dirs:
@@ -351,6 +383,37 @@ class _RestoreJob:
                 if self.error is None:
                     self.error = exc
 
+    def _submit(self, pool: ThreadPoolExecutor, fn: Callable[..., None], handle: _DirHandle, *args: Any) -> None:
+        self.slots.acquire()
+        fut = pool.submit(fn, handle.acquire(), *args)
+        fut.add_done_callback(self._task_done)
+
+    def _files_from_pack(self, handle: _DirHandle, pack_id: bytes, batch: list[tuple[Node, str]]) -> None:
+        try:
+            if self.stopped():
+                return
+            locs = [self.repo.locate(bytes.fromhex(n.content[0])) for n, _ in batch]
+            start = min(loc.offset for loc in locs)
+            end = max(loc.offset + loc.length for loc in locs)
+            try:
+                data = self.repo.store.get_range(pack_key(pack_id), start, end - start)
+            except ObjectNotFound:
+                rel = batch[0][1]
+                raise IntegrityError(
+                    f"cannot restore {rel}: pack is missing", path=rel, pack_id=pack_id.hex()
+                ) from None
+            view = memoryview(data)
+            prefetched = {
+                bytes.fromhex(n.content[0]): view[loc.offset - start : loc.offset - start + loc.length]
+                for (n, _), loc in zip(batch, locs, strict=True)
+            }
+            for node, rel in batch:
+                if self.stopped():
+                    return
+                self._write_file(handle.fd, node, rel, prefetched)
+        finally:
+            handle.release()
+
     def _file(self, handle: _DirHandle, node: Node, rel: str) -> None:
         try:
             if not self.stopped():
@@ -358,12 +421,12 @@ class _RestoreJob:
         finally:
             handle.release()
 
-    def _write_file(self, dfd: int, node: Node, rel: str) -> None:
+    def _write_file(self, dfd: int, node: Node, rel: str, prefetched: dict[bytes, memoryview] | None = None) -> None:
         tmp = _temp_name()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
         ok = False
         try:
-            written = self._write_content(fd, node, rel)
+            written = self._write_content(fd, node, rel, prefetched)
             if written is None:
                 return
             self._apply_fd_metadata(fd, node)
@@ -380,16 +443,22 @@ class _RestoreJob:
         if self.on_file is not None:
             self.on_file(rel)
 
-    def _write_content(self, fd: int, node: Node, rel: str) -> int | None:
+    def _write_content(
+        self, fd: int, node: Node, rel: str, prefetched: dict[bytes, memoryview] | None = None
+    ) -> int | None:
         """Write a file's verified chunks to ``fd``; None if the restore was stopped."""
         written = 0
         ids = [bytes.fromhex(c) for c in node.content]
         try:
             for run in plan_reads(ids, self.repo.locate):
-                try:
-                    data = self.repo.store.get_range(pack_key(run.pack_id), run.offset, run.length)
-                except ObjectNotFound:
-                    raise IntegrityError("pack is missing", pack_id=run.pack_id.hex()) from None
+                cached = prefetched.get(run.blobs[0][0]) if prefetched and len(run.blobs) == 1 else None
+                if cached is not None:
+                    data: bytes | memoryview = cached
+                else:
+                    try:
+                        data = self.repo.store.get_range(pack_key(run.pack_id), run.offset, run.length)
+                    except ObjectNotFound:
+                        raise IntegrityError("pack is missing", pack_id=run.pack_id.hex()) from None
                 if len(data) != run.length:
                     raise IntegrityError("pack is truncated", pack_id=run.pack_id.hex())
                 view = memoryview(data)

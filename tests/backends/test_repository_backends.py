@@ -243,3 +243,18 @@ def test_permanent_failures_fail_fast(tmp_path: Path) -> None:
     with pytest.raises(sv.AccessDenied):
         sv.Engine(repo).backup([src])
     assert store.retries == 0
+
+
+def test_storage_secrets_are_never_written_into_the_repository(s3_bucket: Any, tmp_path: Path) -> None:
+    # An unencrypted repository, so a leaked secret would be visible in the stored bytes.
+    marker = f"SECRET-{uuid.uuid4().hex}"
+    opts = {**s3_bucket.storage_options, "key": marker + "-key", "secret": marker}
+    url = s3_bucket.url_for("plain")
+    repo = sv.Repository.init(url, storage_options=opts, encryption="none")
+    src = write(tmp_path / "src" / "f", "data").parent
+    policy = sv.Policy(name="p", sources=[str(src)])
+    repo.save_policy(policy)
+    sv.Engine(repo).backup(policy)
+    stored = [s3_bucket.fs.cat_file(p) for p in s3_bucket.fs.find(s3_bucket.path("plain"))]
+    assert stored
+    assert not any(marker.encode() in blob for blob in stored)
