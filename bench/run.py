@@ -423,7 +423,11 @@ def main() -> int:
     ap.add_argument("--scale-files", type=int, default=200_000)
     ap.add_argument("--tools", default="snapvault,restic,borg")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    ap.add_argument("--render", action="store_true", help="only rewrite the markdown from bench/results.json")
     args = ap.parse_args()
+    if args.render:
+        print(_write(json.loads((ROOT / "bench" / "results.json").read_text()), args.out))
+        return 0
 
     work = args.work or Path(tempfile.mkdtemp(prefix="snapvault-bench-"))
     work.mkdir(parents=True, exist_ok=True)
