@@ -258,3 +258,16 @@ def test_storage_secrets_are_never_written_into_the_repository(s3_bucket: Any, t
     stored = [s3_bucket.fs.cat_file(p) for p in s3_bucket.fs.find(s3_bucket.path("plain"))]
     assert stored
     assert not any(marker.encode() in blob for blob in stored)
+
+
+def test_abfs_and_az_urls_name_the_same_repository(azure_container: Any, tmp_path: Path) -> None:
+    opts = azure_container.storage_options
+    abfs_url = f"abfs://{azure_container.path('vault')}"
+    repo = sv.Repository.init(abfs_url, PASSWORD, storage_options=opts, kdf=FAST_KDF)
+    assert repo.url.startswith("abfs://")
+    src = write(tmp_path / "src" / "f", "via abfs").parent
+    m = sv.Engine(repo).backup([src])
+    same = sv.Repository.open(azure_container.url_for("vault"), PASSWORD, storage_options=opts)
+    assert same.url.startswith("az://")
+    assert same.snapshot_ids() == [m.id]
+    assert same.check(read_data=True).ok

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 if TYPE_CHECKING:
+    from snapvault.manifest import Manifest
     from snapvault.repository import Repository
 
 EXIT_OK = 0
@@ -312,19 +313,29 @@ def backup(
     tty = sys.stderr.isatty() and not as_json
     m = Engine(repo).backup(list(paths), exclude=exclude, tags=tag, hostname=host, full=full, progress=_progress(tty))
     _clear_progress(tty)
+    code = report_backup(m, as_json)
+    if code:
+        sys.exit(code)
+
+
+def report_backup(m: Manifest, as_json: bool, prefix: str = "") -> int:
+    """Print a finished backup (a summary line or the manifest as JSON) and its warnings; return
+    the exit code it deserves (3 when some sources could not be read consistently)."""
     if as_json:
         click.echo(json.dumps(_manifest_json(m), indent=2))
     else:
         s = m.stats
+        kind = f"{m.backup_type} " if m.backup_type else ""
         click.echo(
-            f"snapshot {m.short_id} saved: {s.total_files} files ({s.files_new} new, {s.files_changed} changed, "
-            f"{s.files_unchanged} unchanged), {s.total_bytes / 2**20:.1f} MiB, "
-            f"{s.bytes_stored / 2**20:.1f} MiB added, {s.duration_s:.1f}s"
+            f"{prefix}{kind}snapshot {m.short_id} saved: {s.total_files} files ({s.files_new} new, "
+            f"{s.files_changed} changed, {s.files_unchanged} unchanged, {s.files_removed} removed), "
+            f"{s.total_bytes / 2**20:.1f} MiB, {s.bytes_stored / 2**20:.1f} MiB added, {s.duration_s:.1f}s"
         )
     for err in m.errors:
         click.echo(f"warning: could not read {err.path}: {err.error}", err=True)
-    if m.errors:
-        sys.exit(EXIT_PARTIAL)
+    for path in m.inconsistent:
+        click.echo(f"warning: {path} changed while it was read", err=True)
+    return EXIT_PARTIAL if m.errors or m.inconsistent else EXIT_OK
 
 
 def _manifest_json(m: Any) -> dict[str, Any]:

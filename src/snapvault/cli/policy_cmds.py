@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from snapvault.cli.main import EXIT_ERROR, EXIT_PARTIAL, Context, _fail, cli
+from snapvault.cli.main import EXIT_ERROR, Context, _fail, cli, report_backup
 
 if TYPE_CHECKING:
     from snapvault.policy import Policy
@@ -150,30 +150,7 @@ def policy_remove(obj: Context, name: str) -> None:
 def _run_one(repo: Repository, pol: Policy, as_json: bool) -> int:
     from snapvault import Engine
 
-    m = Engine(repo).backup(pol)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "id": m.id,
-                    "policy": pol.name,
-                    "backup_type": m.backup_type,
-                    "stats": json.loads(m.stats.model_dump_json()),
-                }
-            )
-        )
-    else:
-        s = m.stats
-        click.echo(
-            f"policy {pol.name}: {m.backup_type} snapshot {m.short_id}: {s.total_files} files "
-            f"({s.files_new} new, {s.files_changed} changed, {s.files_removed} removed), "
-            f"{s.bytes_stored / 2**20:.1f} MiB added"
-        )
-    for err in m.errors:
-        click.echo(f"warning: could not read {err.path}: {err.error}", err=True)
-    for path in m.inconsistent:
-        click.echo(f"warning: {path} changed while it was read", err=True)
-    return EXIT_PARTIAL if m.errors or m.inconsistent else 0
+    return report_backup(Engine(repo).backup(pol), as_json, prefix=f"policy {pol.name}: ")
 
 
 @cli.command(name="run")

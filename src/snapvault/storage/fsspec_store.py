@@ -260,6 +260,8 @@ class FsspecStore:
             if self._local:
                 yield from self._list_local(base)
                 return
+            # A caller's filesystem instance may have listing caching on; never trust it.
+            self.fs.invalidate_cache(base)
             try:
                 found = self.fs.find(base, withdirs=False, detail=True)
             except FileNotFoundError:
