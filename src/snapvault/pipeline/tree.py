@@ -85,11 +85,19 @@ def validate_name(name: object) -> str:
     return name
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def encode_tree(nodes: list[Node]) -> bytes:
-    """Serialise nodes canonically (sorted by name)."""
+    """Serialise nodes canonically (sorted by name).
+
+    The bytes equal ``json.dumps({"nodes": [...], "v": 1}, sort_keys=True, separators=(",",
+    ":"))``; each node is encoded on its own so a directory of 100,000 entries never holds all
+    their dicts at once.
+    """
     ordered = sorted(nodes, key=lambda n: n.name)
-    doc = {"nodes": [n.to_json() for n in ordered], "v": TREE_VERSION}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    body = ",".join(_ENCODER.encode(n.to_json()) for n in ordered)
+    return f'{{"nodes":[{body}],"v":{TREE_VERSION}}}'.encode()
 
 
 _HEX_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -178,7 +186,12 @@ def decode_tree(data: bytes) -> list[Node]:
         doc = json.loads(data)
         if doc.get("v") != TREE_VERSION:
             raise IntegrityError(f"unknown tree version {doc.get('v')!r}")
-        nodes = [_node(d) for d in doc["nodes"]]
+        nodes = doc["nodes"]
+        if not isinstance(nodes, list):
+            raise IntegrityError("tree nodes are not a list")
+        # Replace each parsed dict by its node in place, so the dicts are freed as we go.
+        for i, d in enumerate(nodes):
+            nodes[i] = _node(d)
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         if isinstance(e, IntegrityError):
             raise
