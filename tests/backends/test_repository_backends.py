@@ -92,7 +92,9 @@ def test_kill_9_during_a_backup_to_s3(s3_bucket: Any, tmp_path: Path) -> None:
     child.send_signal(signal.SIGKILL)
     child.communicate()
     repo = sv.Repository.open(url, PASSWORD, storage_options=opts)
-    assert repo.snapshot_ids() == []
+    if child.returncode == -signal.SIGKILL:
+        # Killed mid-way (the usual case): nothing was committed.
+        assert repo.snapshot_ids() == []
     report = repo.check(read_data=True)
     assert report.ok, report.problems
     m = sv.Engine(repo).backup([src])

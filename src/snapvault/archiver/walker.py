@@ -212,6 +212,14 @@ class Walker:
             if node is not None:
                 nodes.append(node)
         if parent_nodes:
+            if (
+                parent_tree is not None
+                and nodes == list(parent_nodes.values())
+                and self.sink.has(bytes.fromhex(parent_tree))
+            ):
+                # Nothing in this directory changed: its tree is the parent's, byte for byte
+                # (encoding is canonical), so skip encoding and hashing it again.
+                return parent_tree
             kept = {n.name for n in nodes}
             for gone in (n for name, n in parent_nodes.items() if name not in kept):
                 self.stats.files_removed += self._count_files(gone)
