@@ -407,6 +407,9 @@ def render(results: dict[str, object]) -> str:
                 f"{r['restore_mib_s']:.1f}",
             )
             lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    carried = results.get("carried")
+    if carried:
+        lines += ["", f"Sections carried over from an earlier run of this harness: {', '.join(carried)}."]  # type: ignore[arg-type]
     notes = ROOT / "bench" / "notes.md"
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]
@@ -462,6 +465,15 @@ def main() -> int:
         "medians": medians,
         "runs": rows,
     }
+    previous_file = ROOT / "bench" / "results.json"
+    previous = json.loads(previous_file.read_text()) if previous_file.exists() else {}
+    for key, flag in (("s3", args.skip_s3), ("scale", args.skip_scale)):
+        # A section this run skips is carried over from the last run, marked as such.
+        if flag and key in previous:
+            results[key] = previous[key]
+            if key == "scale":
+                results["scale_files"] = previous.get("scale_files")
+            results.setdefault("carried", []).append(f"{key} ({previous.get('date', '?')})")
     _write(results, args.out)
     if not args.skip_s3:
         print("S3 throughput against moto ...", flush=True)

@@ -372,3 +372,19 @@ def test_put_under_an_object_key_is_not_reported_as_existing(store: Store) -> No
         return
     assert created is True
     assert store.get("a/b") == b"nested"
+
+
+def test_put_file_if_absent_creates_once_and_consumes_the_file(store: Store, tmp_path: Path) -> None:
+    spool = Path(store.capabilities.spool_dir) if store.capabilities.spool_dir else tmp_path
+    spool.mkdir(parents=True, exist_ok=True)
+    first = spool / f"{TMP_PREFIX}spool-a"
+    first.write_bytes(b"from a file")
+    assert store.put_file_if_absent("data/ff/fromfile", str(first)) is True
+    assert not first.exists()
+    assert store.get("data/ff/fromfile") == b"from a file"
+    second = spool / f"{TMP_PREFIX}spool-b"
+    second.write_bytes(b"other bytes")
+    assert store.put_file_if_absent("data/ff/fromfile", str(second)) is False
+    assert not second.exists()
+    assert store.get("data/ff/fromfile") == b"from a file"
+    assert listed(store, "data") == {"data/ff/fromfile": len(b"from a file")}

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import blake3
+
 from snapvault.pipeline.blob import seal_blob
 from snapvault.pipeline.codecs import NoCompression, Zstd
+from snapvault.pipeline.crypto import AEADSealer, PlainSealer
 from snapvault.pipeline.ids import BlobType, blob_id
-from snapvault.pipeline.pack import PackEntry, PackWriter
+from snapvault.pipeline.pack import PackEntry, PackWriter, pack_tail
 from snapvault.repository import Repository
+from snapvault.storage.fsspec_store import TMP_PREFIX
 
 __all__ = ["BlobSink", "SinkStats"]
 
@@ -28,6 +36,54 @@ class SinkStats:
     bytes_added: int = 0
     bytes_stored: int = 0
     packs: int = 0
+
+
+class SpoolPackWriter:
+    """A pack built in a file in the store's spool folder instead of in memory.
+
+    Same interface as :class:`~snapvault.pipeline.pack.PackWriter`; ``finish`` returns the
+    path of the finished file instead of its bytes. The pack's hash is computed as it is
+    written, so the file is never read back.
+    """
+
+    def __init__(self, spool_dir: str) -> None:
+        os.makedirs(spool_dir, exist_ok=True)
+        self.path = os.path.join(spool_dir, f"{TMP_PREFIX}pack-{secrets.token_hex(8)}")
+        self._f = open(self.path, "xb")  # noqa: SIM115 - closed in finish() or discard()
+        self._hash = blake3.blake3()
+        self._size = 0
+        self._entries: list[PackEntry] = []
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def count(self) -> int:
+        return len(self._entries)
+
+    def add(self, btype: BlobType, bid: bytes, sealed: bytes | memoryview, raw_length: int) -> None:
+        self._entries.append(PackEntry(btype, bid, self._size, len(sealed), raw_length))
+        self._write(sealed)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self._f.write(data)
+        self._hash.update(data)
+        self._size += len(data)
+
+    def finish(
+        self, sealer: AEADSealer | PlainSealer, random: Callable[[int], bytes]
+    ) -> tuple[bytes, str, list[PackEntry]]:
+        self._write(pack_tail(sealer, self._entries, random))
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        return self._hash.digest(), self.path, self._entries
+
+    def discard(self) -> None:
+        """Close and delete an unfinished pack."""
+        self._f.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
 
 class _Budget:
@@ -77,7 +133,10 @@ class BlobSink:
         self.stats = SinkStats()
         self._seen: set[bytes] = set()
         self._lock = threading.Lock()
-        self._packers = {BlobType.DATA: PackWriter(), BlobType.TREE: PackWriter()}
+        # Local stores offer a spool folder: packs are built in files there (page cache, not
+        # this process's memory) and linked into place; elsewhere they are built in memory.
+        self._spool = repo.store.capabilities.spool_dir
+        self._packers = {BlobType.DATA: self._new_packer(), BlobType.TREE: self._new_packer()}
         self._encode = ThreadPoolExecutor(max(1, workers), thread_name_prefix="sv-encode")
         self._upload = ThreadPoolExecutor(2, thread_name_prefix="sv-upload")
         self._budget = _Budget(max_pending)
@@ -156,20 +215,26 @@ class BlobSink:
                 self.stats.bytes_stored += len(sealed)
                 full = len(packer) >= repo.config.pack_size
                 if full:
-                    self._packers[btype] = PackWriter()
+                    self._packers[btype] = self._new_packer()
             if full:
                 self._ship(packer)
         finally:
             self._budget.release(n)
 
-    def _ship(self, packer: PackWriter) -> None:
+    def _new_packer(self) -> PackWriter | SpoolPackWriter:
+        return SpoolPackWriter(self._spool) if self._spool else PackWriter()
+
+    def _ship(self, packer: PackWriter | SpoolPackWriter) -> None:
         pack_id, data, entries = packer.finish(self.repo.sealer, self.repo.random)
         self._pack_slots.acquire()
         self._track(self._upload.submit(self._upload_one, pack_id, data, entries))
 
-    def _upload_one(self, pack_id: bytes, data: bytes | bytearray, entries: list[PackEntry]) -> None:
+    def _upload_one(self, pack_id: bytes, data: bytes | bytearray | str, entries: list[PackEntry]) -> None:
         try:
-            self.repo.write_pack(pack_id, data)
+            if isinstance(data, str):
+                self.repo.write_pack_file(pack_id, data)
+            else:
+                self.repo.write_pack(pack_id, data)
             batch = None
             with self._lock:
                 self.stats.packs += 1
@@ -199,7 +264,7 @@ class BlobSink:
         for btype in (BlobType.DATA, BlobType.TREE):
             packer = self._packers[btype]
             if packer.count:
-                self._packers[btype] = PackWriter()
+                self._packers[btype] = self._new_packer()
                 self._ship(packer)
         self._wait()
         self.raise_error()
@@ -233,3 +298,6 @@ class BlobSink:
         """Stop the worker threads (after :meth:`flush`, or to abandon the session)."""
         self._encode.shutdown(wait=True, cancel_futures=True)
         self._upload.shutdown(wait=True, cancel_futures=True)
+        for packer in self._packers.values():
+            if isinstance(packer, SpoolPackWriter):
+                packer.discard()

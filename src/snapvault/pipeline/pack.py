@@ -23,7 +23,7 @@ from snapvault.errors import IntegrityError
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer
 from snapvault.pipeline.ids import ID_SIZE, BlobType, object_hash
 
-__all__ = ["PACK_MAGIC", "PackEntry", "PackWriter", "blob_ad", "parse_pack", "read_header"]
+__all__ = ["PACK_MAGIC", "PackEntry", "PackWriter", "blob_ad", "pack_tail", "parse_pack", "read_header"]
 
 PACK_MAGIC = b"SVP1"
 _HEADER_VERSION = 1
@@ -79,13 +79,17 @@ class PackWriter:
         The bytes are the writer's own buffer, not a copy (a pack is 16 MiB); the writer must
         not be used afterwards.
         """
-        parts = [_COUNT.pack(_HEADER_VERSION, len(self._entries))]
-        parts += [_ENTRY.pack(int(e.type), e.id, e.offset, e.length, e.raw_length) for e in self._entries]
-        header = sealer.seal(b"".join(parts), HEADER_AD, random=random(28))
-        self._buf += header
-        self._buf += _TRAILER.pack(len(header), PACK_MAGIC)
+        self._buf += pack_tail(sealer, self._entries, random)
         data = self._buf
         return object_hash(data), data, self._entries
+
+
+def pack_tail(sealer: AEADSealer | PlainSealer, entries: list[PackEntry], random: Callable[[int], bytes]) -> bytes:
+    """The sealed header and trailer that end a pack holding ``entries``."""
+    parts = [_COUNT.pack(_HEADER_VERSION, len(entries))]
+    parts += [_ENTRY.pack(int(e.type), e.id, e.offset, e.length, e.raw_length) for e in entries]
+    header = sealer.seal(b"".join(parts), HEADER_AD, random=random(28))
+    return header + _TRAILER.pack(len(header), PACK_MAGIC)
 
 
 def read_header(sealer: AEADSealer | PlainSealer, tail: bytes | memoryview, pack_size: int) -> list[PackEntry]:

@@ -378,6 +378,10 @@ class Repository:
         """Store a finished pack (create-only)."""
         self.store.put_if_absent(pack_key(pack_id), data)
 
+    def write_pack_file(self, pack_id: bytes, path: str) -> None:
+        """Store a finished pack built in the store's spool folder (the file is consumed)."""
+        self.store.put_file_if_absent(pack_key(pack_id), path)
+
     # -- blobs and trees -------------------------------------------------------------------
 
     def locate(self, bid: bytes) -> BlobLocation:

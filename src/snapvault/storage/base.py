@@ -24,11 +24,15 @@ class Capabilities:
         ``get_range`` reads only the requested bytes.
     read_only : bool
         Writes are refused.
+    spool_dir : str or None
+        A local folder on the same filesystem as the objects, where a writer may build a large
+        object in a file and hand it over with ``put_file_if_absent`` (no copy, no memory).
     """
 
     atomic_create: bool
     ranged_reads: bool = True
     read_only: bool = False
+    spool_dir: str | None = None
 
 
 class StoreEntry(NamedTuple):
@@ -64,6 +68,10 @@ class Store(Protocol):
 
     def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
         """Create the object; return False (and write nothing) if it already exists."""
+
+    def put_file_if_absent(self, key: str, path: str) -> bool:
+        """Create the object from the local file ``path`` (which is consumed: moved or deleted);
+        return False if the object already exists."""
 
     def list(self, prefix: str) -> Iterator[StoreEntry]:
         """Every object whose key starts with the folder ``prefix``, in no set order."""

@@ -139,7 +139,10 @@ class FsspecStore:
         # An S3-compatible server that ignores the header degrades to check-then-write, which
         # is still safe for content-addressed objects (both writers hold the same bytes).
         conditional = proto in ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
-        self._caps = Capabilities(atomic_create=self._local or self._memory or conditional)
+        self._caps = Capabilities(
+            atomic_create=self._local or self._memory or conditional,
+            spool_dir=os.path.join(self.root, "data") if self._local else None,
+        )
         self._made_dirs: set[str] = set()
 
     @property
@@ -218,6 +221,29 @@ class FsspecStore:
                     f"cannot create {self._url}/{key}: a path component is in the way", key=key
                 ) from None
             return True
+
+    def put_file_if_absent(self, key: str, path: str) -> bool:
+        try:
+            with map_errors(key, self._url):
+                if not self._local:
+                    with open(path, "rb") as f:
+                        return self.put_if_absent(key, f.read())
+                final = self._path(key)
+                folder = os.path.dirname(final)
+                os.makedirs(folder, exist_ok=True)
+                try:
+                    os.link(path, final)
+                except FileExistsError:
+                    return False
+                dfd = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+                return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def _put_local(self, path: str, data: bytes | bytearray) -> bool:
         # fsspec's local "create" checks then writes; a crash could leave a torn object under

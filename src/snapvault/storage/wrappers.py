@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import threading
 import time
@@ -23,7 +25,9 @@ class _Wrapper:
 
     @property
     def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
+        # No spool folder through a wrapper: a wrapper sees and may transform object bytes,
+        # which a file handed straight to the inner store would bypass.
+        return replace(self.inner.capabilities, spool_dir=None)
 
     @property
     def url(self) -> str:
@@ -44,6 +48,15 @@ class _Wrapper:
     def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
         return self.inner.put_if_absent(key, data)
 
+    def put_file_if_absent(self, key: str, path: str) -> bool:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        return self.put_if_absent(key, data)
+
     def list(self, prefix: str) -> Iterator[StoreEntry]:
         return self.inner.list(prefix)
 
@@ -56,9 +69,14 @@ class ReadOnlyStore(_Wrapper):
 
     @property
     def capabilities(self) -> Capabilities:
-        return replace(self.inner.capabilities, read_only=True)
+        return replace(self.inner.capabilities, read_only=True, spool_dir=None)
 
     def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
+        raise AccessDenied(f"store is read-only: {key}", key=key)
+
+    def put_file_if_absent(self, key: str, path: str) -> bool:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
         raise AccessDenied(f"store is read-only: {key}", key=key)
 
     def delete(self, key: str) -> None:
