@@ -229,26 +229,15 @@ class FsspecStore:
                     with open(path, "rb") as f:
                         return self.put_if_absent(key, f.read())
                 final = self._path(key)
-                folder = os.path.dirname(final)
-                os.makedirs(folder, exist_ok=True)
-                try:
-                    os.link(path, final)
-                except FileExistsError:
-                    return False
-                dfd = os.open(folder, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-                return True
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                return _link_into_place(path, final)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
     def _put_local(self, path: str, data: bytes | bytearray) -> bool:
         # fsspec's local "create" checks then writes; a crash could leave a torn object under
-        # its final name. Write a temporary file, fsync it, then link it into place: link fails
-        # if the name exists, so exactly one writer wins and readers see whole objects only.
+        # its final name. Write a temporary file, fsync it, then link it into place.
         folder = os.path.dirname(path)
         if folder not in self._made_dirs:
             os.makedirs(folder, exist_ok=True)
@@ -265,16 +254,7 @@ class FsspecStore:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            dfd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-            return True
+            return _link_into_place(tmp, path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -335,6 +315,24 @@ class FsspecStore:
             if not self.fs.exists(self._path(key)):
                 raise FileNotFoundError(key)
             self.fs.rm_file(self._path(key))
+
+
+def _link_into_place(tmp: str, final: str) -> bool:
+    """Hard-link a complete, fsynced file to its final name; False if the name exists.
+
+    ``link`` fails on an existing name, so of two writers exactly one wins and no reader ever
+    sees a partly written object. The folder is fsynced so the new name survives a crash.
+    """
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        return False
+    dfd = os.open(os.path.dirname(final), os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return True
 
 
 def open_store(
