@@ -60,6 +60,14 @@ def pack_key(pack_id: bytes | str) -> str:
     return f"data/{h[:2]}/{h}"
 
 
+def get_named(store: Store, key: str) -> bytes:
+    """Fetch a content-named object and check that its bytes hash to its name."""
+    data = store.get(key)
+    if object_hash(data).hex() != key.rsplit("/", 1)[-1]:
+        raise IntegrityError(f"{key} does not match its name (damaged or altered)", key=key)
+    return data
+
+
 def _password_bytes(password: str | bytes) -> bytes:
     return password.encode() if isinstance(password, str) else password
 
@@ -239,13 +247,7 @@ class Repository:
         names = sorted(e.key for e in store.list("keys"))
         if not names:
             raise IntegrityError(f"repository at {store.url} has no key files", key="keys")
-        out = []
-        for name in names:
-            data = store.get(name)
-            if object_hash(data).hex() != name.rsplit("/", 1)[-1]:
-                raise IntegrityError(f"{name} does not match its name (damaged or altered)", key=name)
-            out.append((name, data))
-        return out
+        return [(name, get_named(store, name)) for name in names]
 
     @classmethod
     def _unlock(cls, store: Store, password: bytes) -> MasterKeys:
@@ -273,29 +275,17 @@ class Repository:
 
     # -- sealed files ----------------------------------------------------------------------
 
-    def _seal_file(self, data: bytes, ad: bytes) -> bytes:
-        return self.sealer.seal(data, ad, random=self.random(28))
-
     def read_sealed(self, key: str, ad: bytes) -> bytes:
         """Read a sealed, content-named object, verifying its name and authenticity."""
-        return self._read_named(key, ad)
-
-    def write_sealed(self, folder: str, data: bytes, ad: bytes) -> str:
-        """Seal ``data`` and store it as ``folder/<hash>``; return the name."""
-        return self._write_named(folder, data, ad)
-
-    def _read_named(self, key: str, ad: bytes) -> bytes:
-        stored = self.store.get(key)
-        name = key.rsplit("/", 1)[-1]
-        if object_hash(stored).hex() != name:
-            raise IntegrityError(f"{key} does not match its name (damaged or altered)", key=key)
+        stored = get_named(self.store, key)
         try:
             return self.sealer.open(stored, ad)
         except IntegrityError as e:
             raise IntegrityError(f"{key}: {e}", key=key) from None
 
-    def _write_named(self, folder: str, data: bytes, ad: bytes) -> str:
-        stored = self._seal_file(data, ad)
+    def write_sealed(self, folder: str, data: bytes, ad: bytes) -> str:
+        """Seal ``data`` and store it as ``folder/<hash>``; return the name."""
+        stored = self.sealer.seal(data, ad, random=self.random(28))
         name = object_hash(stored).hex()
         self.store.put_if_absent(f"{folder}/{name}", stored)
         return name
@@ -359,14 +349,14 @@ class Repository:
     def read_index_file(self, key: str) -> list[tuple[bytes, list[PackEntry]]]:
         """Decode one index file."""
         try:
-            return decode_index(self._read_named(key, INDEX_AD))
+            return decode_index(self.read_sealed(key, INDEX_AD))
         except IntegrityError as e:
             raise IntegrityError(str(e) if key in str(e) else f"{key}: {e}", key=key) from None
 
     def write_index(self, packs: Iterable[tuple[bytes, list[PackEntry]]]) -> str:
         """Write one index file for ``packs`` and add them to the loaded index."""
         packs = list(packs)
-        key = "index/" + self._write_named("index", encode_index(packs), INDEX_AD)
+        key = "index/" + self.write_sealed("index", encode_index(packs), INDEX_AD)
         with self._lock:
             if self._index is not None:
                 for pid, entries in packs:
@@ -421,13 +411,13 @@ class Repository:
     def save_manifest(self, manifest: Manifest) -> Manifest:
         """Write a manifest (the commit point of a backup) and return it with its ID."""
         data = manifest.model_dump_json().encode()
-        name = self._write_named("snapshots", data, SNAPSHOT_AD)
+        name = self.write_sealed("snapshots", data, SNAPSHOT_AD)
         return manifest.model_copy(update={"id": name})
 
     def load_manifest(self, snapshot_id: str) -> Manifest:
         """Load the manifest with this full ID."""
         try:
-            data = self._read_named(f"snapshots/{snapshot_id}", SNAPSHOT_AD)
+            data = self.read_sealed(f"snapshots/{snapshot_id}", SNAPSHOT_AD)
         except ObjectNotFound:
             raise SnapshotNotFound(f"no snapshot {snapshot_id}", snapshot_id=snapshot_id) from None
         try:
