@@ -388,6 +388,16 @@ class _RestoreJob:
         fut = pool.submit(fn, handle.acquire(), *args)
         fut.add_done_callback(self._task_done)
 
+    def _fetch(self, pack_id: bytes, offset: int, length: int) -> bytes:
+        """A range of a pack; a missing or short pack is damage (IntegrityError)."""
+        try:
+            data = self.repo.store.get_range(pack_key(pack_id), offset, length)
+        except ObjectNotFound:
+            raise IntegrityError("pack is missing", pack_id=pack_id.hex()) from None
+        if len(data) != length:
+            raise IntegrityError("pack is truncated", pack_id=pack_id.hex())
+        return data
+
     def _files_from_pack(self, handle: _DirHandle, pack_id: bytes, batch: list[tuple[Node, str]]) -> None:
         try:
             if self.stopped():
@@ -396,12 +406,10 @@ class _RestoreJob:
             start = min(loc.offset for loc in locs)
             end = max(loc.offset + loc.length for loc in locs)
             try:
-                data = self.repo.store.get_range(pack_key(pack_id), start, end - start)
-            except ObjectNotFound:
+                data = self._fetch(pack_id, start, end - start)
+            except IntegrityError as e:
                 rel = batch[0][1]
-                raise IntegrityError(
-                    f"cannot restore {rel}: pack is missing", path=rel, pack_id=pack_id.hex()
-                ) from None
+                raise IntegrityError(f"cannot restore {rel}: {e}", path=rel, pack_id=e.pack_id) from None
             view = memoryview(data)
             prefetched = {
                 bytes.fromhex(n.content[0]): view[loc.offset - start : loc.offset - start + loc.length]
@@ -452,15 +460,7 @@ class _RestoreJob:
         try:
             for run in plan_reads(ids, self.repo.locate):
                 cached = prefetched.get(run.blobs[0][0]) if prefetched and len(run.blobs) == 1 else None
-                if cached is not None:
-                    data: bytes | memoryview = cached
-                else:
-                    try:
-                        data = self.repo.store.get_range(pack_key(run.pack_id), run.offset, run.length)
-                    except ObjectNotFound:
-                        raise IntegrityError("pack is missing", pack_id=run.pack_id.hex()) from None
-                if len(data) != run.length:
-                    raise IntegrityError("pack is truncated", pack_id=run.pack_id.hex())
+                data = cached if cached is not None else self._fetch(run.pack_id, run.offset, run.length)
                 view = memoryview(data)
                 for bid, loc in run.blobs:
                     start = loc.offset - run.offset
