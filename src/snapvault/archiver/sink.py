@@ -7,7 +7,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import blake3
@@ -132,18 +132,26 @@ class BlobSink:
         self.index = repo.refresh_index()
         self.stats = SinkStats()
         self._seen: set[bytes] = set()
+        # One lock for the bookkeeping below, never held across I/O or encoding: the walker
+        # takes it for every blob, so anything slow under it stalls reading.
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0
         # Local stores offer a spool folder: packs are built in files there (page cache, not
         # this process's memory) and linked into place; elsewhere they are built in memory.
         self._spool = repo.store.capabilities.spool_dir
-        self._packers = {BlobType.DATA: self._new_packer(), BlobType.TREE: self._new_packer()}
+        # Each encode thread fills its own data pack, so appending to a pack (a file write that
+        # the kernel may throttle) never waits on another thread. Tree blobs are few and small
+        # and share one pack under their own lock.
+        self._data_packers: dict[int, PackWriter | SpoolPackWriter] = {}
+        self._tree_lock = threading.Lock()
+        self._tree_packer: PackWriter | SpoolPackWriter | None = None
         self._encode = ThreadPoolExecutor(max(1, workers), thread_name_prefix="sv-encode")
         self._upload = ThreadPoolExecutor(2, thread_name_prefix="sv-upload")
         self._budget = _Budget(max_pending)
         # Separate from the byte budget: a worker waiting here waits only on uploads, which
         # always make progress, so the two limits cannot deadlock each other.
         self._pack_slots = threading.BoundedSemaphore(2)
-        self._futures: set[Future[None]] = set()
         self._uploaded: list[tuple[bytes, list[PackEntry]]] = []
         self._error: BaseException | None = None
         self._cancelled = threading.Event()
@@ -174,23 +182,26 @@ class BlobSink:
             self.added.append(bid)
         n = len(data)
         self._budget.acquire(n)
-        fut = self._encode.submit(self._encode_one, btype, bid, data)
-        self._track(fut)
+        self._submit(self._encode, self._encode_one, btype, bid, data)
         return bid, True
 
-    def _track(self, fut: Future[None]) -> None:
+    def _submit(self, pool: ThreadPoolExecutor, fn: Callable[..., None], *args: object) -> None:
+        # Counted before submitting, so flush() cannot see zero while work is still queued.
         with self._lock:
-            self._futures.add(fut)
-        fut.add_done_callback(self._done)
+            self._pending += 1
+        try:
+            pool.submit(fn, *args)
+        except BaseException:
+            self._finished(None)
+            raise
 
-    def _done(self, fut: Future[None]) -> None:
+    def _finished(self, exc: BaseException | None) -> None:
         with self._lock:
-            self._futures.discard(fut)
-        if fut.cancelled():
-            return
-        exc = fut.exception()
-        if exc is not None and self._error is None:
-            self._error = exc
+            if exc is not None and self._error is None:
+                self._error = exc
+            self._pending -= 1
+            if not self._pending:
+                self._idle.notify_all()
 
     def raise_error(self) -> None:
         """Re-raise the first error from a worker thread, if any."""
@@ -199,27 +210,46 @@ class BlobSink:
 
     def _encode_one(self, btype: BlobType, bid: bytes, data: bytes | memoryview) -> None:
         n = len(data)
+        error: BaseException | None = None
         try:
-            if self._cancelled.is_set():
-                return
-            repo = self.repo
-            sealed = seal_blob(repo.sealer, self.codec, btype, bid, data, repo.random(28))
-            with self._lock:
-                packer = self._packers[btype]
-                packer.add(btype, bid, sealed, n)
-                if btype is BlobType.DATA:
-                    self.stats.data_blobs += 1
-                else:
-                    self.stats.tree_blobs += 1
-                self.stats.bytes_added += n
-                self.stats.bytes_stored += len(sealed)
-                full = len(packer) >= repo.config.pack_size
-                if full:
-                    self._packers[btype] = self._new_packer()
-            if full:
-                self._ship(packer)
+            if not self._cancelled.is_set():
+                self._pack_one(btype, bid, data)
+        except BaseException as e:  # noqa: BLE001 - surfaced by raise_error()
+            error = e
         finally:
             self._budget.release(n)
+            self._finished(error)
+
+    def _pack_one(self, btype: BlobType, bid: bytes, data: bytes | memoryview) -> None:
+        repo = self.repo
+        n = len(data)
+        sealed = seal_blob(repo.sealer, self.codec, btype, bid, data, repo.random(28))
+        limit = repo.config.pack_size
+        full: PackWriter | SpoolPackWriter | None = None
+        if btype is BlobType.DATA:
+            me = threading.get_ident()
+            packer = self._data_packers.get(me)
+            if packer is None:
+                packer = self._data_packers[me] = self._new_packer()
+            packer.add(btype, bid, sealed, n)
+            if len(packer) >= limit:
+                full = self._data_packers.pop(me)
+        else:
+            with self._tree_lock:
+                packer = self._tree_packer or self._new_packer()
+                self._tree_packer = packer
+                packer.add(btype, bid, sealed, n)
+                if len(packer) >= limit:
+                    full, self._tree_packer = packer, None
+        with self._lock:
+            if btype is BlobType.DATA:
+                self.stats.data_blobs += 1
+            else:
+                self.stats.tree_blobs += 1
+            self.stats.bytes_added += n
+            self.stats.bytes_stored += len(sealed)
+        if full is not None:
+            self._ship(full)
 
     def _new_packer(self) -> PackWriter | SpoolPackWriter:
         return SpoolPackWriter(self._spool) if self._spool else PackWriter()
@@ -227,9 +257,14 @@ class BlobSink:
     def _ship(self, packer: PackWriter | SpoolPackWriter) -> None:
         pack_id, data, entries = packer.finish(self.repo.sealer, self.repo.random)
         self._pack_slots.acquire()
-        self._track(self._upload.submit(self._upload_one, pack_id, data, entries))
+        try:
+            self._submit(self._upload, self._upload_one, pack_id, data, entries)
+        except BaseException:
+            self._pack_slots.release()
+            raise
 
     def _upload_one(self, pack_id: bytes, data: bytes | bytearray | str, entries: list[PackEntry]) -> None:
+        error: BaseException | None = None
         try:
             if isinstance(data, str):
                 self.repo.write_pack_file(pack_id, data)
@@ -244,28 +279,35 @@ class BlobSink:
                     batch, self._uploaded = self._uploaded, []
             if batch:
                 self.repo.write_index(batch)
+        except BaseException as e:  # noqa: BLE001 - surfaced by raise_error()
+            error = e
         finally:
             self._pack_slots.release()
+            self._finished(error)
 
     def _wait(self) -> None:
-        while True:
-            with self._lock:
-                pending = list(self._futures)
-            if not pending:
-                return
-            for f in pending:
-                if not f.cancelled():
-                    f.exception()
+        with self._idle:
+            while self._pending:
+                self._idle.wait()
+
+    def _take_open_packers(self) -> list[PackWriter | SpoolPackWriter]:
+        """Detach every open pack (only while no encode is running)."""
+        packers = list(self._data_packers.values())
+        self._data_packers.clear()
+        if self._tree_packer is not None:
+            packers.append(self._tree_packer)
+            self._tree_packer = None
+        return packers
 
     def flush(self) -> None:
         """Upload every pending blob and write the remaining index entries."""
         self._wait()
         self.raise_error()
-        for btype in (BlobType.DATA, BlobType.TREE):
-            packer = self._packers[btype]
+        for packer in self._take_open_packers():
             if packer.count:
-                self._packers[btype] = self._new_packer()
                 self._ship(packer)
+            elif isinstance(packer, SpoolPackWriter):
+                packer.discard()
         self._wait()
         self.raise_error()
         with self._lock:
@@ -298,6 +340,6 @@ class BlobSink:
         """Stop the worker threads (after :meth:`flush`, or to abandon the session)."""
         self._encode.shutdown(wait=True, cancel_futures=True)
         self._upload.shutdown(wait=True, cancel_futures=True)
-        for packer in self._packers.values():
+        for packer in self._take_open_packers():
             if isinstance(packer, SpoolPackWriter):
                 packer.discard()
