@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from snapvault.errors import ObjectNotFound, StorageError
 from snapvault.storage import Store, StoreEntry, open_store
-from snapvault.storage.fsspec_store import TMP_PREFIX
+from snapvault.storage.local_store import TMP_PREFIX
 
 
 @dataclass

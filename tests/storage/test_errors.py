@@ -19,10 +19,10 @@ from snapvault.errors import (
     StorageError,
     TransientStorageError,
 )
-from snapvault.storage import FsspecStore, open_store
+from snapvault.storage import Store, open_store
 from snapvault.storage.fsspec_store import map_errors
 
-Op = Callable[[FsspecStore, str], object]
+Op = Callable[[Store, str], object]
 
 OPS: dict[str, Op] = {
     "get": lambda s, k: s.get(k),
@@ -35,7 +35,7 @@ OPS: dict[str, Op] = {
 }
 
 
-def run(op: str, store: FsspecStore, key: str) -> object:
+def run(op: str, store: Store, key: str) -> object:
     """Run ``op``; any exception must be a StorageError naming the key."""
     try:
         return OPS[op](store, key)
@@ -49,7 +49,7 @@ def run(op: str, store: FsspecStore, key: str) -> object:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> FsspecStore:
+def store(tmp_path: Path) -> Store:
     s = open_store(str(tmp_path / "store"))
     assert s.put_if_absent("plain", b"a regular file")
     assert s.put_if_absent("folder/inner", b"x")
@@ -61,25 +61,25 @@ def store(tmp_path: Path) -> FsspecStore:
 
 @pytest.mark.parametrize("op", ["get", "get_range", "size", "delete"])
 @pytest.mark.parametrize("key", ["plain/child", "plain/deeper/child"])
-def test_reads_below_a_regular_file_raise_object_not_found(store: FsspecStore, op: str, key: str) -> None:
+def test_reads_below_a_regular_file_raise_object_not_found(store: Store, op: str, key: str) -> None:
     # The path walks through a file (ENOTDIR): the object cannot exist.
     with pytest.raises(ObjectNotFound):
         run(op, store, key)
 
 
 @pytest.mark.parametrize("key", ["plain/child", "plain/deeper/child"])
-def test_exists_below_a_regular_file_is_false(store: FsspecStore, key: str) -> None:
+def test_exists_below_a_regular_file_is_false(store: Store, key: str) -> None:
     assert run("exists", store, key) is False
 
 
 @pytest.mark.parametrize("key", ["plain/child", "plain/deeper/child"])
-def test_put_below_a_regular_file_raises_storage_error(store: FsspecStore, key: str) -> None:
+def test_put_below_a_regular_file_raises_storage_error(store: Store, key: str) -> None:
     with pytest.raises(StorageError):
         run("put_if_absent", store, key)
     assert store.get("plain") == b"a regular file"
 
 
-def test_list_of_a_regular_file_raises_storage_error_or_is_empty(store: FsspecStore) -> None:
+def test_list_of_a_regular_file_raises_storage_error_or_is_empty(store: Store) -> None:
     try:
         got = run("list", store, "plain")
     except StorageError:
@@ -91,7 +91,7 @@ def test_list_of_a_regular_file_raises_storage_error_or_is_empty(store: FsspecSt
 
 
 @pytest.mark.parametrize("op", ["get", "get_range", "delete"])
-def test_object_operations_on_a_folder_raise_storage_error(store: FsspecStore, op: str) -> None:
+def test_object_operations_on_a_folder_raise_storage_error(store: Store, op: str) -> None:
     with pytest.raises(StorageError):
         run(op, store, "folder")
     assert store.get("folder/inner") == b"x"
@@ -133,7 +133,7 @@ def test_root_that_does_not_exist_yet(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("op", ["get", "get_range", "put_if_absent"])
-def test_name_too_long(store: FsspecStore, op: str) -> None:
+def test_name_too_long(store: Store, op: str) -> None:
     with pytest.raises(StorageError):
         run(op, store, "x" * 300)
     with pytest.raises(StorageError):
@@ -141,7 +141,7 @@ def test_name_too_long(store: FsspecStore, op: str) -> None:
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
-def test_nul_byte_in_key_gives_a_snapvault_error(store: FsspecStore, op: str) -> None:
+def test_nul_byte_in_key_gives_a_snapvault_error(store: Store, op: str) -> None:
     # The local backend raises a bare ValueError("embedded null byte"); the Store protocol says
     # it raises only snapvault.errors types.
     try:

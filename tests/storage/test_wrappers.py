@@ -11,11 +11,11 @@ import fsspec
 import pytest
 
 from snapvault.errors import AccessDenied, ObjectNotFound, StorageError, TransientStorageError
-from snapvault.storage import FaultyStore, FsspecStore, ReadOnlyStore, Store, open_store
+from snapvault.storage import FaultyStore, ReadOnlyStore, Store, open_store
 
 
 @pytest.fixture(params=["local", "memory"])
-def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FsspecStore]:
+def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "local":
         yield open_store(str(tmp_path / "store"))
         return
@@ -29,7 +29,7 @@ def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FsspecStor
 # -- ReadOnlyStore ---------------------------------------------------------------------------
 
 
-def test_read_only_refuses_writes(inner: FsspecStore) -> None:
+def test_read_only_refuses_writes(inner: Store) -> None:
     inner.put_if_absent("existing", b"1")
     ro = ReadOnlyStore(inner)
     with pytest.raises(AccessDenied) as exc:
@@ -49,7 +49,7 @@ def test_read_only_refuses_writes(inner: FsspecStore) -> None:
     assert inner.get("existing") == b"1"
 
 
-def test_read_only_passes_reads_through(inner: FsspecStore) -> None:
+def test_read_only_passes_reads_through(inner: Store) -> None:
     inner.put_if_absent("data/aa/x", b"hello world")
     inner.put_if_absent("data/bb/y", b"!")
     ro = ReadOnlyStore(inner)
@@ -66,7 +66,7 @@ def test_read_only_passes_reads_through(inner: FsspecStore) -> None:
         ro.get("missing")
 
 
-def test_read_only_capabilities(inner: FsspecStore) -> None:
+def test_read_only_capabilities(inner: Store) -> None:
     ro = ReadOnlyStore(inner)
     assert ro.capabilities.read_only is True
     assert ro.capabilities.atomic_create == inner.capabilities.atomic_create
@@ -76,7 +76,7 @@ def test_read_only_capabilities(inner: FsspecStore) -> None:
     assert isinstance(ro, Store)
 
 
-def test_read_only_sees_later_writes_to_the_inner_store(inner: FsspecStore) -> None:
+def test_read_only_sees_later_writes_to_the_inner_store(inner: Store) -> None:
     ro = ReadOnlyStore(inner)
     assert not ro.exists("later")
     inner.put_if_absent("later", b"x")
@@ -86,7 +86,7 @@ def test_read_only_sees_later_writes_to_the_inner_store(inner: FsspecStore) -> N
 # -- FaultyStore -----------------------------------------------------------------------------
 
 
-def test_faulty_without_faults_is_transparent(inner: FsspecStore) -> None:
+def test_faulty_without_faults_is_transparent(inner: Store) -> None:
     fs = FaultyStore(inner)
     for i in range(50):
         assert fs.put_if_absent(f"k{i}", bytes([i]))
@@ -101,7 +101,7 @@ def test_faulty_without_faults_is_transparent(inner: FsspecStore) -> None:
 
 
 @pytest.mark.parametrize("n", [0, 1, 5])
-def test_fail_writes_after(inner: FsspecStore, n: int) -> None:
+def test_fail_writes_after(inner: Store, n: int) -> None:
     fs = FaultyStore(inner, fail_writes_after=n)
     for i in range(n):
         assert fs.put_if_absent(f"ok/{i}", b"x") is True
@@ -119,7 +119,7 @@ def test_fail_writes_after(inner: FsspecStore, n: int) -> None:
         assert not inner.exists("ok/0")
 
 
-def test_fail_writes_after_counts_refused_duplicates_as_writes(inner: FsspecStore) -> None:
+def test_fail_writes_after_counts_refused_duplicates_as_writes(inner: Store) -> None:
     # A put that finds the object present is still a write attempt that succeeded.
     fs = FaultyStore(inner, fail_writes_after=2)
     assert fs.put_if_absent("a", b"1") is True
@@ -128,7 +128,7 @@ def test_fail_writes_after_counts_refused_duplicates_as_writes(inner: FsspecStor
         fs.put_if_absent("b", b"2")
 
 
-def test_transient_rate_zero_and_one(inner: FsspecStore) -> None:
+def test_transient_rate_zero_and_one(inner: Store) -> None:
     inner.put_if_absent("obj", b"payload")
     never = FaultyStore(inner, transient_rate=0.0, seed=1)
     for _ in range(100):
@@ -161,7 +161,7 @@ def _pattern(store: Store, seed: int, rate: float, n: int = 200) -> list[bool]:
     return out
 
 
-def test_transient_failures_are_seeded_and_repeatable(inner: FsspecStore) -> None:
+def test_transient_failures_are_seeded_and_repeatable(inner: Store) -> None:
     inner.put_if_absent("obj", b"payload")
     a = _pattern(inner, seed=42, rate=0.3)
     assert a == _pattern(inner, seed=42, rate=0.3)
@@ -169,13 +169,13 @@ def test_transient_failures_are_seeded_and_repeatable(inner: FsspecStore) -> Non
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
-def test_transient_rate_is_roughly_honoured(inner: FsspecStore, rate: float) -> None:
+def test_transient_rate_is_roughly_honoured(inner: Store, rate: float) -> None:
     inner.put_if_absent("obj", b"payload")
     hits = sum(_pattern(inner, seed=7, rate=rate, n=2000))
     assert abs(hits / 2000 - rate) < 0.05
 
 
-def test_transient_write_failure_writes_nothing(inner: FsspecStore) -> None:
+def test_transient_write_failure_writes_nothing(inner: Store) -> None:
     fs = FaultyStore(inner, transient_rate=0.5, seed=3)
     outcomes: dict[str, bool] = {}
     for i in range(100):
@@ -191,7 +191,7 @@ def test_transient_write_failure_writes_nothing(inner: FsspecStore) -> None:
         assert inner.exists(key) == ok
 
 
-def test_fail_writes_after_counts_only_successful_writes(inner: FsspecStore) -> None:
+def test_fail_writes_after_counts_only_successful_writes(inner: Store) -> None:
     # "Raise on every write after this many successful ones": writes refused by an injected
     # transient failure did not succeed, so they must not use up the budget.
     fs = FaultyStore(inner, fail_writes_after=5, transient_rate=0.5, seed=0)

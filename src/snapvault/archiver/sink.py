@@ -18,7 +18,7 @@ from snapvault.pipeline.crypto import AEADSealer, PlainSealer
 from snapvault.pipeline.ids import BlobType, blob_id
 from snapvault.pipeline.pack import PackEntry, PackWriter, pack_tail
 from snapvault.repository import Repository
-from snapvault.storage.fsspec_store import TMP_PREFIX
+from snapvault.storage.local_store import TMP_PREFIX
 
 __all__ = ["BlobSink", "SinkStats"]
 

@@ -13,6 +13,7 @@ Exit codes (one place, here):
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -474,6 +475,10 @@ def _one_line(e: BaseException) -> str:
 
 def main() -> None:
     """Console-script entry point."""
+    # A short-lived process that allocates millions of small, acyclic objects (tree nodes,
+    # index entries): the default cyclic-GC thresholds spend ~7 % of a first backup
+    # re-scanning them. A library caller keeps its own settings; only this process changes.
+    gc.set_threshold(100_000, 50, 100)
     sys.exit(run())
 
 

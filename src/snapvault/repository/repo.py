@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import fsspec
-
 from snapvault.errors import (
     AmbiguousSnapshot,
     ConfigError,
@@ -43,6 +41,8 @@ from snapvault.repository.config import (
 from snapvault.storage import Store, open_store
 
 if TYPE_CHECKING:
+    import fsspec
+
     from snapvault.check import CheckReport
     from snapvault.copy import CopyResult
     from snapvault.policy import Policy
