@@ -204,10 +204,14 @@ def test_insert_in_the_middle_changes_only_nearby_chunks(seed: int, where: float
         common_tail += 1
     changed_before = len(a) - len(untouched) - common_tail
     changed_after = len(b) - len(untouched) - common_tail
-    assert changed_before <= 4
-    assert changed_after <= 4 + len(insert) // SMALL.min_size
+    # Each chunk after the edit misses the old cut points only when its cut falls inside the
+    # min_size skip of the shifted stream (roughly one chance in five with these sizes), so the
+    # number of changed chunks has a geometric tail: hypothesis found a case with 5; a bound
+    # of 10 fails with odds of about 0.2**10, 1e-7.
+    assert changed_before <= 10
+    assert changed_after <= 10 + len(insert) // SMALL.min_size
     shared = set(a) & set(b)
-    assert len(shared) >= len(a) - 4
+    assert len(shared) >= len(a) - 10
 
 
 def test_delete_in_the_middle_changes_only_nearby_chunks() -> None:

@@ -61,11 +61,11 @@ class SpoolPackWriter:
     def count(self) -> int:
         return len(self._entries)
 
-    def add(self, btype: BlobType, bid: bytes, sealed: bytes | memoryview, raw_length: int) -> None:
+    def add(self, btype: BlobType, bid: bytes, sealed: bytes | bytearray | memoryview, raw_length: int) -> None:
         self._entries.append(PackEntry(btype, bid, self._size, len(sealed), raw_length))
         self._write(sealed)
 
-    def _write(self, data: bytes | memoryview) -> None:
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
         self._f.write(data)
         self._hash.update(data)
         self._size += len(data)

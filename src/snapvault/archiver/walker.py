@@ -161,6 +161,14 @@ class Walker:
             raise Cancelled
         try:
             st = os.lstat(path)
+            if parent is not None and stat.S_ISREG(st.st_mode) and self._same_file(parent, st):
+                # The previous node whole, not a new one: no listxattr call and no node to
+                # build (xattrs need no look either: changing one moves the inode's ctime).
+                self.stats.files_unchanged += 1
+                self.stats.total_bytes += parent.size
+                if self.on_file is not None:
+                    self.on_file(path, parent.size, True)
+                return parent
             node = self.stat_node(name, path, st)
         except OSError as e:
             self._error(path, e)
@@ -242,6 +250,23 @@ class Walker:
         return bid.hex()
 
     # -- files ---------------------------------------------------------------------------
+
+    def _same_file(self, parent: Node, st: os.stat_result) -> bool:
+        """Whether a regular file's inode is exactly as the parent snapshot recorded it."""
+        return (
+            self.use_parent_shortcut
+            and parent.type == "file"
+            and parent.mtime_ns == st.st_mtime_ns
+            and parent.ctime_ns == st.st_ctime_ns
+            and parent.size == st.st_size
+            and parent.inode == st.st_ino
+            and parent.dev == st.st_dev
+            and parent.mode == stat.S_IMODE(st.st_mode)
+            and parent.uid == st.st_uid
+            and parent.gid == st.st_gid
+            and parent.links == st.st_nlink
+            and all(self.sink.has(bytes.fromhex(c)) for c in parent.content)
+        )
 
     def _unchanged(self, node: Node, parent: Node | None) -> bool:
         return (

@@ -13,6 +13,7 @@ Exit codes (one place, here):
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -479,7 +480,15 @@ def main() -> None:
     # index entries): the default cyclic-GC thresholds spend ~7 % of a first backup
     # re-scanning them. A library caller keeps its own settings; only this process changes.
     gc.set_threshold(100_000, 50, 100)
-    sys.exit(run())
+    code = run()
+    # Every file this process wrote is closed and synced by now. Leave without the
+    # interpreter's teardown, which frees every object one by one and cost about 60 ms of an
+    # unchanged re-backup's 0.3 s.
+    for stream in (sys.stdout, sys.stderr):
+        # A closed pipe or stream: there is nothing more to say there.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

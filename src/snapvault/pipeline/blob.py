@@ -21,9 +21,9 @@ def seal_blob(
     bid: bytes,
     plaintext: bytes | memoryview,
     random: bytes,
-) -> bytes:
+) -> bytearray:
     """Compress (where it pays) and seal one blob, binding its type and ID."""
-    return sealer.seal(encode(codec, plaintext), blob_ad(btype, bid), random=random)
+    return sealer.seal_buffer(encode(codec, plaintext), blob_ad(btype, bid), random=random)
 
 
 def open_blob(

@@ -113,12 +113,17 @@ def codec_from_dict(d: dict[str, Any]) -> NoCompression | Zstd:
     raise ConfigError(f"unknown compression codec {name!r}; known: 'none', 'zstd'")
 
 
+_WIRE_NONE = bytes([NoCompression.wire_id])
+_WIRE_ZSTD = bytes([Zstd.wire_id])
+
+
 def encode(codec: NoCompression | Zstd, data: bytes | memoryview) -> bytes:
     """Return ``data`` framed with the wire ID of the codec that was actually used."""
     out = codec.compress(data)
+    # bytes + any buffer is one copy; bytes(data) first would be a second one.
     if out is None:
-        return bytes([NoCompression.wire_id]) + bytes(data)
-    return bytes([Zstd.wire_id]) + out
+        return _WIRE_NONE + data
+    return _WIRE_ZSTD + out
 
 
 def decode(frame: bytes | memoryview, *, max_size: int) -> bytes:

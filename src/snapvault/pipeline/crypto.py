@@ -47,6 +47,9 @@ class Sealer(Protocol):
     def seal(self, plaintext: bytes | memoryview, ad: bytes, *, random: bytes) -> bytes:
         """Seal ``plaintext``; ``random`` is 28 fresh random bytes (ignored when unencrypted)."""
 
+    def seal_buffer(self, plaintext: bytes | memoryview, ad: bytes, *, random: bytes) -> bytearray:
+        """Like :meth:`seal`, written straight into one new buffer (for large blobs)."""
+
     def open(self, sealed: bytes | memoryview, ad: bytes) -> bytes:
         """Verify and return the plaintext."""
 
@@ -76,6 +79,21 @@ class AEADSealer:
         salt, nonce = random[:_SALT], random[_SALT:]
         return random + self._aead(salt).encrypt(nonce, plaintext, ad)
 
+    def seal_buffer(self, plaintext: bytes | memoryview, ad: bytes, *, random: bytes) -> bytearray:
+        # The ciphertext is written behind the salt and nonce in place: seal() allocates it and
+        # then copies it again to prepend them, two extra buffers of up to 8 MiB per chunk.
+        if len(random) != _SALT + _NONCE:
+            raise ValueError("seal needs 28 random bytes")
+        n = len(random)
+        out = bytearray(n + len(plaintext) + _TAG)
+        out[:n] = random
+        aead = self._aead(random[:_SALT])
+        if hasattr(aead, "encrypt_into"):
+            aead.encrypt_into(random[_SALT:], plaintext, ad, memoryview(out)[n:])
+        else:  # a cryptography release without it
+            out[n:] = aead.encrypt(random[_SALT:], plaintext, ad)
+        return out
+
     def open(self, sealed: bytes | memoryview, ad: bytes) -> bytes:
         if len(sealed) < self.overhead:
             raise IntegrityError("sealed object is truncated")
@@ -99,6 +117,13 @@ class PlainSealer:
         mac = blake3.blake3(ad, key=self.key)
         mac.update(plaintext)
         return bytes(plaintext) + mac.digest()
+
+    def seal_buffer(self, plaintext: bytes | memoryview, ad: bytes, *, random: bytes) -> bytearray:
+        mac = blake3.blake3(ad, key=self.key)
+        mac.update(plaintext)
+        out = bytearray(plaintext)
+        out += mac.digest()
+        return out
 
     def open(self, sealed: bytes | memoryview, ad: bytes) -> bytes:
         if len(sealed) < self.overhead:

@@ -66,7 +66,7 @@ class PackWriter:
         """How many blobs have been added."""
         return len(self._entries)
 
-    def add(self, btype: BlobType, bid: bytes, sealed: bytes | memoryview, raw_length: int) -> None:
+    def add(self, btype: BlobType, bid: bytes, sealed: bytes | bytearray | memoryview, raw_length: int) -> None:
         """Append one sealed blob."""
         self._entries.append(PackEntry(btype, bid, len(self._buf), len(sealed), raw_length))
         self._buf += sealed
