@@ -185,6 +185,23 @@ def test_decode_rejects_unknown_versions(v: object) -> None:
         decode_tree(doc(v=v))
 
 
+def test_decode_accepts_v1_json_that_is_not_canonical() -> None:
+    # The fast path keys on the canonical ending; other valid v1 JSON decodes the same.
+    node = Node("a", "file", mode=0o644, content=(BLOB_ID,))
+    loose = json.dumps({"v": 1, "nodes": [node.to_json()]}, indent=2).encode()
+    assert decode_tree(loose) == decode_tree(encode_tree([node])) == [node]
+
+
+def test_decode_names_an_unknown_version_even_when_nodes_differ() -> None:
+    with pytest.raises(IntegrityError, match="unknown tree version 2"):
+        decode_tree(b'{"nodes":[{"path":"a/b","kind":"file"}],"v":2}')
+
+
+def test_decode_rejects_a_node_list_holding_other_objects() -> None:
+    with pytest.raises(IntegrityError, match="not a list of nodes"):
+        decode_tree(b'{"nodes":[{"name":"a"}],"v":1}')
+
+
 def test_decode_rejects_missing_version() -> None:
     with pytest.raises(IntegrityError):
         decode_tree(b'{"nodes":[]}')

