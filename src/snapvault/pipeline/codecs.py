@@ -131,7 +131,9 @@ def decode(frame: bytes | memoryview, *, max_size: int) -> bytes:
     if len(frame) < 1:
         raise IntegrityError("empty blob frame")
     wire = frame[0]
-    body = frame[1:]
+    # A view, not a slice: slicing bytes would copy the whole frame (up to 8 MiB) only to
+    # read it once.
+    body = memoryview(frame)[1:]
     if wire == NoCompression.wire_id:
         if len(body) > max_size:
             raise IntegrityError("raw blob is larger than allowed")
