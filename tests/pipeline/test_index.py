@@ -187,3 +187,25 @@ def test_index_matches_a_first_wins_model(p: list[tuple[bytes, list[PackEntry]]]
     for bid, loc in model.items():
         assert bid in idx
         assert idx.get(bid) == loc
+
+
+@pytest.mark.parametrize("field", ["offset", "length", "raw_length"])
+@pytest.mark.parametrize("value", [2**32, -1])
+def test_a_location_beyond_the_formats_u32_fields_is_refused(field: str, value: int) -> None:
+    # Locations are packed into bit fields; a value that does not fit must not spill into
+    # its neighbour and silently point somewhere else.
+    fields = {"offset": 0, "length": 1, "raw_length": 1, field: value}
+    idx = Index()
+    with pytest.raises(IntegrityError, match="out of range"):
+        idx.add_pack(b"P" * 32, [PackEntry(BlobType.DATA, b"a" * 32, **fields)])
+    assert b"a" * 32 not in idx
+
+
+def test_locations_come_back_with_their_blob_type() -> None:
+    idx = Index()
+    for pid, es in SAMPLE:
+        idx.add_pack(pid, es)
+    loc = idx.get(b"b" * 32)
+    assert loc == BlobLocation(b"P" * 32, BlobType.TREE, 10, 5, 3)
+    assert loc is not None
+    assert loc.type is BlobType.TREE
