@@ -15,7 +15,8 @@ import itertools
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +34,7 @@ from snapvault.jobs import Job, RestoreJob
 from snapvault.manifest import FileError, Manifest
 from snapvault.pipeline.blob import open_blob
 from snapvault.pipeline.patterns import PathFilter
-from snapvault.pipeline.restore_plan import PlannedDir, plan_reads, select
+from snapvault.pipeline.restore_plan import PlannedDir, ReadRun, plan_reads, select
 from snapvault.pipeline.tree import Node
 from snapvault.repository import Repository
 from snapvault.repository.repo import pack_key
@@ -257,6 +258,9 @@ def _plan_totals(d: PlannedDir) -> tuple[int, int]:
 # of more than _MAX_GAP between neighbours starts a new batch (reading it would waste more than
 # a second request costs).
 _MAX_SPAN = 16 << 20
+# Object stores: ranges of a large file fetched at once, and their size.
+_AHEAD = 2
+_REMOTE_RUN = 8 << 20
 _MAX_GAP = 1 << 20
 
 
@@ -314,17 +318,26 @@ class _RestoreJob:
         self.links: dict[tuple[int, int], str] = {}
         self.pending_links: list[tuple[str, str]] = []
         self.slots = threading.BoundedSemaphore(self.workers * 2)
+        # On an object store a large file's ranges are fetched a few at a time (request
+        # latency, not bandwidth, bounds one stream); a local store reads them in order.
+        self.fetcher: ThreadPoolExecutor | None = None
+        if self.repo.store.capabilities.spool_dir is None:
+            self.fetcher = ThreadPoolExecutor(self.workers, thread_name_prefix="sv-fetch")
 
     def stopped(self) -> bool:
         return self.error is not None or (self.should_stop is not None and self.should_stop())
 
     def run(self, plan: PlannedDir, root: _DirHandle) -> None:
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="sv-restore") as pool:
-            try:
-                self._dir_contents(pool, plan, root)
-            except BaseException as e:  # noqa: BLE001 - re-raised below, after the pool drains
-                if self.error is None:
-                    self.error = e
+        try:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="sv-restore") as pool:
+                try:
+                    self._dir_contents(pool, plan, root)
+                except BaseException as e:  # noqa: BLE001 - re-raised below, after the pool drains
+                    if self.error is None:
+                        self.error = e
+        finally:
+            if self.fetcher is not None:
+                self.fetcher.shutdown(wait=True, cancel_futures=True)
         if self.error is not None:
             raise self.error
         if self.stopped():
@@ -458,9 +471,7 @@ class _RestoreJob:
         written = 0
         ids = [bytes.fromhex(c) for c in node.content]
         try:
-            for run in plan_reads(ids, self.repo.locate):
-                cached = prefetched.get(run.blobs[0][0]) if prefetched and len(run.blobs) == 1 else None
-                data = cached if cached is not None else self._fetch(run.pack_id, run.offset, run.length)
+            for run, data in self._run_data(ids, prefetched):
                 view = memoryview(data)
                 for bid, loc in run.blobs:
                     start = loc.offset - run.offset
@@ -494,6 +505,29 @@ class _RestoreJob:
                 snapshot_id=self.result.snapshot_id,
             ) from None
         return written
+
+    def _run_data(
+        self, ids: list[bytes], prefetched: dict[bytes, memoryview] | None
+    ) -> Iterator[tuple[ReadRun, bytes | memoryview]]:
+        """A file's read runs, in order, each with its bytes."""
+        if self.fetcher is None or len(ids) < 2:
+            for run in plan_reads(ids, self.repo.locate):
+                cached = prefetched.get(run.blobs[0][0]) if prefetched and len(run.blobs) == 1 else None
+                yield run, cached if cached is not None else self._fetch(run.pack_id, run.offset, run.length)
+            return
+        # Smaller runs, _AHEAD of them in flight: at most (_AHEAD + 1) * _REMOTE_RUN bytes per
+        # file being restored.
+        runs = plan_reads(ids, self.repo.locate, max_run=_REMOTE_RUN)
+        fetch = self.fetcher.submit
+        pending: deque[tuple[ReadRun, Future[bytes]]] = deque()
+        for run in itertools.islice(runs, _AHEAD):
+            pending.append((run, fetch(self._fetch, run.pack_id, run.offset, run.length)))
+        while pending:
+            run, fut = pending.popleft()
+            nxt = next(runs, None)
+            if nxt is not None:
+                pending.append((nxt, fetch(self._fetch, nxt.pack_id, nxt.offset, nxt.length)))
+            yield run, fut.result()
 
     def _apply_fd_metadata(self, fd: int, node: Node) -> None:
         if self.as_root:

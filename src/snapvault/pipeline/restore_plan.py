@@ -80,8 +80,11 @@ class ReadRun:
     blobs: tuple[tuple[bytes, BlobLocation], ...]
 
 
-def plan_reads(content: Sequence[bytes], locate: Callable[[bytes], BlobLocation]) -> Iterator[ReadRun]:
-    """Group a file's chunks, in order, into ranged reads of adjacent blobs in one pack."""
+def plan_reads(
+    content: Sequence[bytes], locate: Callable[[bytes], BlobLocation], *, max_run: int = _MAX_RUN
+) -> Iterator[ReadRun]:
+    """Group a file's chunks, in order, into ranged reads of adjacent blobs in one pack, each
+    at most ``max_run`` bytes unless a single blob is larger."""
     run: list[tuple[bytes, BlobLocation]] = []
     for bid in content:
         loc = locate(bid)
@@ -91,7 +94,7 @@ def plan_reads(content: Sequence[bytes], locate: Callable[[bytes], BlobLocation]
             if (
                 loc.pack_id == last.pack_id
                 and loc.offset == last.offset + last.length
-                and loc.offset + loc.length - start <= _MAX_RUN
+                and loc.offset + loc.length - start <= max_run
             ):
                 run.append((bid, loc))
                 continue
