@@ -15,7 +15,6 @@ import itertools
 import os
 import stat
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from snapvault.errors import (
     SnapshotNotFound,
     UnsafePathError,
 )
+from snapvault.fetch import PackWindows, read_ahead
 from snapvault.jobs import Job, RestoreJob
 from snapvault.manifest import FileError, Manifest
 from snapvault.pipeline.blob import open_blob
@@ -261,6 +261,7 @@ _MAX_SPAN = 16 << 20
 # Object stores: ranges of a large file fetched at once, and their size.
 _AHEAD = 2
 _REMOTE_RUN = 8 << 20
+_WINDOW = 16 << 20
 _MAX_GAP = 1 << 20
 
 
@@ -321,8 +322,12 @@ class _RestoreJob:
         # On an object store a large file's ranges are fetched a few at a time (request
         # latency, not bandwidth, bounds one stream); a local store reads them in order.
         self.fetcher: ThreadPoolExecutor | None = None
+        self.windows: PackWindows | None = None
         if self.repo.store.capabilities.spool_dir is None:
             self.fetcher = ThreadPoolExecutor(self.workers, thread_name_prefix="sv-fetch")
+            # Files of neighbouring directories share packs: read each stretch of a pack once.
+            span = min(self.repo.config.pack_size, _WINDOW)
+            self.windows = PackWindows(self._get_range, span=span, slots=self.workers + 1)
 
     def stopped(self) -> bool:
         return self.error is not None or (self.should_stop is not None and self.should_stop())
@@ -401,10 +406,16 @@ class _RestoreJob:
         fut = pool.submit(fn, handle.acquire(), *args)
         fut.add_done_callback(self._task_done)
 
-    def _fetch(self, pack_id: bytes, offset: int, length: int) -> bytes:
+    def _get_range(self, pack_id: bytes, offset: int, length: int) -> bytes:
+        return self.repo.store.get_range(pack_key(pack_id), offset, length)
+
+    def _fetch(self, pack_id: bytes, offset: int, length: int) -> bytes | memoryview:
         """A range of a pack; a missing or short pack is damage (IntegrityError)."""
         try:
-            data = self.repo.store.get_range(pack_key(pack_id), offset, length)
+            if self.windows is not None:
+                data = self.windows.read(pack_id, offset, length)
+            else:
+                data = self._get_range(pack_id, offset, length)
         except ObjectNotFound:
             raise IntegrityError("pack is missing", pack_id=pack_id.hex()) from None
         if len(data) != length:
@@ -518,16 +529,7 @@ class _RestoreJob:
         # Smaller runs, _AHEAD of them in flight: at most (_AHEAD + 1) * _REMOTE_RUN bytes per
         # file being restored.
         runs = plan_reads(ids, self.repo.locate, max_run=_REMOTE_RUN)
-        fetch = self.fetcher.submit
-        pending: deque[tuple[ReadRun, Future[bytes]]] = deque()
-        for run in itertools.islice(runs, _AHEAD):
-            pending.append((run, fetch(self._fetch, run.pack_id, run.offset, run.length)))
-        while pending:
-            run, fut = pending.popleft()
-            nxt = next(runs, None)
-            if nxt is not None:
-                pending.append((nxt, fetch(self._fetch, nxt.pack_id, nxt.offset, nxt.length)))
-            yield run, fut.result()
+        yield from read_ahead(runs, self._fetch, self.fetcher, _AHEAD)
 
     def _apply_fd_metadata(self, fd: int, node: Node) -> None:
         if self.as_root:
