@@ -103,12 +103,16 @@ class Restorer:
     repo : Repository
         The open repository.
     workers : int, optional
-        Files restored at once; default twice the number of CPUs.
+        Files restored at once; default the number of CPUs from a local repository (the work
+        is decrypting, decompressing and copying into the page cache: more threads only add
+        memory, 130 against 103 MiB on the benchmark tree) and twice that from an object store
+        (where they also wait on requests).
     """
 
     def __init__(self, repo: Repository, *, workers: int | None = None) -> None:
         self.repo = repo
-        self.workers = workers or 2 * (os.cpu_count() or 2)
+        cpus = max(2, os.cpu_count() or 2)
+        self.workers = workers or (cpus if repo.store.capabilities.spool_dir else 2 * cpus)
         self._as_root = hasattr(os, "geteuid") and os.geteuid() == 0
 
     def resolve(self, snapshot: str | Manifest | None, *, policy: str | None, at: datetime | None) -> Manifest:
