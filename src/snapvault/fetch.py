@@ -4,8 +4,8 @@ A restore from a local folder reads exactly the ranges it needs: a read costs a 
 an object store every read is a request, and a request's latency, not its size, is what a
 restore of many small files pays for: files of neighbouring directories sit side by side in one
 pack, but are read one directory at a time. :class:`PackWindows` turns those reads into a few
-large ones: the first read of a pack fetches a window of ``span`` bytes from its offset (or up
-to the pack's end), and later reads inside that window are served from it.
+large ones: the first read inside a ``span``-aligned window of a pack fetches the whole window
+(or up to the pack's end), and later reads inside it, from any thread, are served from it.
 """
 
 from __future__ import annotations
@@ -45,15 +45,19 @@ class PackWindows:
     """The last few windows fetched from packs, with concurrent readers of one window sharing a
     single request.
 
+    Windows are aligned to multiples of ``span`` within a pack, so the threads of a restore,
+    which reach a pack's files in no set order, agree on which window holds a range. A read that
+    crosses a window's end is read directly.
+
     Parameters
     ----------
     get : callable
         ``get(pack_id, offset, length)``: the store's ranged read, short only at the end of the
         pack.
     span : int
-        Bytes fetched for a window.
+        Bytes in a window.
     slots : int
-        Windows kept; memory is at most ``slots * span`` plus the reads being served.
+        Windows kept: ``slots * span`` bytes, plus evicted windows that reads still hold.
     """
 
     def __init__(self, get: Callable[[bytes, int, int], bytes], *, span: int, slots: int) -> None:
@@ -61,55 +65,45 @@ class PackWindows:
         self._span = span
         self._slots = slots
         self._lock = threading.Lock()
-        self._windows: OrderedDict[bytes, _Window] = OrderedDict()
+        self._windows: OrderedDict[tuple[bytes, int], _Window] = OrderedDict()
 
     def read(self, pack_id: bytes, offset: int, length: int) -> bytes | memoryview:
         """``length`` bytes of the pack from ``offset``: fewer only where the pack ends."""
+        start = offset - offset % self._span
+        if offset + length > start + self._span:
+            return self._get(pack_id, offset, length)
+        key = (pack_id, start)
         with self._lock:
-            window = self._windows.get(pack_id)
-            fresh = window is None or offset < window.start or window.ends_before(offset + length)
+            window = self._windows.get(key)
+            fresh = window is None or window.failed()
             if fresh:
-                window = _Window(offset, max(length, self._span))
-                self._windows[pack_id] = window
+                window = self._windows[key] = _Window()
                 while len(self._windows) > self._slots:
                     self._windows.popitem(last=False)
-            else:
-                self._windows.move_to_end(pack_id)
+            self._windows.move_to_end(key)
         assert window is not None
         if fresh:
             try:
-                window.data.set_result(self._get(pack_id, offset, window.size))
+                window.data.set_result(self._get(pack_id, start, self._span))
             except BaseException as e:
                 window.data.set_exception(e)
                 with self._lock:
-                    if self._windows.get(pack_id) is window:
-                        del self._windows[pack_id]
+                    if self._windows.get(key) is window:
+                        del self._windows[key]
                 raise
-        data = window.data.result()
-        lo = offset - window.start
-        if lo + length <= len(data) or len(data) < window.size:
-            # Inside the window, or the window reaches the pack's end (then this is a short
-            # read, exactly what a direct read would give).
-            return memoryview(data)[lo : lo + length]
-        # This reader waited on a window that was in flight and ends before its range.
-        return self._get(pack_id, offset, length)
+        # A window ends early only where the pack does: then this is the same short read a
+        # direct one would give.
+        lo = offset - start
+        return memoryview(window.data.result())[lo : lo + length]
 
 
 class _Window:
-    """``size`` bytes of one pack from ``start``, once fetched."""
+    """One aligned stretch of a pack, once fetched."""
 
-    __slots__ = ("data", "size", "start")
+    __slots__ = ("data",)
 
-    def __init__(self, start: int, size: int) -> None:
-        self.start = start
-        self.size = size
+    def __init__(self) -> None:
         self.data: Future[bytes] = Future()
 
-    def ends_before(self, end: int) -> bool:
-        """Whether this finished window stops short of ``end``; a window in flight may not."""
-        if not self.data.done():
-            return False
-        if self.data.exception() is not None:
-            return True
-        fetched = self.data.result()
-        return self.start + len(fetched) < end and len(fetched) == self.size
+    def failed(self) -> bool:
+        return self.data.done() and self.data.exception() is not None

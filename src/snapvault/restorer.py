@@ -192,11 +192,12 @@ class Restorer:
         target = os.fspath(target)
         flt = PathFilter(include=include, exclude=exclude)
         plan = select(self.repo.read_tree(m.tree), self.repo.read_tree, flt)
+        totals = _plan_totals(plan)
         if on_plan is not None:
-            on_plan(*_plan_totals(plan))
+            on_plan(*totals)
         os.makedirs(target, exist_ok=True)
         result = RestoreResult(snapshot_id=m.id, target=os.path.abspath(target))
-        job = _RestoreJob(self, result, progress, should_stop, on_file)
+        job = _RestoreJob(self, result, progress, should_stop, on_file, total_bytes=totals[1])
         root = _DirHandle(os.open(target, os.O_RDONLY | os.O_DIRECTORY))
         try:
             job.run(plan, root)
@@ -310,6 +311,8 @@ class _RestoreJob:
         progress: Callable[[int, str], None] | None,
         should_stop: Callable[[], bool] | None,
         on_file: Callable[[str], None] | None = None,
+        *,
+        total_bytes: int,
     ) -> None:
         self.repo = restorer.repo
         self.on_file = on_file
@@ -330,8 +333,11 @@ class _RestoreJob:
         if self.repo.store.capabilities.spool_dir is None:
             self.fetcher = ThreadPoolExecutor(self.workers, thread_name_prefix="sv-fetch")
             # Files of neighbouring directories share packs: read each stretch of a pack once.
+            # Not for a restore smaller than a window (a few files picked out of a snapshot),
+            # which would download far more than it writes.
             span = min(self.repo.config.pack_size, _WINDOW)
-            self.windows = PackWindows(self._get_range, span=span, slots=self.workers + 1)
+            if total_bytes >= span:
+                self.windows = PackWindows(self._get_range, span=span, slots=self.workers + 1)
 
     def stopped(self) -> bool:
         return self.error is not None or (self.should_stop is not None and self.should_stop())

@@ -182,3 +182,26 @@ def test_unencrypted_repository_says_so(tmp_path: Path) -> None:
 def test_storage_options_are_parsed(tmp_path: Path) -> None:
     proc = run("-r", str(tmp_path / "r"), "-o", "novalue", "init")
     assert "KEY=VALUE" in assert_one_line_error(proc)
+
+
+def test_a_closed_stdout_is_not_an_error(repo_url: str, tmp_path: Path) -> None:
+    # Cron and service managers may start a command with stdout closed (`>&-`).
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPVAULT_")}
+    env["SNAPVAULT_PASSWORD"] = PASSWORD
+    proc = subprocess.run(
+        [sys.executable, "-m", "snapvault.cli.main", "-r", repo_url, "backup", str(src)],
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        timeout=120,
+        preexec_fn=lambda: os.close(1),  # the child's stdout only
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    listed = run("-r", repo_url, "snapshots")
+    assert listed.returncode == 0
+    assert str(src) in listed.stdout

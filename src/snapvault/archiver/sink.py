@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import secrets
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import blake3
 
@@ -140,10 +142,15 @@ class BlobSink:
         # Local stores offer a spool folder: packs are built in files there (page cache, not
         # this process's memory) and linked into place; elsewhere they are built in memory.
         self._spool = repo.store.capabilities.spool_dir
-        # Each encode thread fills its own data pack, so appending to a pack (a file write that
-        # the kernel may throttle) never waits on another thread. Tree blobs are few and small
-        # and share one pack under their own lock.
-        self._data_packers: dict[int, PackWriter | SpoolPackWriter] = {}
+        # Open data packs are taken from a queue by the encode thread that appends to one, so
+        # appending (a file write the kernel may throttle) never holds a lock another thread
+        # needs. Two packs serve any number of workers (more would cost memory on object
+        # stores and leave more small packs at every flush); None stands for a pack not yet
+        # begun. Tree blobs are few and small and share one pack under their own lock.
+        self._data_slots = min(2, max(1, workers))
+        self._data_packers: queue.SimpleQueue[PackWriter | SpoolPackWriter | None] = queue.SimpleQueue()
+        for _ in range(self._data_slots):
+            self._data_packers.put(None)
         self._tree_lock = threading.Lock()
         self._tree_packer: PackWriter | SpoolPackWriter | None = None
         self._encode = ThreadPoolExecutor(max(1, workers), thread_name_prefix="sv-encode")
@@ -182,18 +189,30 @@ class BlobSink:
             self.added.append(bid)
         n = len(data)
         self._budget.acquire(n)
-        self._submit(self._encode, self._encode_one, btype, bid, data)
+        self._submit(self._encode, self._encode_one, (btype, bid, data), lambda: self._budget.release(n))
         return bid, True
 
-    def _submit(self, pool: ThreadPoolExecutor, fn: Callable[..., None], *args: object) -> None:
+    def _submit(
+        self, pool: ThreadPoolExecutor, fn: Callable[..., None], args: tuple[Any, ...], undo: Callable[[], None]
+    ) -> None:
+        """Run ``fn(*args)`` on ``pool``; ``undo`` stands in for it if it never runs (refused or
+        cancelled by :meth:`close`), so budgets and the pending count are always settled."""
         # Counted before submitting, so flush() cannot see zero while work is still queued.
         with self._lock:
             self._pending += 1
         try:
-            pool.submit(fn, *args)
+            future = pool.submit(fn, *args)
         except BaseException:
+            undo()
             self._finished(None)
             raise
+
+        def settle_if_cancelled(f: Future[None]) -> None:
+            if f.cancelled():
+                undo()
+                self._finished(None)
+
+        future.add_done_callback(settle_if_cancelled)
 
     def _finished(self, exc: BaseException | None) -> None:
         with self._lock:
@@ -227,13 +246,20 @@ class BlobSink:
         limit = repo.config.pack_size
         full: PackWriter | SpoolPackWriter | None = None
         if btype is BlobType.DATA:
-            me = threading.get_ident()
-            packer = self._data_packers.get(me)
-            if packer is None:
-                packer = self._data_packers[me] = self._new_packer()
-            packer.add(btype, bid, sealed, n)
-            if len(packer) >= limit:
-                full = self._data_packers.pop(me)
+            taken = self._data_packers.get()
+            try:
+                packer = self._new_packer() if taken is None else taken
+            except BaseException:
+                self._data_packers.put(None)
+                raise
+            try:
+                packer.add(btype, bid, sealed, n)
+            finally:
+                if len(packer) >= limit:
+                    full = packer
+                    self._data_packers.put(None)
+                else:
+                    self._data_packers.put(packer)
         else:
             with self._tree_lock:
                 packer = self._tree_packer or self._new_packer()
@@ -255,13 +281,21 @@ class BlobSink:
         return SpoolPackWriter(self._spool) if self._spool else PackWriter()
 
     def _ship(self, packer: PackWriter | SpoolPackWriter) -> None:
-        pack_id, data, entries = packer.finish(self.repo.sealer, self.repo.random)
-        self._pack_slots.acquire()
         try:
-            self._submit(self._upload, self._upload_one, pack_id, data, entries)
+            pack_id, data, entries = packer.finish(self.repo.sealer, self.repo.random)
         except BaseException:
-            self._pack_slots.release()
+            if isinstance(packer, SpoolPackWriter):
+                packer.discard()
             raise
+        self._pack_slots.acquire()
+
+        def undo() -> None:
+            self._pack_slots.release()
+            if isinstance(data, str):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(data)
+
+        self._submit(self._upload, self._upload_one, (pack_id, data, entries), undo)
 
     def _upload_one(self, pack_id: bytes, data: bytes | bytearray | str, entries: list[PackEntry]) -> None:
         error: BaseException | None = None
@@ -292,8 +326,12 @@ class BlobSink:
 
     def _take_open_packers(self) -> list[PackWriter | SpoolPackWriter]:
         """Detach every open pack (only while no encode is running)."""
-        packers = list(self._data_packers.values())
-        self._data_packers.clear()
+        packers = []
+        for _ in range(self._data_slots):
+            packer = self._data_packers.get()
+            self._data_packers.put(None)
+            if packer is not None:
+                packers.append(packer)
         if self._tree_packer is not None:
             packers.append(self._tree_packer)
             self._tree_packer = None
@@ -303,11 +341,19 @@ class BlobSink:
         """Upload every pending blob and write the remaining index entries."""
         self._wait()
         self.raise_error()
-        for packer in self._take_open_packers():
-            if packer.count:
-                self._ship(packer)
-            elif isinstance(packer, SpoolPackWriter):
-                packer.discard()
+        packers = self._take_open_packers()
+        try:
+            while packers:
+                packer = packers.pop()
+                if packer.count:
+                    self._ship(packer)
+                elif isinstance(packer, SpoolPackWriter):
+                    packer.discard()
+        finally:
+            # A pack that failed to finish leaves the rest unshipped: drop their files.
+            for packer in packers:
+                if isinstance(packer, SpoolPackWriter):
+                    packer.discard()
         self._wait()
         self.raise_error()
         with self._lock:

@@ -161,18 +161,21 @@ class Walker:
             raise Cancelled
         try:
             st = os.lstat(path)
-            if parent is not None and stat.S_ISREG(st.st_mode) and self._same_file(parent, st):
-                # The previous node whole, not a new one: no listxattr call and no node to
-                # build (xattrs need no look either: changing one moves the inode's ctime).
-                self.stats.files_unchanged += 1
-                self.stats.total_bytes += parent.size
-                if self.on_file is not None:
-                    self.on_file(path, parent.size, True)
-                return parent
-            node = self.stat_node(name, path, st)
+            # An unchanged file keeps the previous node whole, not a new copy of it. Its xattrs
+            # are still read: an earlier run may have been refused some (trusted.* when not
+            # root) without the ctime moving since.
+            same = parent is not None and stat.S_ISREG(st.st_mode) and self._same_file(parent, st, path)
+            node = None if same else self.stat_node(name, path, st)
         except OSError as e:
             self._error(path, e)
             return None
+        if same:
+            assert parent is not None
+            self.stats.files_unchanged += 1
+            self.stats.total_bytes += parent.size
+            if self.on_file is not None:
+                self.on_file(path, parent.size, True)
+            return parent
         if node is None:
             return None
         if node.type == "dir":
@@ -251,7 +254,7 @@ class Walker:
 
     # -- files ---------------------------------------------------------------------------
 
-    def _same_file(self, parent: Node, st: os.stat_result) -> bool:
+    def _same_file(self, parent: Node, st: os.stat_result, path: str) -> bool:
         """Whether a regular file's inode is exactly as the parent snapshot recorded it."""
         return (
             self.use_parent_shortcut
@@ -266,6 +269,7 @@ class Walker:
             and parent.gid == st.st_gid
             and parent.links == st.st_nlink
             and all(self.sink.has(bytes.fromhex(c)) for c in parent.content)
+            and parent.xattrs == _xattrs(path)
         )
 
     def _unchanged(self, node: Node, parent: Node | None) -> bool:

@@ -1,0 +1,96 @@
+"""BlobSink under failure: no stray spool files, no hang after close, bounded open packs."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+
+import snapvault as sv
+from snapvault.archiver import sink as sink_module
+from snapvault.archiver.sink import BlobSink
+from snapvault.pipeline.ids import BlobType
+from tests.conftest import FAST_KDF, PASSWORD
+
+
+def _spool_files(repo_dir: Path) -> list[str]:
+    return sorted(p.name for p in (repo_dir / "data").iterdir() if p.name.startswith(".tmp-"))
+
+
+def test_a_pack_that_fails_to_finish_leaves_no_spool_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF)
+    finish = sink_module.SpoolPackWriter.finish
+    calls = []
+
+    def full_disk_once(self: Any, *args: Any) -> Any:
+        calls.append(self)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return finish(self, *args)
+
+    with BlobSink(repo, workers=2) as sink:
+        sink.add(BlobType.TREE, b'{"nodes":[],"v":1}')
+        for i in range(400):
+            sink.add(BlobType.DATA, os.urandom(4096) + i.to_bytes(4, "big"))
+        monkeypatch.setattr(sink_module.SpoolPackWriter, "finish", full_disk_once)
+        with pytest.raises(OSError, match="No space"):
+            sink.flush()
+        sink.abandon(keep=False)
+    assert _spool_files(tmp_path / "repo") == []
+
+
+def test_abandon_after_close_with_queued_work_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF)
+    gate = threading.Event()
+    seal = sink_module.seal_blob
+
+    def slow_seal(*args: Any) -> Any:
+        gate.wait(5)
+        return seal(*args)
+
+    monkeypatch.setattr(sink_module, "seal_blob", slow_seal)
+    sink = BlobSink(repo, workers=1, max_pending=1 << 30)
+    for i in range(20):
+        sink.add(BlobType.DATA, os.urandom(1000) + bytes([i]))
+    # close() cancels what is still queued while the first encode is held up.
+    closer = threading.Thread(target=sink.close)
+    closer.start()
+    gate.set()
+    closer.join(10)
+    assert not closer.is_alive()
+    done = threading.Event()
+    threading.Thread(target=lambda: (sink.abandon(keep=False), done.set()), daemon=True).start()
+    assert done.wait(10), "abandon() after close() never returned"
+    assert _spool_files(tmp_path / "repo") == []
+
+
+@pytest.fixture
+def memory_repo_small_packs() -> Iterator[sv.Repository]:
+    url = f"memory://sink-{uuid.uuid4().hex}"
+    yield sv.Repository.init(url, PASSWORD, kdf=FAST_KDF, pack_size=1 << 20)
+    fs = fsspec.filesystem("memory")
+    if fs.exists(url):
+        fs.rm(url, recursive=True)
+
+
+def test_open_data_packs_do_not_grow_with_the_worker_count(memory_repo_small_packs: sv.Repository) -> None:
+    # On object stores open packs live in memory: eight workers still share two of them, and a
+    # flush leaves at most two partial data packs.
+    with BlobSink(memory_repo_small_packs, workers=8, max_pending=1 << 20) as sink:
+        total = 0
+        for i in range(800):
+            blob = os.urandom(8192) + i.to_bytes(4, "big")
+            total += len(blob)
+            sink.add(BlobType.DATA, blob)
+        sink.flush()
+        # About 6.3 MiB: six full 1 MiB packs plus at most two partial ones.
+        assert sink.stats.packs <= total // (1 << 20) + 2
