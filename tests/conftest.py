@@ -44,6 +44,16 @@ def memory_repo() -> Iterator[sv.Repository]:
         fs.rm(url, recursive=True)
 
 
+@pytest.fixture
+def small_pack_memory_repo() -> Iterator[sv.Repository]:
+    """A memory repository whose packs hold about 1 MiB (many packs from little data)."""
+    url = f"memory://vault-{uuid.uuid4().hex}"
+    yield sv.Repository.init(url, PASSWORD, kdf=FAST_KDF, pack_size=1 << 20)
+    fs = fsspec.filesystem("memory")
+    if fs.exists(url):
+        fs.rm(url, recursive=True)
+
+
 @pytest.fixture(params=["local", "memory"])
 def any_repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sv.Repository]:
     """A fresh repository on each backend that needs no server."""

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import fsspec
 import pytest
 
 import snapvault as sv
@@ -103,16 +100,6 @@ def test_restore_overwrites_existing_files_atomically(local_repo: sv.Repository,
 def test_restore_unknown_snapshot_raises(local_repo: sv.Repository, tmp_path: Path) -> None:
     with pytest.raises(sv.SnapshotNotFound):
         sv.Restorer(local_repo).restore("deadbeef", tmp_path / "out")
-
-
-@pytest.fixture
-def small_pack_memory_repo() -> Iterator[sv.Repository]:
-    """A memory repository (fetched like an object store) whose packs hold about 1 MiB."""
-    url = f"memory://vault-{uuid.uuid4().hex}"
-    yield sv.Repository.init(url, PASSWORD, kdf=FAST_KDF, pack_size=1 << 20)
-    fs = fsspec.filesystem("memory")
-    if fs.exists(url):
-        fs.rm(url, recursive=True)
 
 
 def test_a_large_file_spread_over_many_packs_restores_exactly_from_an_object_store(

@@ -5,12 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pytest
 
 import snapvault as sv
@@ -73,19 +70,10 @@ def test_abandon_after_close_with_queued_work_returns(tmp_path: Path, monkeypatc
     assert _spool_files(tmp_path / "repo") == []
 
 
-@pytest.fixture
-def memory_repo_small_packs() -> Iterator[sv.Repository]:
-    url = f"memory://sink-{uuid.uuid4().hex}"
-    yield sv.Repository.init(url, PASSWORD, kdf=FAST_KDF, pack_size=1 << 20)
-    fs = fsspec.filesystem("memory")
-    if fs.exists(url):
-        fs.rm(url, recursive=True)
-
-
-def test_open_data_packs_do_not_grow_with_the_worker_count(memory_repo_small_packs: sv.Repository) -> None:
+def test_open_data_packs_do_not_grow_with_the_worker_count(small_pack_memory_repo: sv.Repository) -> None:
     # On object stores open packs live in memory: eight workers still share two of them, and a
     # flush leaves at most two partial data packs.
-    with BlobSink(memory_repo_small_packs, workers=8, max_pending=1 << 20) as sink:
+    with BlobSink(small_pack_memory_repo, workers=8, max_pending=1 << 20) as sink:
         total = 0
         for i in range(800):
             blob = os.urandom(8192) + i.to_bytes(4, "big")
