@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from snapvault.archiver.session import BackupOptions, run_backup, source_paths
 from snapvault.jobs import BackupJob, Job
 from snapvault.manifest import Manifest
-from snapvault.policy import Policy
 from snapvault.repository import Repository
 
+if TYPE_CHECKING:
+    from snapvault.policy import Policy
+
 __all__ = ["Engine"]
+
+
+def _paths(source: object) -> list[str]:
+    return [os.fspath(p) for p in cast(Iterable[str | os.PathLike[str]], source)]
+
+
+def _is_policy(source: object) -> TypeGuard[Policy]:
+    # Without importing snapvault.policy (its pydantic model costs every plain backup a few
+    # milliseconds of start-up): if the module was never imported, nothing is a Policy.
+    module = sys.modules.get("snapvault.policy")
+    return module is not None and isinstance(source, module.Policy)
 
 
 class Engine:
@@ -134,13 +148,13 @@ class Engine:
             size, mtime or ctime changed during its read up to 3 times, then lists it in
             ``manifest.inconsistent``. Post-hooks always run.
         """
-        if isinstance(source, Policy):
+        if _is_policy(source):
             from snapvault.policy_run import run_policy
 
             return run_policy(
                 self, source, hostname=hostname, now=now, progress=progress, should_stop=should_stop, on_file=on_file
             )
-        paths = [os.fspath(p) for p in source]
+        paths = _paths(source)
         host = hostname or _hostname()
         parent_m: Manifest | None = None
         if parent == "auto":
@@ -182,13 +196,13 @@ class Engine:
         **options
             Passed to :meth:`backup`.
         """
-        src: Policy | list[str] = source if isinstance(source, Policy) else [os.fspath(p) for p in source]
+        src: Policy | list[str] = source if _is_policy(source) else _paths(source)
 
         def work(job: Job[Any]) -> Manifest:
             from snapvault.policy_run import scan_totals
 
-            paths = src.sources if isinstance(src, Policy) else src
-            excludes = src.exclude if isinstance(src, Policy) else list(options.get("exclude", ()))
+            paths = src.sources if _is_policy(src) else cast(list[str], src)
+            excludes = src.exclude if _is_policy(src) else list(options.get("exclude", ()))
             scan_totals(job, paths, excludes)
 
             def on_read(n: int, path: str) -> None:
@@ -196,7 +210,7 @@ class Engine:
 
             return self._backup_for_job(src, job, on_read, options)
 
-        job = BackupJob(work, callback=callback, clock=self.clock, name=src.name if isinstance(src, Policy) else "")
+        job = BackupJob(work, callback=callback, clock=self.clock, name=src.name if _is_policy(src) else "")
         return job.start()  # type: ignore[return-value]
 
     def _backup_for_job(
@@ -204,7 +218,7 @@ class Engine:
     ) -> Manifest:
         from snapvault.policy_run import run_policy
 
-        if isinstance(src, Policy):
+        if _is_policy(src):
             return run_policy(
                 self, src, hostname=options.get("hostname"), now=options.get("now"), job=job, progress=on_read
             )
