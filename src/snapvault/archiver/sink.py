@@ -262,11 +262,13 @@ class BlobSink:
                     self._data_packers.put(packer)
         else:
             with self._tree_lock:
-                packer = self._tree_packer or self._new_packer()
-                self._tree_packer = packer
-                packer.add(btype, bid, sealed, n)
-                if len(packer) >= limit:
-                    full, self._tree_packer = packer, None
+                if self._tree_packer is None:
+                    # Not `or`: an empty pack has len() 0 and would be dropped, file and all.
+                    self._tree_packer = self._new_packer()
+                tree_packer = self._tree_packer
+                tree_packer.add(btype, bid, sealed, n)
+                if len(tree_packer) >= limit:
+                    full, self._tree_packer = tree_packer, None
         with self._lock:
             if btype is BlobType.DATA:
                 self.stats.data_blobs += 1
