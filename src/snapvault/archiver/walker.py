@@ -257,30 +257,25 @@ class Walker:
     def _same_file(self, parent: Node, st: os.stat_result, path: str) -> bool:
         """Whether a regular file's inode is exactly as the parent snapshot recorded it."""
         return (
-            self.use_parent_shortcut
-            and parent.type == "file"
-            and parent.mtime_ns == st.st_mtime_ns
-            and parent.ctime_ns == st.st_ctime_ns
-            and parent.size == st.st_size
-            and parent.inode == st.st_ino
+            self._content_unchanged(parent, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
             and parent.dev == st.st_dev
             and parent.mode == stat.S_IMODE(st.st_mode)
             and parent.uid == st.st_uid
             and parent.gid == st.st_gid
             and parent.links == st.st_nlink
-            and all(self.sink.has(bytes.fromhex(c)) for c in parent.content)
             and parent.xattrs == _xattrs(path)
         )
 
-    def _unchanged(self, node: Node, parent: Node | None) -> bool:
+    def _content_unchanged(self, parent: Node, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> bool:
+        """Whether the parent's chunks still describe the file: same size, times and inode, and
+        every chunk still in the repository."""
         return (
             self.use_parent_shortcut
-            and parent is not None
             and parent.type == "file"
-            and parent.size == node.size
-            and parent.mtime_ns == node.mtime_ns
-            and parent.ctime_ns == node.ctime_ns
-            and parent.inode == node.inode
+            and parent.size == size
+            and parent.mtime_ns == mtime_ns
+            and parent.ctime_ns == ctime_ns
+            and parent.inode == inode
             and all(self.sink.has(bytes.fromhex(c)) for c in parent.content)
         )
 
@@ -289,7 +284,7 @@ class Walker:
 
         A file read again counts as unchanged when its content equals the parent's.
         """
-        if parent is not None and self._unchanged(node, parent):
+        if parent is not None and self._content_unchanged(parent, node.size, node.mtime_ns, node.ctime_ns, node.inode):
             self.stats.files_unchanged += 1
             self.stats.total_bytes += parent.size
             if self.on_file is not None:
