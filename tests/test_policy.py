@@ -10,8 +10,11 @@ import pydantic
 import pytest
 
 import snapvault as sv
+from snapvault import retention
+from snapvault.repository.records import POLICY_AD
 from snapvault.retention import GFS, KeepLast, KeepWithin, Union
 from tests.conftest import FAST_KDF, PASSWORD
+from tests.retention_plugin import WIRE_ID, KeepLastButQuieter, KeepOldest
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -322,3 +325,109 @@ def test_policy_with_callable_hook_is_not_stored(local_repo: sv.Repository) -> N
     with pytest.raises(sv.ConfigError):
         local_repo.save_policy(p, now=T0)
     assert list(local_repo.store.list("policies")) == []
+
+
+# -- a stored policy this machine cannot read -------------------------------------------------
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the built-in strategies, as on a machine where no plugin is installed."""
+    monkeypatch.setattr(retention, "_REGISTERED", {})
+
+
+def test_save_policy_refuses_a_strategy_that_could_not_be_read_back(
+    local_repo: sv.Repository, fresh_registry: None
+) -> None:
+    p = sv.Policy(name="odd", sources=["/x"], retention=Union([KeepLast(1), KeepOldest(3)]))
+    with pytest.raises(sv.UnknownStrategy) as info:
+        local_repo.save_policy(p, now=T0)
+    assert "KeepOldest" in str(info.value)
+    assert "register_strategy" in str(info.value)
+    assert list(local_repo.store.list("policies")) == []
+    # Registered, it is stored and reads back equal.
+    sv.register_strategy(KeepOldest)
+    local_repo.save_policy(p, now=T0)
+    assert local_repo.load_policy("odd") == p
+
+
+def test_save_policy_refuses_a_subclass_that_would_read_back_as_its_parent(local_repo: sv.Repository) -> None:
+    p = sv.Policy(name="p", sources=["/x"], retention=KeepLastButQuieter(2))
+    with pytest.raises(sv.ConfigError, match="reads back as"):
+        local_repo.save_policy(p, now=T0)
+    assert list(local_repo.store.list("policies")) == []
+
+
+def test_a_policy_with_an_unavailable_strategy_hides_no_other(
+    local_repo: sv.Repository, fresh_registry: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = sv.Policy(name="good", sources=["/a"], retention=KeepLast(2))
+    odd = sv.Policy(name="odd", sources=["/b"], retention=KeepOldest(1))
+    sv.register_strategy(KeepOldest)
+    local_repo.save_policy(good, now=T0)
+    local_repo.save_policy(odd, now=T0)
+    # Another machine, where the package providing KeepOldest is not installed:
+    monkeypatch.setattr(retention, "_REGISTERED", {})
+    elsewhere = sv.Repository.open(local_repo.url, PASSWORD)
+    assert elsewhere.policies() == {"good": good}
+    assert elsewhere.load_policy("good") == good
+    [broken] = elsewhere.broken_policies()
+    assert broken.name == "odd"
+    assert broken.key.startswith("policies/")
+    assert isinstance(broken.error, sv.UnknownStrategy)
+    with pytest.raises(sv.UnknownStrategy) as info:
+        elsewhere.load_policy("odd")
+    assert f"'{WIRE_ID}'" in str(info.value)
+    assert "register_strategy" in str(info.value)
+    assert "'odd'" in str(info.value)
+    # Where the strategy is available again, the same record loads.
+    sv.register_strategy(KeepOldest)
+    assert elsewhere.load_policy("odd") == odd
+    assert elsewhere.broken_policies() == []
+
+
+def test_a_policy_that_cannot_be_read_can_be_removed(
+    local_repo: sv.Repository, fresh_registry: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sv.register_strategy(KeepOldest)
+    local_repo.save_policy(sv.Policy(name="odd", sources=["/b"], retention=KeepOldest(1)), now=T0)
+    monkeypatch.setattr(retention, "_REGISTERED", {})
+    local_repo.remove_policy("odd", now=T0 + timedelta(minutes=1))
+    assert local_repo.policies() == {}
+    assert local_repo.broken_policies() == []
+    with pytest.raises(sv.PolicyNotFound):
+        local_repo.load_policy("odd")
+    with pytest.raises(sv.PolicyNotFound):
+        local_repo.remove_policy("odd", now=T0 + timedelta(minutes=2))
+
+
+def test_a_record_that_does_not_decrypt_is_named_by_its_key(local_repo: sv.Repository) -> None:
+    good = sv.Policy(name="good", sources=["/a"])
+    local_repo.save_policy(good, now=T0)
+    # Authentic and correctly named, but not a policy record; and one whose bytes rotted.
+    junk = local_repo.write_sealed("policies", b"not json", POLICY_AD)
+    rotten = local_repo.write_sealed("policies", b'{"name": "x", "saved_at": "2026-01-01T00:00:00+00:00"}', POLICY_AD)
+    path = Path(local_repo.url) / "policies" / rotten
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    assert local_repo.policies() == {"good": good}
+    broken = local_repo.broken_policies()
+    assert sorted(b.key for b in broken) == sorted([f"policies/{junk}", f"policies/{rotten}"])
+    assert all(b.name is None and isinstance(b.error, sv.IntegrityError) for b in broken)
+    assert local_repo.load_policy("good") == good
+
+
+def test_a_newer_record_that_does_not_validate_is_not_replaced_by_an_older_one(local_repo: sv.Repository) -> None:
+    old = sv.Policy(name="p", sources=["/a"], retention=KeepLast(5))
+    local_repo.save_policy(old, now=T0)
+    # As a later release might write it: a field this release does not know.
+    body = {**json.loads(old.to_json()), "retention": {"strategy": "keep-last", "n": 1, "grace": "1d"}}
+    doc = {"name": "p", "saved_at": (T0 + timedelta(hours=1)).isoformat(), "policy": body}
+    local_repo.write_sealed("policies", json.dumps(doc).encode(), POLICY_AD)
+    assert local_repo.policies() == {}
+    [broken] = local_repo.broken_policies()
+    assert broken.name == "p"
+    assert isinstance(broken.error, sv.IntegrityError)
+    with pytest.raises(sv.IntegrityError, match="grace"):
+        local_repo.load_policy("p")

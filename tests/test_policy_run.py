@@ -14,11 +14,13 @@ import pytest
 from fsspec.callbacks import Callback
 
 import snapvault as sv
+from snapvault import retention
 from snapvault.repository.records import load_runs
 from snapvault.retention import KeepLast
 from snapvault.storage import open_store
 from snapvault.storage.wrappers import _Wrapper
 from tests.conftest import FAST_KDF, PASSWORD, write
+from tests.retention_plugin import KeepOldest
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -495,3 +497,85 @@ def test_forget_keeps_future_snapshots_and_only_removes_manifests(local_repo: sv
     assert res[0].removed == [ms[0].id]
     assert set(local_repo.snapshot_ids()) == {ms[1].id, ms[2].id}
     assert sorted(local_repo.packs()) == packs_before  # data stays until a prune
+
+
+def test_forget_skips_a_policy_it_cannot_read_and_applies_the_others(
+    local_repo: sv.Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    write(src / "a.txt", b"data")
+    monkeypatch.setattr(retention, "_REGISTERED", {})
+    sv.register_strategy(KeepOldest)
+    engine = sv.Engine(local_repo)
+    good = sv.Policy(name="good", sources=[str(src)], retention=KeepLast(1))
+    odd = sv.Policy(name="odd", sources=[str(src)], retention=KeepOldest(1))
+    for p in (good, odd):
+        local_repo.save_policy(p, now=T0)
+    g = [engine.backup(good, now=T0 + timedelta(hours=h)) for h in (1, 2)]
+    o = [engine.backup(odd, now=T0 + timedelta(hours=h)) for h in (1, 2)]
+    now = T0 + timedelta(days=1)
+    # Where the strategy is installed, forget applies it like a built-in one.
+    dry = sv.forget(local_repo, now=now, dry_run=True)
+    assert [(r.policy, r.decision.remove) for r in dry] == [("good", (g[0].id,)), ("odd", (o[1].id,))]
+
+    monkeypatch.setattr(retention, "_REGISTERED", {})
+    done = sv.forget(local_repo, now=now)
+    assert [(r.policy, r.removed) for r in done] == [("good", [g[0].id])]
+    assert set(local_repo.snapshot_ids()) == {g[1].id, o[0].id, o[1].id}
+    with pytest.raises(sv.UnknownStrategy):
+        sv.forget(local_repo, policy="odd", now=now)
+    assert set(local_repo.snapshot_ids()) == {g[1].id, o[0].id, o[1].id}
+
+
+# -- Ctrl-C during a run ----------------------------------------------------------------------
+
+
+def test_ctrl_c_during_the_walk_is_recorded_as_cancelled(local_repo: sv.Repository, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    many_files(src, 10)
+    pol = sv.Policy(name="p", sources=[str(src)])
+    seen: list[str] = []
+
+    def ctrl_c_on_the_third_file(path: str, size: int, unchanged: bool) -> None:
+        seen.append(path)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sv.Engine(local_repo, clock=Clock(T0)).backup(pol, on_file=ctrl_c_on_the_third_file)
+    [rec] = load_runs(local_repo, "p")
+    assert rec.status == "cancelled"
+    assert rec.snapshot is None
+    assert local_repo.snapshot_ids() == []
+
+
+def test_ctrl_c_in_a_pre_hook_is_recorded_as_cancelled(local_repo: sv.Repository, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    many_files(src, 2)
+    post: list[str] = []
+
+    def ctrl_c() -> None:
+        raise KeyboardInterrupt
+
+    pol = sv.Policy(name="p", sources=[str(src)], pre_hooks=[ctrl_c], post_hooks=[lambda: post.append("ran")])
+    with pytest.raises(KeyboardInterrupt):
+        sv.Engine(local_repo).backup(pol)
+    assert post == ["ran"]
+    assert [r.status for r in load_runs(local_repo, "p")] == ["cancelled"]
+    assert local_repo.snapshot_ids() == []
+
+
+def test_ctrl_c_after_the_commit_leaves_a_completed_run(local_repo: sv.Repository, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    many_files(src, 2)
+
+    def ctrl_c() -> None:
+        raise KeyboardInterrupt
+
+    pol = sv.Policy(name="p", sources=[str(src)], post_hooks=[ctrl_c])
+    with pytest.raises(KeyboardInterrupt):
+        sv.Engine(local_repo).backup(pol)
+    [rec] = load_runs(local_repo, "p")
+    assert rec.status == "completed"
+    assert rec.snapshot is not None
+    assert local_repo.snapshot_ids() == [rec.snapshot]

@@ -83,6 +83,10 @@ if TYPE_CHECKING:
         Restorer,
         RestoreResult,
     )
+    from snapvault.retention import (
+        UnknownStrategy,
+        register_strategy,
+    )
 
 # Names are imported on first use (PEP 562), so `import snapvault` and the CLI start fast.
 _LAZY: dict[str, str] = {
@@ -124,12 +128,14 @@ _LAZY: dict[str, str] = {
     "SourceError": "snapvault.errors",
     "StorageError": "snapvault.errors",
     "TransientStorageError": "snapvault.errors",
+    "UnknownStrategy": "snapvault.retention",
     "UnsafePathError": "snapvault.errors",
     "UnsupportedFormat": "snapvault.errors",
     "Verification": "snapvault.manifest",
     "WrongPassword": "snapvault.errors",
     "Zstd": "snapvault.pipeline.codecs",
     "forget": "snapvault.policy_run",
+    "register_strategy": "snapvault.retention",
 }
 _SUBMODULES = {"cron", "retention"}
 
@@ -190,6 +196,7 @@ __all__ = [
     "SourceError",
     "StorageError",
     "TransientStorageError",
+    "UnknownStrategy",
     "UnsafePathError",
     "UnsupportedFormat",
     "Verification",
@@ -198,5 +205,6 @@ __all__ = [
     "__version__",
     "cron",
     "forget",
+    "register_strategy",
     "retention",
 ]

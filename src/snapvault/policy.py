@@ -52,13 +52,28 @@ def parse_compression(value: str) -> NoCompression | Zstd:
 
 
 def _config_error(e: ValidationError) -> ConfigError:
-    """One line that names each bad field."""
+    """One line that names each bad field.
+
+    A strategy that is not installed here keeps its type (UnknownStrategy), so that a reader
+    can tell a policy it lacks a plugin for from a policy that is wrong.
+    """
+    from snapvault.retention import UnknownStrategy
+
+    errors = e.errors()
+    causes = [err.get("ctx", {}).get("error") for err in errors]
+    # Already one line: our own error, from __init__ (model_validate constructs the model through it).
+    if len(errors) == 1 and not errors[0]["loc"] and isinstance(causes[0], ConfigError):
+        return causes[0]
     parts = []
-    for err in e.errors():
+    for err in errors:
         where = ".".join(str(p) for p in err["loc"]) or "policy"
         msg = str(err["msg"]).removeprefix("Value error, ")
         parts.append(f"{where}: {msg}")
-    return ConfigError("invalid policy: " + "; ".join(parts))
+    message = "invalid policy: " + "; ".join(parts)
+    unknown = next((c for c in causes if isinstance(c, UnknownStrategy)), None)
+    if unknown is not None:
+        return UnknownStrategy(message, wire_id=unknown.wire_id)
+    return ConfigError(message)
 
 
 class Policy(BaseModel):
@@ -166,13 +181,12 @@ class Policy(BaseModel):
 
         if v is None:
             return None
-        try:
-            if isinstance(v, dict):
-                return retention.strategy_from_dict(v)
-            if hasattr(v, "apply") and hasattr(v, "to_dict"):
-                return v
-        except ConfigError as e:
-            raise ValueError(str(e)) from None
+        if isinstance(v, dict):
+            # A ConfigError is a ValueError: pydantic reports it as this field's error and keeps
+            # the exception itself, so an UnknownStrategy keeps its type (see _config_error).
+            return retention.strategy_from_dict(v)
+        if hasattr(v, "apply") and hasattr(v, "to_dict"):
+            return v
         raise ValueError("must be a retention strategy from snapvault.retention or its dict form")
 
     @field_validator("compression")

@@ -106,8 +106,11 @@ def run_policy(
             status = "completed"
         finally:
             run_hooks(policy.post_hooks, stage="post")
-    except JobCancelled as e:
-        status, error = "cancelled", str(e)
+    except (JobCancelled, KeyboardInterrupt) as e:
+        # Ctrl-C is the user stopping the run, as a job's cancel is; after the commit point
+        # the snapshot exists and the run completed all the same.
+        status = "completed" if manifest is not None else "cancelled"
+        error = str(e) or "interrupted"
         raise
     except BaseException as e:
         status, error = ("completed" if manifest is not None else "failed"), str(e)
@@ -238,11 +241,18 @@ def forget(repo: Repository, *, policy: str | None = None, now: datetime, dry_ru
     """Apply each policy's retention to its snapshots; remove the manifests it does not keep.
 
     Only snapshot manifests are removed; the data stays until a prune. Policies without a
-    retention strategy are skipped. Snapshots made without a policy are never touched.
+    retention strategy are skipped, and so are stored policies that cannot be read here
+    (:meth:`~snapvault.Repository.broken_policies` names them); their snapshots are not
+    touched. Snapshots made without a policy are never touched.
+
+    Raises
+    ------
+    PolicyNotFound
+        If ``policy`` names no stored policy.
+    UnknownStrategy
+        If ``policy``'s retention strategy is not installed or registered here.
     """
-    policies = repo.policies()
-    if policy is not None:
-        policies = {policy: repo.load_policy(policy)}
+    policies = repo.policies() if policy is None else {policy: repo.load_policy(policy)}
     results = []
     for name, pol in sorted(policies.items()):
         if pol.retention is None:

@@ -29,22 +29,33 @@ means the same rule over the same fields; a later release may add a field only w
 that keeps the old meaning; a retired wire ID is never reused. A reader refuses an unknown wire
 ID and also an unknown field, because silently ignoring a field written by a newer release
 could make a policy keep less than its author meant, and retention deletes data.
+
+Strategies from other packages (see :class:`Strategy` for how to write one) become loadable in
+either of two ways: the package declares an entry point in the group ``snapvault.retention``
+whose name is the wire ID and whose value is the class (``acme.retention:KeepOdd``), or a
+program calls :func:`register_strategy`. Built-in wire IDs cannot be taken over. Lookup is
+lazy: a built-in ID never reads entry points, and an entry point's module is imported only
+when its wire ID is read. A wire ID that nothing provides raises :class:`UnknownStrategy`,
+which names it and says how to provide it. A repository refuses to store a strategy that
+would not read back here (:func:`check_loadable`).
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from snapvault.errors import ConfigError
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "GFS",
     "Decision",
     "KeepLast",
@@ -53,10 +64,17 @@ __all__ = [
     "SnapshotLike",
     "Strategy",
     "Union",
+    "UnknownStrategy",
+    "check_loadable",
     "format_duration",
     "parse_duration",
+    "register_strategy",
     "strategy_from_dict",
 ]
+
+#: The entry point group of retention strategies from other packages: each entry point's name
+#: is a strategy's wire ID, its value the class (``package.module:Class``).
+ENTRY_POINT_GROUP = "snapvault.retention"
 
 _FUTURE = "in the future"
 _REMOVED = "not kept by any rule"
@@ -169,7 +187,14 @@ def _newest_first(snapshots: Iterable[SnapshotLike]) -> list[SnapshotLike]:
 
 
 class Strategy(abc.ABC):
-    """A retention rule: a frozen value with a wire ID and a JSON form."""
+    """A retention rule: a frozen value with a wire ID and a JSON form.
+
+    A strategy of one's own is a frozen dataclass subclassing this one, with a class attribute
+    ``wire_id`` (namespaced, e.g. ``"acme.keep-odd"``) and a ``_select(snapshots, now)`` that
+    maps the IDs it keeps to reasons, given past snapshots newest first; ``apply`` adds the
+    rules shared by every strategy. Make it loadable with :func:`register_strategy` or an
+    entry point (see :mod:`snapvault.retention`) before storing a policy that uses it.
+    """
 
     wire_id: ClassVar[str]
     # Declared so that type checkers accept dataclasses.fields() on any strategy.
@@ -405,25 +430,219 @@ class Union(Strategy):
         return cls(strategy_from_dict(m) for m in members)
 
 
-# Wire IDs in use. Retired IDs (none yet) must stay listed in a comment here, never reused.
-_REGISTRY: dict[str, type[Strategy]] = {c.wire_id: c for c in (KeepLast, KeepWithin, GFS, KeepTags, Union)}
+class UnknownStrategy(ConfigError):
+    """No retention strategy with this wire ID is available in this process.
+
+    Raised when reading a strategy (or a stored policy holding one) whose package is not
+    installed or whose class is not registered, and when storing a strategy that could not be
+    read back for that reason. The message names the strategy and how to provide it.
+
+    Attributes
+    ----------
+    wire_id : str or None
+        The wire ID that could not be resolved.
+    """
+
+    def __init__(self, message: str, *, wire_id: str | None = None) -> None:
+        super().__init__(message)
+        self.wire_id = wire_id
+
+
+# Built-in wire IDs. Retired IDs (none yet) must stay listed in a comment here, never reused.
+_BUILTIN: dict[str, type[Strategy]] = {c.wire_id: c for c in (KeepLast, KeepWithin, GFS, KeepTags, Union)}
+# Strategies from other packages, registered by register_strategy() or loaded from an entry point.
+_REGISTERED: dict[str, type[Strategy]] = {}
+# Namespacing with "." keeps one package's IDs from colliding with another's or with ours.
+_WIRE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+S = TypeVar("S", bound=Strategy)
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _check_class(cls: object) -> str:
+    """Return the wire ID of a class that can be registered; raise ConfigError otherwise."""
+    if not isinstance(cls, type) or not issubclass(cls, Strategy):
+        raise ConfigError(f"{cls!r} is not a subclass of snapvault.retention.Strategy")
+    # to_dict and strategy_from_dict read the fields through dataclasses, and round-trip
+    # checks compare values with the dataclass __eq__.
+    if not dataclasses.is_dataclass(cls):
+        raise ConfigError(f"retention strategy {_qualname(cls)} must be a (frozen) dataclass")
+    if inspect.isabstract(cls):
+        raise ConfigError(f"retention strategy {_qualname(cls)} is abstract")
+    wire = getattr(cls, "wire_id", None)
+    if not isinstance(wire, str) or not _WIRE_ID.match(wire):
+        raise ConfigError(
+            f"retention strategy {_qualname(cls)} needs a class attribute wire_id: 1-100 letters, digits, "
+            f"'.', '_' and '-', starting alphanumeric, such as 'acme.keep-odd' (has {wire!r})"
+        )
+    return wire
+
+
+def register_strategy(cls: type[S]) -> type[S]:
+    """Make a retention strategy class loadable by its ``wire_id``; usable as a decorator.
+
+    A policy holding the strategy can then be stored and read in this process. Other
+    processes need the same registration, or an entry point in the group
+    ``snapvault.retention`` (see :mod:`snapvault.retention`). Registering a class again, or a
+    reloaded class of the same module and name, is harmless.
+
+    Parameters
+    ----------
+    cls : type
+        A frozen dataclass subclassing :class:`Strategy`, with a class attribute ``wire_id``.
+
+    Returns
+    -------
+    type
+        ``cls``.
+
+    Raises
+    ------
+    ConfigError
+        If ``cls`` is not such a class, or its wire ID is a built-in strategy's or is already
+        registered to another class.
+    """
+    wire = _check_class(cls)
+    builtin = _BUILTIN.get(wire)
+    if builtin is cls:
+        return cls
+    if builtin is not None:
+        raise ConfigError(
+            f"retention strategy {_qualname(cls)} has the wire ID {wire!r} of the built-in {builtin.__name__}; "
+            "give it a wire_id of its own"
+        )
+    have = _REGISTERED.get(wire)
+    if have is not None and _qualname(have) != _qualname(cls):
+        raise ConfigError(
+            f"wire ID {wire!r} is already registered to {_qualname(have)}; {_qualname(cls)} needs a wire_id of its own"
+        )
+    _REGISTERED[wire] = cls
+    return cls
+
+
+def _from_entry_point(wire: str) -> type[Strategy] | None:
+    """The class an installed package declares for ``wire``; None if no package does."""
+    # Imported here: reading installed packages' metadata costs milliseconds that a process
+    # using only built-in strategies should not pay.
+    from importlib.metadata import entry_points
+
+    found = {ep.value: ep for ep in entry_points(group=ENTRY_POINT_GROUP, name=wire)}
+    if not found:
+        return None
+    if len(found) > 1:
+        raise UnknownStrategy(
+            f"retention strategy {wire!r} is provided by several installed packages ({', '.join(sorted(found))}); "
+            "uninstall all but one",
+            wire_id=wire,
+        )
+    [ep] = found.values()
+    try:
+        cls = ep.load()
+    # Loading runs another package's import; whatever it raises, the strategy is unavailable.
+    except Exception as e:
+        raise UnknownStrategy(
+            f"retention strategy {wire!r}: its entry point {ep.value!r} could not be loaded: {type(e).__name__}: {e}",
+            wire_id=wire,
+        ) from e
+    try:
+        own = _check_class(cls)
+    except ConfigError as e:
+        raise UnknownStrategy(
+            f"retention strategy {wire!r}: its entry point {ep.value!r} is not a retention strategy class: {e}",
+            wire_id=wire,
+        ) from None
+    if own != wire:
+        # The class would write its own ID into every record, which this entry point does not name.
+        raise UnknownStrategy(
+            f"retention strategy {wire!r}: its entry point {ep.value!r} names {_qualname(cls)}, whose wire_id is "
+            f"{own!r}; an entry point's name must be its class's wire_id",
+            wire_id=wire,
+        )
+    return _REGISTERED.setdefault(wire, cls)
+
+
+def _find(wire: str) -> type[Strategy] | None:
+    return _BUILTIN.get(wire) or _REGISTERED.get(wire) or _from_entry_point(wire)
+
+
+def _members(strategy: Strategy) -> Iterator[Strategy]:
+    """The strategy and every strategy nested in its fields (a Union's members), depth first."""
+    yield strategy
+    for f in dataclasses.fields(strategy):
+        value = getattr(strategy, f.name)
+        for item in value if isinstance(value, tuple | list) else (value,):
+            if isinstance(item, Strategy):
+                yield from _members(item)
+
+
+def check_loadable(strategy: Strategy) -> None:
+    """Raise unless ``strategy`` reads back from its JSON form here as an equal value.
+
+    A repository stores a policy's strategy as JSON; one that could not be read back would
+    make the stored policy unreadable, and one that read back as another class would keep
+    different snapshots than its author meant.
+
+    Raises
+    ------
+    UnknownStrategy
+        If the strategy, or one nested in it, is neither built in, registered, nor installed
+        as an entry point; the message names its class and how to register it.
+    ConfigError
+        If it is not a :class:`Strategy`, or it would read back as another class or value.
+    """
+    if not isinstance(strategy, Strategy):
+        raise ConfigError(f"retention {strategy!r} is not a snapvault.retention.Strategy, so it cannot be stored")
+    for member in _members(strategy):
+        cls = type(member)
+        wire = _check_class(cls)
+        found = _find(wire)
+        if found is None:
+            raise UnknownStrategy(
+                f"retention strategy {_qualname(cls)} (wire ID {wire!r}) is not registered, so a policy using it "
+                f"could not be read back; call snapvault.register_strategy({cls.__name__}) first, or declare it as "
+                f"an entry point named {wire!r} in the group {ENTRY_POINT_GROUP!r} of the package that provides it",
+                wire_id=wire,
+            )
+        if found is not cls:
+            raise ConfigError(
+                f"retention strategy {_qualname(cls)} has the wire ID {wire!r}, which reads back as "
+                f"{_qualname(found)}; give it a wire_id of its own and register it"
+            )
+    back = strategy_from_dict(strategy.to_dict())
+    if back != strategy:
+        raise ConfigError(f"retention strategy {strategy!r} reads back from its JSON form as {back!r}")
 
 
 def strategy_from_dict(d: Mapping[str, Any]) -> Strategy:
     """Build a strategy from its JSON form, as returned by ``to_dict``.
 
+    A wire ID that is not built in is looked up among registered strategies, then among the
+    entry points of the group ``snapvault.retention``.
+
     Raises
     ------
+    UnknownStrategy
+        If no strategy with the wire ID is available here.
     ConfigError
-        If the wire ID is unknown, a field is unknown or missing, or a value is invalid.
+        If a field is unknown or missing, or a value is invalid.
     """
     if not isinstance(d, Mapping):
         raise ConfigError(f"a retention strategy must be a JSON object, not {d!r}")
     wire = d.get("strategy")
-    cls = _REGISTRY.get(wire) if isinstance(wire, str) else None
+    cls = _find(wire) if isinstance(wire, str) else None
     if cls is None:
-        known = ", ".join(repr(k) for k in sorted(_REGISTRY))
-        raise ConfigError(f"unknown retention strategy {wire!r}; known: {known}")
+        known = ", ".join(repr(k) for k in sorted({*_BUILTIN, *_REGISTERED}))
+        message = f"unknown retention strategy {wire!r}; known: {known}"
+        if not isinstance(wire, str):
+            raise ConfigError(message)
+        raise UnknownStrategy(
+            f"{message}. To use it, install the package that provides it (an entry point named {wire!r} in the "
+            f"group {ENTRY_POINT_GROUP!r}) or register its class with snapvault.register_strategy()",
+            wire_id=wire,
+        )
     spec = {f.name: f for f in dataclasses.fields(cls)}
     fields = {k: v for k, v in d.items() if k != "strategy"}
     unknown = sorted(set(fields) - set(spec))

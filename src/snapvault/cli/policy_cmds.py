@@ -19,10 +19,26 @@ from snapvault.cli.main import EXIT_ERROR, Context, _fail, cli, report_backup
 if TYPE_CHECKING:
     from snapvault.policy import Policy
     from snapvault.repository import Repository
+    from snapvault.repository.records import BrokenPolicy
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _report_broken(broken: list[BrokenPolicy]) -> int:
+    """One stderr line per stored policy that cannot be read; the exit code that deserves.
+
+    The commands that read every policy still do their work for the others, but exit 1: a
+    scheduled ``due --run`` or ``forget`` that silently skipped a policy would go unnoticed.
+    """
+    for b in broken:
+        reason = " ".join(str(b.error).split())
+        if b.name is not None:
+            click.echo(f"policy {b.name}: error: {reason}; 'snapvault policy remove {b.name}' removes it", err=True)
+        else:
+            click.echo(f"policy record {b.key}: error: {reason}", err=True)
+    return EXIT_ERROR if broken else 0
 
 
 @cli.group()
@@ -110,8 +126,12 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
             pre_hooks=list(opts["pre_hook"]),
             post_hooks=list(opts["post_hook"]),
         )
+    from snapvault.repository.records import read_policies
+
     repo = obj.open()
-    if pol.name in repo.policies() and not replace:
+    stored = read_policies(repo)
+    exists = pol.name in stored.policies or any(b.name == pol.name for b in stored.broken)
+    if exists and not replace:
         _fail(f"policy {pol.name!r} exists; use --replace to change it")
     repo.save_policy(pol, now=_now())
     click.echo(f"saved policy {pol.name}")
@@ -121,13 +141,17 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def policy_list(obj: Context, as_json: bool) -> None:
-    """List stored policies."""
-    policies = obj.open().policies()
+    """List stored policies (one that cannot be read here is named on stderr; exit code 1)."""
+    from snapvault.repository.records import read_policies
+
+    policies, broken = read_policies(obj.open())
     if as_json:
         click.echo(json.dumps([json.loads(p.to_json()) for _, p in sorted(policies.items())], indent=2))
-        return
-    for name, p in sorted(policies.items()):
-        click.echo(f"{name:<20} {p.backup_type:<12} {p.schedule or '-':<16} {' '.join(p.sources)}")
+    else:
+        for name, p in sorted(policies.items()):
+            click.echo(f"{name:<20} {p.backup_type:<12} {p.schedule or '-':<16} {' '.join(p.sources)}")
+    if _report_broken(broken):
+        sys.exit(EXIT_ERROR)
 
 
 @policy.command(name="show")
@@ -142,7 +166,7 @@ def policy_show(obj: Context, name: str) -> None:
 @click.argument("name")
 @click.pass_obj
 def policy_remove(obj: Context, name: str) -> None:
-    """Remove a stored policy (its snapshots stay)."""
+    """Remove a stored policy (its snapshots stay), also one that cannot be read here."""
     obj.open().remove_policy(name, now=_now())
     click.echo(f"removed policy {name}")
 
@@ -200,7 +224,7 @@ def due(obj: Context, run_due: bool, as_json: bool) -> None:
     """
     from snapvault import cron
     from snapvault.errors import SnapvaultError
-    from snapvault.repository.records import load_runs
+    from snapvault.repository.records import load_runs, read_policies
 
     repo = obj.open()
     now = _now()
@@ -209,8 +233,9 @@ def due(obj: Context, run_due: bool, as_json: bool) -> None:
     for r in runs:
         last[r.policy] = r.started
     rows = []
-    worst = 0
-    for name, pol in sorted(repo.policies().items()):
+    policies, broken = read_policies(repo)
+    worst = _report_broken(broken)
+    for name, pol in sorted(policies.items()):
         if pol.schedule is None:
             continue
         is_due = cron.is_due(cast("cron.Scheduled", pol), last.get(name), now)
@@ -243,11 +268,16 @@ def due(obj: Context, run_due: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) -> None:
-    """Remove the snapshots each policy's retention does not keep (data stays until a prune)."""
+    """Remove the snapshots each policy's retention does not keep (data stays until a prune).
+
+    A policy that cannot be read here is skipped, named on stderr, and the exit code is 1.
+    """
     from snapvault import forget as do_forget
 
     repo = obj.open()
     results = do_forget(repo, policy=policy_name, now=_now(), dry_run=dry_run)
+    # With --policy, forget has already read that one policy or failed.
+    code = 0 if policy_name else _report_broken(repo.broken_policies())
     if as_json:
         click.echo(
             json.dumps(
@@ -264,15 +294,17 @@ def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) 
                 indent=2,
             )
         )
-        return
-    for r in results:
-        for sid in r.decision.keep:
-            click.echo(f"{r.policy}: keep   {sid[:8]}  {', '.join(r.decision.reasons[sid])}")
-        for sid in r.decision.remove:
-            verb = "would remove" if dry_run else "remove"
-            click.echo(f"{r.policy}: {verb} {sid[:8]}  {', '.join(r.decision.reasons[sid])}")
-    if not results:
-        click.echo("no policy with a retention rule")
+    else:
+        for r in results:
+            for sid in r.decision.keep:
+                click.echo(f"{r.policy}: keep   {sid[:8]}  {', '.join(r.decision.reasons[sid])}")
+            for sid in r.decision.remove:
+                verb = "would remove" if dry_run else "remove"
+                click.echo(f"{r.policy}: {verb} {sid[:8]}  {', '.join(r.decision.reasons[sid])}")
+        if not results:
+            click.echo("no policy with a retention rule")
+    if code:
+        sys.exit(code)
 
 
 @cli.command()
@@ -283,9 +315,16 @@ def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) 
 def stats(obj: Context, policy_name: str | None, last: int, as_json: bool) -> None:
     """Monitoring figures per policy: last success and failure, success rate, bytes added."""
     from snapvault.policy_run import policy_stats
+    from snapvault.repository.records import read_policies
 
     repo = obj.open()
-    names = [policy_name] if policy_name else sorted(repo.policies())
+    if policy_name:
+        names = [policy_name]
+    else:
+        # The figures come from run records and snapshots, so a policy that cannot be read
+        # here is counted too.
+        policies, broken = read_policies(repo)
+        names = sorted({*policies, *(b.name for b in broken if b.name is not None)})
     rows = [policy_stats(repo, n, last=last) for n in names]
     if as_json:
         from dataclasses import asdict

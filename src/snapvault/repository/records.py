@@ -5,27 +5,70 @@ Both follow the create-only rule. Saving a policy writes a new record
 and a record whose ``policy`` is null removes the name. A run record
 ``runs/<hex>`` = seal({...}) is written when a policy's backup ends, successful or not, so
 monitoring can count failures that left no snapshot.
+
+A policy record this process cannot read (its retention strategy is not installed here, or it
+is damaged) hides no other: it is reported as a :class:`BrokenPolicy`. When the newest record
+of a name is the unreadable one, the name is broken; an older record of it is never used in
+its place, since that would silently run an outdated policy.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
-from snapvault.errors import ConfigError, IntegrityError
+from snapvault.errors import ConfigError, IntegrityError, SnapvaultError
 
 if TYPE_CHECKING:
     from snapvault.policy import Policy
     from snapvault.repository.repo import Repository
 
-__all__ = ["POLICY_AD", "RUN_AD", "RunRecord", "load_policies", "save_policy_record"]
+__all__ = [
+    "POLICY_AD",
+    "RUN_AD",
+    "BrokenPolicy",
+    "PolicyRecords",
+    "RunRecord",
+    "read_policies",
+    "save_policy_record",
+]
 
 POLICY_AD = b"snapvault policy"
 RUN_AD = b"snapvault run"
+
+
+@dataclass(frozen=True)
+class BrokenPolicy:
+    """A stored policy record that cannot be read here.
+
+    Attributes
+    ----------
+    name : str or None
+        The policy it holds; None when the record itself cannot be read, so that it cannot be
+        told which policy it was.
+    key : str
+        The record's store key.
+    error : SnapvaultError
+        :class:`~snapvault.retention.UnknownStrategy` when the policy's retention strategy is
+        not installed or registered here, IntegrityError when the record is damaged or does not
+        validate.
+    """
+
+    name: str | None
+    key: str
+    error: SnapvaultError
+
+
+class PolicyRecords(NamedTuple):
+    """Every stored policy: the readable ones by name, and the records that cannot be read."""
+
+    policies: dict[str, Policy]
+    broken: list[BrokenPolicy]
 
 
 class RunRecord(BaseModel):
@@ -47,7 +90,19 @@ class RunRecord(BaseModel):
 
 
 def save_policy_record(repo: Repository, name: str, policy: Policy | None, now: datetime) -> None:
-    """Write a policy record (``policy=None`` removes the name)."""
+    """Write a policy record (``policy=None`` removes the name).
+
+    Raises
+    ------
+    UnknownStrategy
+        If the policy's retention strategy is not registered, so the record could not be read.
+    ConfigError
+        If the policy has callable hooks, or its strategy would read back as another value.
+    """
+    if policy is not None and policy.retention is not None:
+        from snapvault.retention import check_loadable
+
+        check_loadable(policy.retention)
     body: dict[str, Any] = {
         "name": name,
         "saved_at": now.isoformat(),
@@ -56,33 +111,53 @@ def save_policy_record(repo: Repository, name: str, policy: Policy | None, now: 
     repo.write_sealed("policies", json.dumps(body, sort_keys=True).encode(), POLICY_AD)
 
 
-def _records(repo: Repository) -> Iterator[tuple[str, dict[str, Any]]]:
+def _records(repo: Repository) -> Iterator[tuple[str, str, datetime, Any] | BrokenPolicy]:
+    """(key, name, saved_at, policy body) of each record, or a BrokenPolicy naming no policy."""
     for key in sorted(e.key for e in repo.store.list("policies")):
-        doc = json.loads(repo.read_sealed(key, POLICY_AD))
-        if not isinstance(doc, dict) or "name" not in doc or "saved_at" not in doc:
-            raise IntegrityError(f"{key} is not a policy record", key=key)
-        yield key, doc
+        try:
+            doc = json.loads(repo.read_sealed(key, POLICY_AD))
+            if not isinstance(doc, dict) or not isinstance(doc.get("name"), str) or "policy" not in doc:
+                raise ValueError("not a policy record")
+            when = datetime.fromisoformat(doc["saved_at"])
+        except (ValueError, TypeError, KeyError) as e:
+            # An IntegrityError (damaged, or not sealed with this repository's key) names the key already.
+            if not isinstance(e, IntegrityError):
+                e = IntegrityError(f"{key} is not a policy record: {e}", key=key)
+            yield BrokenPolicy(None, key, e)
+            continue
+        yield key, doc["name"], when, doc["policy"]
 
 
-def load_policies(repo: Repository) -> dict[str, Policy]:
-    """The current policy of every name (the newest record per name wins)."""
+def read_policies(repo: Repository) -> PolicyRecords:
+    """The current policy of every name (the newest record per name wins), and what cannot be read."""
     from snapvault.policy import Policy
+    from snapvault.retention import UnknownStrategy
 
-    newest: dict[str, tuple[datetime, str, dict[str, Any] | None]] = {}
-    for key, doc in _records(repo):
-        when = datetime.fromisoformat(doc["saved_at"])
-        cur = newest.get(doc["name"])
+    newest: dict[str, tuple[datetime, str, Any]] = {}
+    broken: list[BrokenPolicy] = []
+    for rec in _records(repo):
+        if isinstance(rec, BrokenPolicy):
+            broken.append(rec)
+            continue
+        key, name, when, body = rec
+        cur = newest.get(name)
         if cur is None or (when, key) > (cur[0], cur[1]):
-            newest[doc["name"]] = (when, key, doc["policy"])
+            newest[name] = (when, key, body)
     out: dict[str, Policy] = {}
-    for name, (_, key, body) in newest.items():
+    for name, (_, key, body) in sorted(newest.items()):
         if body is None:
             continue
         try:
-            out[name] = Policy.model_validate(body)
+            pol = Policy.model_validate(body)
+        except UnknownStrategy as e:
+            broken.append(BrokenPolicy(name, key, UnknownStrategy(f"stored policy {name!r}: {e}", wire_id=e.wire_id)))
+            continue
         except (ValueError, ConfigError) as e:
-            raise IntegrityError(f"{key}: stored policy {name!r} does not validate: {e}", key=key) from None
-    return out
+            error = IntegrityError(f"{key}: stored policy {name!r} does not validate: {e}", key=key)
+            broken.append(BrokenPolicy(name, key, error))
+            continue
+        out[name] = pol
+    return PolicyRecords(out, broken)
 
 
 def save_run(repo: Repository, record: RunRecord) -> None:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from snapvault.check import CheckReport
     from snapvault.copy import CopyResult
     from snapvault.policy import Policy
+    from snapvault.repository.records import BrokenPolicy
 
 __all__ = ["Repository"]
 
@@ -477,8 +478,12 @@ class Repository:
 
         Raises
         ------
+        UnknownStrategy
+            If its retention strategy is not registered (:func:`snapvault.register_strategy`)
+            or installed as an entry point, so the stored policy could not be read back.
         ConfigError
-            If the policy has Python callables as hooks (only shell commands can be stored).
+            If the policy has Python callables as hooks (only shell commands can be stored),
+            or its retention strategy would read back as another class or value.
         """
         from snapvault.repository.records import save_policy_record
 
@@ -491,23 +496,54 @@ class Repository:
         ------
         PolicyNotFound
             If there is none.
+        UnknownStrategy
+            If its retention strategy is not installed or registered here.
+        IntegrityError
+            If its record is damaged or does not validate.
         """
-        found = self.policies().get(name)
-        if found is None:
-            raise PolicyNotFound(f"no policy named {name!r}", name=name)
-        return found
+        from snapvault.repository.records import read_policies
+
+        found = read_policies(self)
+        if name in found.policies:
+            return found.policies[name]
+        for b in found.broken:
+            if b.name == name:
+                raise b.error
+        raise PolicyNotFound(f"no policy named {name!r}", name=name)
 
     def policies(self) -> dict[str, Policy]:
-        """Every stored policy by name."""
-        from snapvault.repository.records import load_policies
+        """Every stored policy this process can read, by name.
 
-        return load_policies(self)
+        A record that cannot be read hides no other; :meth:`broken_policies` names it.
+        """
+        from snapvault.repository.records import read_policies
+
+        return read_policies(self).policies
+
+    def broken_policies(self) -> list[BrokenPolicy]:
+        """The stored policy records that cannot be read here, and why.
+
+        A policy whose retention strategy is not installed here, or whose newest record is
+        damaged, is listed by name; a record that cannot be decrypted or parsed at all, by key
+        only. :meth:`remove_policy` removes a policy listed by name.
+        """
+        from snapvault.repository.records import read_policies
+
+        return read_policies(self).broken
 
     def remove_policy(self, name: str, *, now: datetime | None = None) -> None:
-        """Remove the stored policy ``name`` (its snapshots stay)."""
-        from snapvault.repository.records import save_policy_record
+        """Remove the stored policy ``name`` (its snapshots stay), also one that cannot be read.
 
-        self.load_policy(name)
+        Raises
+        ------
+        PolicyNotFound
+            If there is none.
+        """
+        from snapvault.repository.records import read_policies, save_policy_record
+
+        found = read_policies(self)
+        if name not in found.policies and all(b.name != name for b in found.broken):
+            raise PolicyNotFound(f"no policy named {name!r}", name=name)
         save_policy_record(self, name, None, now or datetime.now(UTC))
 
     # -- verification ----------------------------------------------------------------------
