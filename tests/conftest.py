@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,37 @@ import snapvault as sv
 # Emulator fixtures (S3, Azure, GCS on loopback) for every test folder; importing the module
 # first also sets the environment the cloud client libraries read at import time.
 pytest_plugins = ("tests.backends.servers",)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "commits_damage: the test commits an unreadable snapshot on purpose")
+
+
+@pytest.fixture(autouse=True)
+def _every_commit_reads_back(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check every snapshot any test commits, right at its commit.
+
+    A backup that commits a snapshot its own reader refuses is the worst bug a backup tool can
+    have, so no test may produce one unnoticed: each manifest written through
+    ``Repository.save_manifest`` (backups, policy runs, copies) is read back with every tree
+    it reaches, against the index as stored. Tests that commit damage on purpose opt out with
+    ``@pytest.mark.commits_damage``.
+    """
+    if request.node.get_closest_marker("commits_damage"):
+        return
+    from snapvault.check import check_snapshot
+
+    save = sv.Repository.save_manifest
+
+    @functools.wraps(save)
+    def save_and_check(self: sv.Repository, manifest: sv.Manifest) -> sv.Manifest:
+        saved = save(self, manifest)
+        report = check_snapshot(self, saved.id)
+        assert report.ok, [str(p) for p in report.problems]
+        return saved
+
+    monkeypatch.setattr(sv.Repository, "save_manifest", save_and_check)
+
 
 # Argon2id at its cheapest: tests open many repositories; the cost parameters are tested apart.
 FAST_KDF = sv.KdfParams(memory_kib=64, iterations=1, lanes=1)

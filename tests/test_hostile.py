@@ -26,6 +26,9 @@ from snapvault.archiver.sink import BlobSink
 from snapvault.pipeline.ids import BlobType
 from tests.conftest import FAST_KDF, PASSWORD, write
 
+# Hostile snapshots are unreadable on purpose; the suite's read-back of every commit is off here.
+pytestmark = pytest.mark.commits_damage
+
 PWNED = b"pwned by a hostile repository"
 TMP_PREFIX = ".sv-restore-"
 

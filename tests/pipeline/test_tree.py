@@ -360,3 +360,50 @@ def test_decode_of_arbitrary_bytes_gives_only_integrity_error(data: bytes) -> No
     except IntegrityError:
         return
     assert isinstance(out, list)
+
+
+# -- the encoder applies the decoder's rules ----------------------------------------------------
+
+
+@st.composite
+def any_shape_nodes(draw: st.DrawFn) -> Node:
+    """Nodes whose optional fields may not fit their type (what a buggy writer could build)."""
+    return Node(
+        name=draw(names),
+        type=draw(st.sampled_from(NODE_TYPES)),  # type: ignore[arg-type]
+        content=tuple(draw(st.lists(hex_ids, max_size=2))),
+        subtree=draw(st.none() | hex_ids),
+        target=draw(st.none() | targets),
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(tree=st.lists(any_shape_nodes(), max_size=6))
+def test_whatever_encodes_decodes(tree: list[Node]) -> None:
+    try:
+        data = encode_tree(tree)
+    except (IntegrityError, UnsafePathError):
+        return
+    assert decode_tree(data) == sorted(tree, key=lambda n: n.name)
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        Node(name="linkdir", type="symlink", target="/src/docs", subtree=BLOB_ID),
+        Node(name="d", type="dir"),
+        Node(name="f", type="file", target="x"),
+        Node(name="p", type="fifo", content=(BLOB_ID,)),
+        Node(name="..", type="file"),
+    ],
+)
+def test_encode_refuses_what_decode_refuses(node: Node) -> None:
+    with pytest.raises((IntegrityError, UnsafePathError)):
+        decode_tree(json.dumps({"nodes": [node.to_json()], "v": 1}).encode())
+    with pytest.raises((IntegrityError, UnsafePathError)):
+        encode_tree([node])
+
+
+def test_encode_refuses_two_entries_with_one_name() -> None:
+    with pytest.raises(UnsafePathError):
+        encode_tree([Node(name="a", type="fifo"), Node(name="a", type="socket")])

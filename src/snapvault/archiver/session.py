@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import os
 import socket
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,15 +28,40 @@ __all__ = ["BackupOptions", "run_backup", "source_paths"]
 _Trie = dict[str, Any]  # name -> _Trie, or None where a source ends
 
 
+def _normal(path: str) -> str:
+    return os.path.normpath(os.path.abspath(path))
+
+
 def source_paths(paths: Sequence[str]) -> list[str]:
     """Absolute, normalised, de-duplicated sources, nested ones dropped, sorted."""
-    roots = sorted({os.path.normpath(os.path.abspath(p)) for p in paths})
+    roots = sorted({_normal(p) for p in paths})
     kept: list[str] = []
     for p in roots:
         if any(p == k or p.startswith(k.rstrip("/") + "/") for k in kept):
             continue
         kept.append(p)
     return ["/"] if "/" in kept else kept
+
+
+def _refuse_hidden_sources(paths: Sequence[str], kept: list[str]) -> None:
+    """Refuse a nested source that the source covering it would record as a symlink.
+
+    ``/a`` covers ``/a/b``, so ``/a/b`` is dropped; but when a component between them is a
+    symlink (``/a/link/b``), the backup of ``/a`` records ``link`` as a symlink and never
+    reads ``b``: dropping it would silently lose what the user asked for.
+    """
+    for p in {_normal(p) for p in paths} - set(kept):
+        outer = next(k for k in kept if k == "/" or p.startswith(k + "/"))
+        step = outer
+        for part in p[len(outer) :].strip("/").split("/")[:-1]:
+            if os.path.islink(step):
+                break
+            step = os.path.join(step, part)
+        if os.path.islink(step):
+            raise ConfigError(
+                f"source {p} lies inside source {outer} through the symlink {step}, which {outer} "
+                "records as a link; give the symlink's target as a source instead"
+            )
 
 
 def _trie(kept: list[str]) -> _Trie | None:
@@ -91,9 +117,12 @@ def run_backup(repo: Repository, opts: BackupOptions) -> BackupOutcome:
     for p in opts.paths:
         try:
             os.lstat(p)
+            # ".." is resolved in the text of the path, as restic does; the result must exist too.
+            os.lstat(_normal(p))
         except OSError as e:
             raise SourceError(f"cannot read source {p}: {e.strerror or e}", path=p) from None
     kept = source_paths(opts.paths)
+    _refuse_hidden_sources(opts.paths, kept)
     flt = PathFilter(exclude=opts.exclude)
     host = opts.hostname or socket.gethostname()
     with BlobSink(repo, workers=opts.workers, max_pending=opts.max_pending, codec=opts.codec) as sink:
@@ -187,7 +216,16 @@ def _build(walker: Walker, trie: _Trie, prefix: str, flt: PathFilter, parent_tre
         if sub is None:
             node = walker.entry(name, path, "", flt, pnode)
         else:
-            meta = walker.stat_node(name, path, os.lstat(path))
+            # A directory above a source is recorded as the directory it resolves to, even
+            # when the path names it through a symlink (restic and borg do the same): only a
+            # directory node can hold the subtree that leads to the source.
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                raise SourceError(f"cannot read {path}: {e.strerror or e}", path=path) from None
+            if not stat.S_ISDIR(st.st_mode):
+                raise SourceError(f"{path} is no longer a directory", path=path)
+            meta = walker.stat_node(name, os.path.realpath(path), st)
             if meta is None:
                 continue
             ptree = pnode.subtree if pnode is not None and pnode.type == "dir" else None

@@ -312,6 +312,9 @@ class Walker:
         while True:
             ids, size, after = self._read(path, before[0])
             if self.consistency_retries is None or after == before:
+                if after[0] > before[0]:
+                    # It grew while it was read: what was stored stops at the size seen first.
+                    self.stats.inconsistent.append(os.fsdecode(path))
                 return ids, size
             if tries >= self.consistency_retries:
                 self.stats.inconsistent.append(os.fsdecode(path))
@@ -321,7 +324,11 @@ class Walker:
             before = after
 
     def _read(self, path: str, expected: int) -> tuple[tuple[str, ...], int, tuple[int, int, int]]:
-        """Chunk and store a file; also return (size, mtime_ns, ctime_ns) after the read."""
+        """Chunk and store a file; also return (size, mtime_ns, ctime_ns) after the read.
+
+        At most ``expected`` bytes (the size lstat gave) are read, so a file that keeps
+        growing (a log being written) cannot keep the backup reading it for ever.
+        """
         fd = os.open(path, _OPEN_FLAGS)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -331,21 +338,16 @@ class Walker:
                 # Small files: one read of the size lstat gave (plus one byte, to see growth),
                 # one chunk, no chunker set-up. Reading min_size bytes instead would allocate
                 # and fault in a large buffer for every small file.
-                data = os.read(fd, expected + 1)
-                if len(data) <= expected:
-                    self._count(len(data), path)
-                    ids = (self.sink.add(BlobType.DATA, data)[0].hex(),) if data else ()
-                    return ids, len(data), _identity(os.fstat(fd))
-                pending = data
-            else:
-                pending = b""
+                data = os.read(fd, expected)
+                self._count(len(data), path)
+                ids = (self.sink.add(BlobType.DATA, data)[0].hex(),) if data else ()
+                return ids, len(data), _identity(os.fstat(fd))
             chunk_ids: list[str] = []
             total = 0
             chunker = StreamChunker(self.chunker)
             add = self.sink.add
-            while True:
-                data = pending or os.read(fd, _READ_SIZE)
-                pending = b""
+            while total < expected:
+                data = os.read(fd, min(_READ_SIZE, expected - total))
                 if not data:
                     break
                 total += len(data)

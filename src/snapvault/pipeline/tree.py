@@ -21,7 +21,7 @@ from typing import Any, Literal, NamedTuple
 
 from snapvault.errors import IntegrityError, UnsafePathError
 
-__all__ = ["NODE_TYPES", "Node", "decode_tree", "encode_tree", "validate_name"]
+__all__ = ["NODE_TYPES", "Node", "check_shape", "decode_tree", "encode_tree", "validate_name"]
 
 TREE_VERSION = 1
 NodeType = Literal["file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev"]
@@ -96,6 +96,15 @@ def encode_tree(nodes: list[Node]) -> bytes:
     their dicts at once.
     """
     ordered = sorted(nodes, key=lambda n: n.name)
+    previous = None
+    for n in ordered:
+        # The decoder's own rules, applied before a byte is written: a backup can never commit
+        # a tree that its reader refuses (a symlink with a subtree once did exactly that).
+        validate_name(n.name)
+        if n.name == previous:
+            raise UnsafePathError("tree has two entries with one name", path=n.name)
+        previous = n.name
+        check_shape(n.type, n.content, n.subtree, n.target)
     body = ",".join(_ENCODER.encode(n.to_json()) for n in ordered)
     return f'{{"nodes":[{body}],"v":{TREE_VERSION}}}'.encode()
 
@@ -155,16 +164,16 @@ def _xattr(item: object) -> tuple[str, str]:
     return name, value
 
 
-def _node(d: dict[str, Any]) -> Node:
-    t = d["type"]
+def check_shape(t: object, content: tuple[str, ...], subtree: object, target: object) -> None:
+    """Raise IntegrityError unless the fields a node carries fit its type.
+
+    One rule set for both directions: :func:`encode_tree` runs it before writing and the
+    decoder after parsing, so what a backup writes is always what a restore can read.
+    """
     if t not in NODE_TYPES:
         raise IntegrityError(f"unknown node type {t!r}")
-    ints = _checked_ints(d)
-    content = _blob_refs(d["content"], "content") if "content" in d else ()
-    subtree = d.get("subtree")
-    target = d.get("target")
     if t == "dir":
-        subtree = _blob_refs([subtree], "subtree")[0]
+        _blob_refs([subtree], "subtree")
     elif subtree is not None:
         raise IntegrityError("only a directory node has a subtree")
     if t == "symlink":
@@ -174,6 +183,15 @@ def _node(d: dict[str, Any]) -> Node:
         raise IntegrityError("only a symlink node has a target")
     if content and t != "file":
         raise IntegrityError("only a file node has content")
+
+
+def _node(d: dict[str, Any]) -> Node:
+    t = d["type"]
+    ints = _checked_ints(d)
+    content = _blob_refs(d["content"], "content") if "content" in d else ()
+    subtree = d.get("subtree")
+    target = d.get("target")
+    check_shape(t, content, subtree, target)
     xattrs = tuple(_xattr(x) for x in d["xattrs"]) if "xattrs" in d else ()
     return Node(
         name=validate_name(d["name"]), type=t, content=content, subtree=subtree, target=target, xattrs=xattrs, **ints
