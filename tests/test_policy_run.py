@@ -144,6 +144,7 @@ def test_corrupted_upload_fails_verification_and_commits_nothing(repo_path: str,
     assert st.snapshots == 0
 
 
+@pytest.mark.commits_damage
 def test_without_verification_the_damaged_backup_is_committed(repo_path: str, tmp_path: Path) -> None:
     # The contrast: it is the read-back that keeps the damaged snapshot out.
     src = tmp_path / "src"
