@@ -4,9 +4,10 @@ A small repository (a 3 MiB random file split over several packs, some text, a f
 is built once. Each case copies it to a fresh folder, damages one object there, and asserts
 that the damage is detected: opening fails with a :class:`SnapvaultError` (config and key
 files), or ``check(read_data=True)`` reports a problem that names the damaged pack, index file
-or snapshot. For packs, a restore must raise :class:`IntegrityError` naming the affected file
-when the damage hits one of its blobs, and must never leave a file with wrong content under
-its final name.
+or snapshot. For packs, a restore lists exactly the files whose blobs are hit (or the
+directories whose trees are), restores every other file exactly, and never leaves a file with
+wrong content under its final name; with ``stop_on_error`` it raises :class:`IntegrityError`
+naming one of them. Damage to the snapshot's root tree leaves nothing to restore: it raises.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Pristine:
     blob_files: dict[bytes, set[str]]  # data blob -> files holding it
     packs: dict[str, list[Blob]]  # pack hex ID -> its blobs, by offset
     sizes: dict[str, int] = field(default_factory=dict)  # object key -> size
+    tree_dirs: dict[bytes, set[str]] = field(default_factory=dict)  # tree blob -> its folders ("" the root)
 
     def objects(self, kind: str) -> list[str]:
         if kind == "config":
@@ -68,6 +70,24 @@ class Pristine:
         for b in self.packs[pack]:
             out |= self.blob_files.get(b.id, set())
         return out
+
+    def expected_loss(self, lost: set[bytes]) -> tuple[bool, set[str], set[str]]:
+        """What a restore must report when the blobs ``lost`` are unreadable: whether it raises
+        (the root tree is lost), the folders it lists (the topmost unreadable ones), and the
+        files it lists (those with a lost data blob, outside the listed folders)."""
+        dirs = set().union(*(self.tree_dirs.get(b, set()) for b in lost)) if lost else set()
+        if "" in dirs:
+            return True, set(), set()
+        top = {d for d in dirs if not any(d.startswith(o + "/") for o in dirs)}
+        files = {f for b in lost for f in self.blob_files.get(b, set())}
+        return False, top, {f for f in files if not _under(f, top)}
+
+    def files_under(self, dirs: set[str]) -> set[str]:
+        return {f for f in self.files if _under(f, dirs)}
+
+
+def _under(path: str, dirs: set[str]) -> bool:
+    return any(path.startswith(d + "/") for d in dirs)
 
 
 def _build(root: Path, encryption: str = "aes-256-gcm", big: int = 3 << 20) -> Pristine:
@@ -95,9 +115,11 @@ def _build(root: Path, encryption: str = "aes-256-gcm", big: int = 3 << 20) -> P
             files[str(p.relative_to("/"))] = p.read_bytes()
 
     blob_files: dict[bytes, set[str]] = {}
+    tree_dirs: dict[bytes, set[str]] = {}
     stack = [(m.tree, "")]
     while stack:
         tid, rel = stack.pop()
+        tree_dirs.setdefault(bytes.fromhex(tid), set()).add(rel)
         for n in repo.read_tree(tid):
             nrel = f"{rel}/{n.name}" if rel else n.name
             if n.type == "dir":
@@ -112,7 +134,7 @@ def _build(root: Path, encryption: str = "aes-256-gcm", big: int = 3 << 20) -> P
     for blobs in packs.values():
         blobs.sort(key=lambda b: b.offset)
     sizes = {str(p.relative_to(path)): p.stat().st_size for p in path.rglob("*") if p.is_file()}
-    return Pristine(path, m.id, files, blob_files, packs, sizes)
+    return Pristine(path, m.id, files, blob_files, packs, sizes, tree_dirs)
 
 
 @pytest.fixture(scope="module")
@@ -193,12 +215,41 @@ def assert_nothing_wrong_restored(pristine: Pristine, target: Path, damaged: set
     return got
 
 
-def restore_outcome(repo: sv.Repository, pristine: Pristine, target: Path) -> sv.SnapvaultError | None:
+def restore_outcome(
+    repo: sv.Repository, pristine: Pristine, target: Path, *, stop_on_error: bool = False
+) -> tuple[sv.RestoreResult | None, sv.SnapvaultError | None]:
     try:
-        sv.Restorer(repo, workers=2).restore(pristine.snapshot, target)
+        return sv.Restorer(repo, workers=2).restore(pristine.snapshot, target, stop_on_error=stop_on_error), None
     except sv.SnapvaultError as e:
-        return e
-    return None
+        return None, e
+
+
+def verify_restore(repo: sv.Repository, copies: Copies, lost: set[bytes], where: str) -> list[str]:
+    """Restore past the damage, then again stopping at it; return what went wrong."""
+    p = copies.pristine
+    raises, dirs, files = p.expected_loss(lost)
+    target = copies.target()
+    result, raised = restore_outcome(repo, p, target)
+    assert_nothing_wrong_restored(p, target, files | p.files_under(dirs))
+    if raises:
+        return [] if isinstance(raised, sv.IntegrityError) else [f"{where}: root tree lost, restore gave {raised!r}"]
+    if result is None:
+        return [f"{where}: restore raised {raised!r} instead of listing the damage"]
+    fails = []
+    listed = {e.path for e in result.errors}
+    if listed != files | dirs:
+        fails.append(f"{where}: restore listed {sorted(listed)}, expected {sorted(files | dirs)}")
+    if set(restored_files(target)) != set(p.files) - files - p.files_under(dirs):
+        fails.append(f"{where}: an intact file was not restored")
+    if result.ok != (not lost):
+        fails.append(f"{where}: result.ok is {result.ok} with {len(lost)} blobs lost")
+    if listed:
+        stop = target.with_name(target.name + "-stop")
+        _, raised = restore_outcome(repo, p, stop, stop_on_error=True)
+        assert_nothing_wrong_restored(p, stop, files | p.files_under(dirs))
+        if not isinstance(raised, sv.IntegrityError) or raised.path not in listed:
+            fails.append(f"{where}: stop_on_error gave {raised!r}, not an IntegrityError naming a listed path")
+    return fails
 
 
 def verify_pack_damage(copies: Copies, key: str, pos: int, mask: int) -> list[str]:
@@ -217,28 +268,10 @@ def verify_pack_damage(copies: Copies, key: str, pos: int, mask: int) -> list[st
     elif not any(pr.pack == pack for pr in report.problems):
         fails.append(f"{where}: no problem names the pack: {[str(x) for x in report.problems]}")
 
-    target = copies.target()
+    # The header or trailer (hit is None): restore reads blobs through the index, so it
+    # must restore everything.
     hit = p.blob_at(pack, pos)
-    raised = restore_outcome(repo, p, target)
-    damaged_files = p.blob_files.get(hit.id, set()) if hit is not None and hit.type == BlobType.DATA else set()
-    assert_nothing_wrong_restored(p, target, damaged_files)
-    if hit is None:
-        # the header or trailer: restore reads blobs through the index, so it must succeed
-        if raised is not None:
-            fails.append(f"{where}: header damage broke the restore: {raised!r}")
-        elif restored_files(target) != p.files:
-            fails.append(f"{where}: restore incomplete after header damage")
-    elif hit.type == BlobType.DATA:
-        if not isinstance(raised, sv.IntegrityError):
-            fails.append(f"{where}: damaged data blob, restore gave {raised!r}")
-        elif raised.path not in damaged_files:
-            fails.append(f"{where}: IntegrityError.path {raised.path!r} is not one of {sorted(damaged_files)}")
-    else:
-        if not isinstance(raised, sv.IntegrityError):
-            fails.append(f"{where}: damaged tree blob, restore gave {raised!r}")
-        elif raised.pack_id != pack:
-            fails.append(f"{where}: IntegrityError.pack_id {raised.pack_id!r} is not {pack}")
-    return fails
+    return fails + verify_restore(repo, copies, {hit.id} if hit is not None else set(), where)
 
 
 def verify_other_damage(copies: Copies, kind: str, key: str, pos: int, mask: int) -> list[str]:
@@ -263,7 +296,7 @@ def verify_other_damage(copies: Copies, kind: str, key: str, pos: int, mask: int
     elif kind == "index" and not any(pr.key == key for pr in report.problems):
         fails.append(f"{where}: no problem names the index file: {[str(x) for x in report.problems]}")
     target = copies.target()
-    raised = restore_outcome(repo, p, target)
+    _, raised = restore_outcome(repo, p, target)
     if not isinstance(raised, sv.IntegrityError):
         fails.append(f"{where}: restore gave {raised!r}, expected IntegrityError")
     assert_nothing_wrong_restored(p, target)
@@ -388,18 +421,9 @@ def test_truncated_pack(pristine: Pristine, tmp_path: Path, cut: str) -> None:
         assert not report.ok, f"{key} truncated to {new} of {size}"
         assert any(pr.pack == pack for pr in report.problems), report.problems
 
-        target = copies.target()
-        raised = restore_outcome(repo, pristine, target)
-        lost = {b for b in pristine.packs[pack] if b.offset + b.length > new}
-        lost_files = set().union(*(pristine.blob_files.get(b.id, set()) for b in lost)) if lost else set()
-        assert_nothing_wrong_restored(pristine, target, lost_files)
-        if not lost:
-            assert raised is None
-            assert restored_files(target) == pristine.files
-        else:
-            assert isinstance(raised, sv.IntegrityError), raised
-            if any(b.type == BlobType.DATA for b in lost):
-                assert raised.path in lost_files or raised.pack_id == pack
+        lost = {b.id for b in pristine.packs[pack] if b.offset + b.length > new}
+        fails = verify_restore(repo, copies, lost, f"{key} cut to {new}")
+        assert not fails, "\n".join(fails)
 
 
 @pytest.mark.parametrize("cut", ["into-last-blob", "half", "empty"])
@@ -429,10 +453,8 @@ def test_deleted_pack(pristine: Pristine, tmp_path: Path, read_data: bool) -> No
         assert missing, report.problems
         assert "missing" in missing[0].message
 
-        target = copies.target()
-        raised = restore_outcome(repo, pristine, target)
-        assert raised is not None, f"restore succeeded without pack {pack}"
-        assert_nothing_wrong_restored(pristine, target, pristine.files_in_pack(pack))
+        fails = verify_restore(repo, copies, {b.id for b in pristine.packs[pack]}, f"{key} deleted")
+        assert not fails, "\n".join(fails)
 
 
 def test_deleted_index_file(pristine: Pristine, tmp_path: Path) -> None:
@@ -448,7 +470,7 @@ def test_deleted_index_file(pristine: Pristine, tmp_path: Path) -> None:
         assert len(report.warnings) == len(pristine.packs)
 
         target = copies.target()
-        raised = restore_outcome(repo, pristine, target)
+        _, raised = restore_outcome(repo, pristine, target)
         assert isinstance(raised, sv.IntegrityError)
         assert_nothing_wrong_restored(pristine, target)
 
@@ -489,10 +511,8 @@ def test_pack_replaced_by_another_pack(pristine: Pristine, tmp_path: Path) -> No
         assert pack in named, report.problems
         assert other not in named, report.problems
 
-        target = copies.target()
-        raised = restore_outcome(repo, pristine, target)
-        assert isinstance(raised, sv.IntegrityError), raised
-        assert_nothing_wrong_restored(pristine, target, pristine.files_in_pack(pack))
+        fails = verify_restore(repo, copies, {b.id for b in pristine.packs[pack]}, f"{pack} replaced by {other}")
+        assert not fails, "\n".join(fails)
 
 
 def test_packs_exchanged(pristine: Pristine, tmp_path: Path) -> None:
@@ -509,11 +529,9 @@ def test_packs_exchanged(pristine: Pristine, tmp_path: Path) -> None:
     repo = sv.Repository.open(str(copies.make(damage)), PASSWORD)
     report = repo.check(read_data=True)
     assert {data[0], data[1]} <= {pr.pack for pr in report.problems}
-    target = copies.target()
-    raised = restore_outcome(repo, pristine, target)
-    assert isinstance(raised, sv.IntegrityError)
-    assert raised.path in pristine.files_in_pack(data[0]) | pristine.files_in_pack(data[1])
-    assert_nothing_wrong_restored(pristine, target, pristine.files_in_pack(data[0]) | pristine.files_in_pack(data[1]))
+    lost = {b.id for b in pristine.packs[data[0]] + pristine.packs[data[1]]}
+    fails = verify_restore(repo, copies, lost, "two packs exchanged")
+    assert not fails, "\n".join(fails)
 
 
 def test_snapshot_replaced_by_index_bytes(pristine: Pristine, tmp_path: Path) -> None:
@@ -604,9 +622,9 @@ def test_flipped_bit_is_detected_other_ciphers(other_pristine: Pristine, tmp_pat
             fails.append(f"{key}@{pos}^{mask:#04x}: not detected")
             continue
         target = copies.target()
-        raised = restore_outcome(repo, p, target)
+        result, raised = restore_outcome(repo, p, target)
         hit_header = key.startswith("data/") and p.blob_at(key.rsplit("/", 1)[-1], pos) is None
-        if raised is None and not hit_header:
+        if raised is None and result is not None and result.ok and not hit_header:
             fails.append(f"{key}@{pos}^{mask:#04x}: restore succeeded")
         assert_nothing_wrong_restored(p, target)
     assert not fails, "\n".join(fails)

@@ -397,3 +397,26 @@ def test_cancel_after_the_commit_agrees_with_the_repository(local_repo: sv.Repos
     # The job's own report must agree with what happened.
     assert job.status is sv.JobStatus.COMPLETED
     assert job.result().id == snaps[0].id
+
+
+def test_restore_job_with_hardlinks_ends_with_progress_equal_to_its_totals(
+    local_repo: sv.Repository, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    write(src / "a", os.urandom(1000))
+    os.link(src / "a", src / "b")
+    write(src / "c", os.urandom(300))
+    m = sv.Engine(local_repo).backup([src])
+    cb = Recorder()
+    job = sv.Restorer(local_repo).submit(m.id, tmp_path / "out", callback=cb)
+    res = job.result(30)
+    assert job.status is sv.JobStatus.COMPLETED
+    p = job.progress
+    # A hardlink is a name for a file already written: it is not a file of its own to write.
+    assert (p.files_done, p.bytes_done) == (p.files_total, p.bytes_total)
+    assert (p.files_done, p.bytes_done) == (res.files, res.bytes_written) == (2, 1300)
+    assert res.hardlinks == 1
+    assert cb.sizes == [1300]
+    assert sum(cb.updates) == 1300
+    out = tmp_path / "out" / os.path.relpath(src, "/")
+    assert os.stat(out / "a").st_ino == os.stat(out / "b").st_ino

@@ -125,12 +125,17 @@ def test_a_missing_pack_in_the_middle_of_a_prefetched_file_names_the_file(
     assert middle is not None
     repo.store.delete(pack_key(middle.pack_id))
     out = tmp_path / "out"
-    with pytest.raises(sv.IntegrityError, match="pack is missing") as info:
-        sv.Restorer(repo).restore(m.id, out)
-    assert info.value.path is not None
-    assert info.value.path.endswith("big.bin")
-    # Nothing half-written under the final name.
-    assert not (out / os.path.relpath(big, "/")).exists()
+    result = sv.Restorer(repo).restore(m.id, out)
+    (err,) = result.errors
+    assert err.path == os.path.relpath(big, "/")
+    assert (err.kind, err.pack_id) == ("damaged", middle.pack_id.hex())
+    assert "is missing" in err.error
+    with pytest.raises(sv.IntegrityError, match="is missing") as info:
+        sv.Restorer(repo).restore(m.id, tmp_path / "stop", stop_on_error=True)
+    assert info.value.path == err.path
+    # Nothing half-written under the final name, nor under a temporary one.
+    for root in (out, tmp_path / "stop"):
+        assert [p.name for p in root.rglob("*") if p.is_file()] == []
 
 
 def _content(repo: sv.Repository, m: sv.Manifest, path: Path) -> tuple[str, ...]:
@@ -195,3 +200,42 @@ def test_restoring_one_small_file_from_an_object_store_reads_little(tmp_path: Pa
     # The snapshot's trees (31 of them, under 1 KiB each) and the file's own blob, not a 16 MiB
     # window of the pack.
     assert store.bytes < 64 << 10, store.bytes
+
+
+# -- targets -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target", ["memory://x", "s3://bucket/out", "MEMORY://X", "simplecache::s3://bucket/out", "file://otherhost/x"]
+)
+def test_a_url_target_is_refused_and_nothing_is_written(
+    local_repo: sv.Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    src = write(tmp_path / "src" / "a.txt", "a").parent
+    m = sv.Engine(local_repo).backup([src])
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    with pytest.raises(sv.ConfigError, match="URL") as info:
+        sv.Restorer(local_repo).restore(m.id, target)
+    assert isinstance(info.value, ValueError)
+    job = sv.Restorer(local_repo).submit(m.id, target)
+    assert job.wait(30) is sv.JobStatus.FAILED
+    assert isinstance(job.error, sv.ConfigError)
+    assert list(work.iterdir()) == []
+
+
+def test_a_file_url_or_a_path_object_is_a_local_directory(
+    local_repo: sv.Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = write(tmp_path / "src" / "a.txt", "a").parent
+    m = sv.Engine(local_repo).backup([src])
+    monkeypatch.chdir(tmp_path)  # a URL misread as a relative path lands here, not in the checkout
+    rel = os.path.relpath(src / "a.txt", "/")
+    sv.Restorer(local_repo).restore(m.id, f"file://{tmp_path}/out")
+    assert (tmp_path / "out" / rel).read_text() == "a"
+    sv.Restorer(local_repo).restore(m.id, f"file://localhost{tmp_path}/out2")
+    assert (tmp_path / "out2" / rel).read_text() == "a"
+    # A path object is never a URL: ``Path("x://y")`` is the folder ``x:/y``.
+    sv.Restorer(local_repo).restore(m.id, tmp_path / "odd://name")
+    assert (tmp_path / "odd:" / "name" / rel).read_text() == "a"

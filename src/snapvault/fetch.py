@@ -29,16 +29,24 @@ def read_ahead(
 ) -> Iterator[tuple[ReadRun, bytes | memoryview]]:
     """Each run with its bytes, in order, with up to ``ahead`` later runs being fetched on
     ``pool`` while one is waited for (one stream from an object store is bound by request
-    latency)."""
+    latency).
+
+    A failed fetch raises when its run is reached. Closing the iterator early (the caller
+    found the file damaged, or was stopped) cancels the fetches not yet started.
+    """
     pending: deque[tuple[ReadRun, Future[bytes | memoryview]]] = deque()
-    for run in itertools.islice(runs, ahead):
-        pending.append((run, pool.submit(fetch, run.pack_id, run.offset, run.length)))
-    while pending:
-        run, future = pending.popleft()
-        following = next(runs, None)
-        if following is not None:
-            pending.append((following, pool.submit(fetch, following.pack_id, following.offset, following.length)))
-        yield run, future.result()
+    try:
+        for run in itertools.islice(runs, ahead):
+            pending.append((run, pool.submit(fetch, run.pack_id, run.offset, run.length)))
+        while pending:
+            run, future = pending.popleft()
+            following = next(runs, None)
+            if following is not None:
+                pending.append((following, pool.submit(fetch, following.pack_id, following.offset, following.length)))
+            yield run, future.result()
+    finally:
+        for _, queued in pending:
+            queued.cancel()
 
 
 class PackWindows:

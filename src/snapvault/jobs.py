@@ -190,6 +190,10 @@ class BackupJob(Job[Any]):
 class RestoreJob(Job[Any]):
     """A restore running in the background; ``result()`` is the :class:`RestoreResult`.
 
+    Its progress counts the files to write (a hardlinked file once, as it is written once) and
+    their bytes; a damaged file counts as done when it is given up on (it is then listed in the
+    result's ``errors``), so a completed job's done counts equal its totals.
+
     Attributes
     ----------
     restore_type : str

@@ -4,6 +4,11 @@ Confinement does not rely on checking path strings alone. Every name comes from 
 tree (one component, not ``.`` or ``..``, no ``/`` or NUL), and every file system call is made
 relative to an open directory descriptor with ``O_NOFOLLOW``: a symlink, whether restored
 from the snapshot or already in the target, is never followed as a path component.
+
+Damage does not stop a restore: a file whose data is missing or fails verification, or a
+directory whose tree cannot be read, is listed in :attr:`RestoreResult.errors` and the rest is
+restored. A file is written under a temporary name and renamed only once all of it verified,
+so damaged bytes never appear under a final name.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import contextlib
 import errno
 import itertools
 import os
+import re
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from snapvault.errors import (
     ConfigError,
@@ -33,21 +39,95 @@ from snapvault.fetch import PackWindows, read_ahead
 from snapvault.jobs import Job, RestoreJob
 from snapvault.manifest import FileError, Manifest
 from snapvault.pipeline.blob import open_blob
+from snapvault.pipeline.index import BlobLocation
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.restore_plan import PlannedDir, ReadRun, plan_reads, select
 from snapvault.pipeline.tree import Node
 from snapvault.repository import Repository
 from snapvault.repository.repo import pack_key
 
-__all__ = ["RestoreResult", "Restorer"]
+__all__ = ["RestoreFileError", "RestoreResult", "Restorer", "local_target"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 _TMP = ".sv-restore-"
+# A URL's scheme, or a chain of them as fsspec writes it (``simplecache::s3://``).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?:::[A-Za-z][A-Za-z0-9+.-]*)*://")
+
+
+def local_target(target: str | os.PathLike[str]) -> str:
+    """The local directory that a restore ``target`` names.
+
+    Restores write to local directories only (for now). A target that starts with a URL
+    scheme (``memory://x``, ``s3://bucket/p``, ``simplecache::s3://...``) is refused rather
+    than taken as a relative path, which would make a folder ``memory:`` in the working
+    directory. ``file:///path`` and ``file://localhost/path`` name the local ``/path``. A
+    local folder whose name looks like a URL can be given as ``./memory://x``.
+
+    Raises
+    ------
+    ConfigError
+        If ``target`` is any other URL.
+    """
+    text = os.fspath(target)
+    m = _URL.match(text)
+    if m is None:
+        return text
+    if m.group(0).lower() == "file://":
+        host, slash, path = text[len("file://") :].partition("/")
+        if slash and host.lower() in ("", "localhost"):
+            from urllib.parse import unquote
+
+            return "/" + unquote(path)
+    raise ConfigError(
+        f"restore target {text!r} is a URL: restores write to a local directory only (give a path, or file:///path)"
+    )
+
+
+class RestoreFileError(FileError):
+    """A path a restore did not restore, and why.
+
+    Attributes
+    ----------
+    path : str
+        The path inside the snapshot, as below the target (``home/me/a.txt``).
+    error : str
+        The reason, one line.
+    kind : {"damaged", "failed", "skipped"}
+        ``damaged``: its stored data (for a directory: its tree) is missing or fails
+        verification; nothing was written under its name, and for a directory nothing below
+        it. ``failed``: the target refused to create it (an OS error). ``skipped``: a type
+        this restore does not create (a socket; a device unless run as root).
+    type : str
+        The entry's type: ``file``, ``dir``, ``symlink``, ``fifo``, ...
+    pack_id, blob_id : str or None
+        Where the damage is, in hex, when known.
+    """
+
+    kind: Literal["damaged", "failed", "skipped"] = "failed"
+    type: str = "file"
+    pack_id: str | None = None
+    blob_id: str | None = None
 
 
 @dataclass
 class RestoreResult:
-    """What a restore did."""
+    """What a restore did.
+
+    Attributes
+    ----------
+    snapshot_id : str
+        The snapshot restored.
+    target : str
+        The absolute target directory.
+    files, dirs, symlinks, hardlinks, other : int
+        Entries restored, by kind (``files`` counts each file written once; further names
+        of it are ``hardlinks``).
+    bytes_written : int
+        Bytes of the files restored.
+    errors : list of RestoreFileError
+        Each path not restored, with the reason; damaged files and unreadable directories
+        among them.
+    """
 
     snapshot_id: str
     target: str
@@ -57,7 +137,12 @@ class RestoreResult:
     hardlinks: int = 0
     other: int = 0
     bytes_written: int = 0
-    errors: list[FileError] = field(default_factory=list)
+    errors: list[RestoreFileError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every selected path was restored (a ``skipped`` entry aside)."""
+        return all(e.kind == "skipped" for e in self.errors)
 
 
 class _DirHandle:
@@ -152,15 +237,22 @@ class Restorer:
         should_stop: Callable[[], bool] | None = None,
         on_plan: Callable[[int, int], None] | None = None,
         on_file: Callable[[str], None] | None = None,
+        stop_on_error: bool = False,
     ) -> RestoreResult:
         """Restore a snapshot into ``target``.
+
+        Damage does not stop the restore: each file whose data is missing or fails
+        verification, and each directory whose tree cannot be read, is listed in the result's
+        ``errors`` (kind ``damaged``) and everything else is restored. A damaged file is never
+        written under its name (an existing file of that name is left as it was).
 
         Parameters
         ----------
         snapshot : Manifest or str, optional
             A manifest, full ID, unique prefix or ``latest``.
         target : path-like
-            The directory to restore into (created if missing).
+            The local directory to restore into (created if missing); see
+            :func:`local_target` for URLs.
         policy : str, optional
             Instead of ``snapshot``: restore the latest snapshot of this policy taken at or
             before ``at`` (point-in-time restore; without ``at``, its latest).
@@ -169,40 +261,72 @@ class Restorer:
         include, exclude : iterable of str
             gitignore-style patterns over paths inside the snapshot (``home/me/docs/a.md``).
         progress : callable, optional
-            Called as ``progress(bytes_written, path)``.
+            Called as ``progress(nbytes, path)`` as file bytes are written, and once for a
+            damaged file with its bytes not written: the calls add up to ``on_plan``'s bytes.
         should_stop : callable, optional
             Polled between files and reads; returning True stops the restore and raises
             JobCancelled. No file is ever left half-written under its final name.
         on_plan : callable, optional
-            Called once as ``on_plan(files, bytes)`` with the totals to restore.
+            Called once as ``on_plan(files, bytes)`` with the totals to restore: the files to
+            write (a hardlinked file once) and their bytes.
         on_file : callable, optional
-            Called with each restored file's path.
+            Called with the path of each file counted in ``on_plan`` once it is done:
+            restored, or given up on as damaged (then it is in ``errors``).
+        stop_on_error : bool
+            Raise :class:`IntegrityError` at the first damage instead of going on.
 
         Raises
         ------
         IntegrityError
-            If stored data fails verification; ``.path`` names the file. The damaged file is
-            not written.
+            If the snapshot's root tree cannot be read (nothing can be restored), or, with
+            ``stop_on_error``, at the first damage; ``.path`` names the file or directory.
         UnsafePathError
-            If the snapshot holds a name that would leave the target.
+            If the snapshot holds a name that would leave the target: never a listed error.
+        ConfigError
+            If ``target`` is missing or a URL (see :func:`local_target`); nothing is written.
         """
         if target is None:
             raise ConfigError("restore needs a target directory")
+        target = local_target(target)
         m = self.resolve(snapshot, policy=policy, at=at)
-        target = os.fspath(target)
         flt = PathFilter(include=include, exclude=exclude)
-        plan = select(self.repo.read_tree(m.tree), self.repo.read_tree, flt)
+        result = RestoreResult(snapshot_id=m.id, target=os.path.abspath(target))
+
+        def unreadable(node: Node, rel: str, e: IntegrityError) -> None:
+            if stop_on_error:
+                raise IntegrityError(
+                    f"cannot read directory {rel}: {e}",
+                    path=rel,
+                    pack_id=e.pack_id,
+                    blob_id=node.subtree,
+                    snapshot_id=m.id,
+                ) from None
+            result.errors.append(
+                RestoreFileError(
+                    path=rel,
+                    error=f"directory cannot be read: {e}",
+                    kind="damaged",
+                    type="dir",
+                    pack_id=e.pack_id,
+                    blob_id=node.subtree,
+                )
+            )
+
+        plan = select(self._read_tree(m.tree), self._read_tree, flt, unreadable=unreadable)
         totals = _plan_totals(plan)
         if on_plan is not None:
             on_plan(*totals)
         os.makedirs(target, exist_ok=True)
-        result = RestoreResult(snapshot_id=m.id, target=os.path.abspath(target))
-        job = _RestoreJob(self, result, progress, should_stop, on_file, total_bytes=totals[1])
+        job = _RestoreJob(
+            self, result, progress, should_stop, on_file, total_bytes=totals[1], stop_on_error=stop_on_error
+        )
         root = _DirHandle(os.open(target, os.O_RDONLY | os.O_DIRECTORY))
         try:
             job.run(plan, root)
         finally:
             root.release()
+        # Found by threads in no set order; listed in path order, the same on every run.
+        result.errors.sort(key=lambda e: e.path)
         if should_stop is not None and should_stop():
             raise JobCancelled(f"restore cancelled after {result.files} files; no partial file was left")
         return result
@@ -240,6 +364,14 @@ class Restorer:
         job.start()
         return job
 
+    def _read_tree(self, tree_id: str) -> list[Node]:
+        try:
+            return self.repo.read_tree(tree_id)
+        except ObjectNotFound as e:
+            # A tree in a pack that is gone is damage, as one in an altered pack is.
+            pack = (e.key or "").rsplit("/", 1)[-1] or None
+            raise IntegrityError(f"tree {tree_id[:16]}: its pack is missing", pack_id=pack, blob_id=tree_id) from None
+
     async def arestore(
         self, snapshot: str | Manifest | None = None, target: Any = None, **options: Any
     ) -> RestoreResult:
@@ -249,13 +381,23 @@ class Restorer:
         return await asyncio.to_thread(self.restore, snapshot, target, **options)
 
 
-def _plan_totals(d: PlannedDir) -> tuple[int, int]:
-    files = len(d.files)
-    nbytes = sum(n.size for n, _ in d.files)
-    for sub in d.dirs:
-        f, b = _plan_totals(sub)
-        files += f
-        nbytes += b
+def _plan_totals(plan: PlannedDir) -> tuple[int, int]:
+    """Files to write and their bytes: a hardlinked file once, as the restore writes it once
+    (same rule as ``_RestoreJob._dir_contents``)."""
+    files = nbytes = 0
+    linked: set[tuple[int, int]] = set()
+    stack = [plan]
+    while stack:
+        d = stack.pop()
+        for n, _ in d.files:
+            if n.links > 1 and n.inode:
+                key = (n.dev, n.inode)
+                if key in linked:
+                    continue
+                linked.add(key)
+            files += 1
+            nbytes += n.size
+        stack.extend(d.dirs)
     return files, nbytes
 
 
@@ -270,14 +412,15 @@ _WINDOW = 16 << 20
 _MAX_GAP = 1 << 20
 
 
-def _batches(group: list[tuple[Node, str]], repo: Repository) -> list[list[tuple[Node, str]]]:
+_Located = tuple[BlobLocation, Node, str]
+
+
+def _batches(group: list[_Located]) -> list[list[_Located]]:
     """Split one pack's small files into spans worth reading in one request each."""
-    located = sorted(
-        ((repo.locate(bytes.fromhex(n.content[0])), (n, rel)) for n, rel in group), key=lambda x: x[0].offset
-    )
-    out: list[list[tuple[Node, str]]] = []
+    out: list[list[_Located]] = []
     start = end = -1
-    for loc, item in located:
+    for item in sorted(group, key=lambda x: x[0].offset):
+        loc = item[0]
         if out and loc.offset - end <= _MAX_GAP and loc.offset + loc.length - start <= _MAX_SPAN:
             out[-1].append(item)
             end = max(end, loc.offset + loc.length)
@@ -313,6 +456,7 @@ class _RestoreJob:
         on_file: Callable[[str], None] | None = None,
         *,
         total_bytes: int,
+        stop_on_error: bool,
     ) -> None:
         self.repo = restorer.repo
         self.on_file = on_file
@@ -323,8 +467,13 @@ class _RestoreJob:
         self.should_stop = should_stop
         self.lock = threading.Lock()
         self.error: BaseException | None = None
+        self.stop_on_error = stop_on_error
         self.links: dict[tuple[int, int], str] = {}
         self.pending_links: list[tuple[str, str]] = []
+        # Files given up on as damaged (their hardlinks go with them), and packs found gone,
+        # which are not asked for again file after file.
+        self.damaged: set[str] = set()
+        self.missing_packs: set[bytes] = set()
         self.slots = threading.BoundedSemaphore(self.workers * 2)
         # On an object store a large file's ranges are fetched a few at a time (request
         # latency, not bandwidth, bounds one stream); a local store reads them in order.
@@ -359,8 +508,15 @@ class _RestoreJob:
             # Cancelled: directories below may never have been made; the caller raises.
             return
         for src, dst in self.pending_links:
-            self._hardlink(root.fd, src, dst)
+            if src in self.damaged:
+                self._record(RestoreFileError(path=dst, error=f"a hardlink of {src}, which is damaged", kind="damaged"))
+            else:
+                self._hardlink(root.fd, src, dst)
         self._dir_metadata(plan, root.fd)
+
+    def _record(self, error: RestoreFileError) -> None:
+        with self.lock:
+            self.result.errors.append(error)
 
     # -- phase 1: directories, then files on the pool ----------------------------------------
 
@@ -368,7 +524,7 @@ class _RestoreJob:
         # Single-chunk files of one directory are usually stored side by side in one pack:
         # fetch each pack's span once for all of them (on an object store, one request instead
         # of one per file).
-        small: dict[bytes, list[tuple[Node, str]]] = {}
+        small: dict[bytes, list[_Located]] = {}
         for node, rel in d.files:
             if self.stopped():
                 return
@@ -382,12 +538,16 @@ class _RestoreJob:
                     self.pending_links.append((first, rel))
                     continue
             if len(node.content) == 1:
-                loc = self.repo.locate(bytes.fromhex(node.content[0]))
-                small.setdefault(loc.pack_id, []).append((node, rel))
+                try:
+                    loc = self.repo.locate(bytes.fromhex(node.content[0]))
+                except IntegrityError as e:
+                    self._file_damaged(node, rel, e, 0)
+                    continue
+                small.setdefault(loc.pack_id, []).append((loc, node, rel))
                 continue
             self._submit(pool, self._file, handle, node, rel)
         for pack_id, group in small.items():
-            for batch in _batches(group, self.repo):
+            for batch in _batches(group):
                 self._submit(pool, self._files_from_pack, handle, pack_id, batch)
         for node, rel in d.others:
             self._special(handle.fd, node, rel)
@@ -421,35 +581,39 @@ class _RestoreJob:
 
     def _fetch(self, pack_id: bytes, offset: int, length: int) -> bytes | memoryview:
         """A range of a pack; a missing or short pack is damage (IntegrityError)."""
+        if pack_id in self.missing_packs:
+            raise IntegrityError(f"pack {pack_id.hex()[:16]} is missing", pack_id=pack_id.hex())
         try:
             if self.windows is not None:
                 data = self.windows.read(pack_id, offset, length)
             else:
                 data = self._get_range(pack_id, offset, length)
         except ObjectNotFound:
-            raise IntegrityError("pack is missing", pack_id=pack_id.hex()) from None
+            self.missing_packs.add(pack_id)
+            raise IntegrityError(f"pack {pack_id.hex()[:16]} is missing", pack_id=pack_id.hex()) from None
         if len(data) != length:
-            raise IntegrityError("pack is truncated", pack_id=pack_id.hex())
+            raise IntegrityError(f"pack {pack_id.hex()[:16]} is truncated", pack_id=pack_id.hex())
         return data
 
-    def _files_from_pack(self, handle: _DirHandle, pack_id: bytes, batch: list[tuple[Node, str]]) -> None:
+    def _files_from_pack(self, handle: _DirHandle, pack_id: bytes, batch: list[_Located]) -> None:
         try:
             if self.stopped():
                 return
-            locs = [self.repo.locate(bytes.fromhex(n.content[0])) for n, _ in batch]
-            start = min(loc.offset for loc in locs)
-            end = max(loc.offset + loc.length for loc in locs)
+            start = batch[0][0].offset
+            end = max(loc.offset + loc.length for loc, _, _ in batch)
+            prefetched: dict[bytes, memoryview] | None = None
             try:
-                data = self._fetch(pack_id, start, end - start)
-            except IntegrityError as e:
-                rel = batch[0][1]
-                raise IntegrityError(f"cannot restore {rel}: {e}", path=rel, pack_id=e.pack_id) from None
-            view = memoryview(data)
-            prefetched = {
-                bytes.fromhex(n.content[0]): view[loc.offset - start : loc.offset - start + loc.length]
-                for (n, _), loc in zip(batch, locs, strict=True)
-            }
-            for node, rel in batch:
+                view = memoryview(self._fetch(pack_id, start, end - start))
+            except IntegrityError:
+                # The span is gone or cut short: read file by file, so that each file before
+                # the cut is still restored and each other one names its own damage.
+                pass
+            else:
+                prefetched = {
+                    bytes.fromhex(n.content[0]): view[loc.offset - start : loc.offset - start + loc.length]
+                    for loc, n, _ in batch
+                }
+            for _, node, rel in batch:
                 if self.stopped():
                     return
                 self._write_file(handle.fd, node, rel, prefetched)
@@ -488,7 +652,8 @@ class _RestoreJob:
     def _write_content(
         self, fd: int, node: Node, rel: str, prefetched: dict[bytes, memoryview] | None = None
     ) -> int | None:
-        """Write a file's verified chunks to ``fd``; None if the restore was stopped."""
+        """Write a file's verified chunks to ``fd``; None if the restore was stopped or the
+        file is damaged (then it is recorded, or raised with ``stop_on_error``)."""
         written = 0
         ids = [bytes.fromhex(c) for c in node.content]
         try:
@@ -518,6 +683,14 @@ class _RestoreJob:
                 if self.stopped():
                     return None
         except IntegrityError as e:
+            self._file_damaged(node, rel, e, written)
+            return None
+        return written
+
+    def _file_damaged(self, node: Node, rel: str, e: IntegrityError, written: int) -> None:
+        """Give up on a file whose data is damaged: raise with ``stop_on_error``, else list it
+        and count it done (its unwritten bytes too), so progress still meets the totals."""
+        if self.stop_on_error:
             raise IntegrityError(
                 f"cannot restore {rel}: {e}",
                 path=rel,
@@ -525,7 +698,14 @@ class _RestoreJob:
                 pack_id=e.pack_id,
                 snapshot_id=self.result.snapshot_id,
             ) from None
-        return written
+        error = RestoreFileError(path=rel, error=str(e), kind="damaged", pack_id=e.pack_id, blob_id=e.blob_id)
+        with self.lock:
+            self.result.errors.append(error)
+            self.damaged.add(rel)
+        if self.progress is not None and node.size > written:
+            self.progress(node.size - written, rel)
+        if self.on_file is not None:
+            self.on_file(rel)
 
     def _run_data(
         self, ids: list[bytes], prefetched: dict[bytes, memoryview] | None
@@ -566,7 +746,9 @@ class _RestoreJob:
                 os.mknod(tmp, kind | (node.mode & 0o7777), node.rdev, dir_fd=dfd)
                 self.result.other += 1
             else:
-                self.result.errors.append(FileError(path=rel, error=f"{node.type} not restored"))
+                self._record(
+                    RestoreFileError(path=rel, error=f"{node.type} not restored", kind="skipped", type=node.type)
+                )
                 return
             if self.as_root:
                 with contextlib.suppress(OSError):
@@ -579,7 +761,7 @@ class _RestoreJob:
         except OSError as e:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dfd)
-            self.result.errors.append(FileError(path=rel, error=e.strerror or str(e)))
+            self._record(RestoreFileError(path=rel, error=e.strerror or str(e), type=node.type))
 
     # -- phase 2: hardlinks ---------------------------------------------------------------
 
@@ -606,7 +788,7 @@ class _RestoreJob:
                 os.link(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
                 self.result.hardlinks += 1
             except OSError as e:
-                self.result.errors.append(FileError(path=dst, error=e.strerror or str(e)))
+                self._record(RestoreFileError(path=dst, error=e.strerror or str(e)))
             finally:
                 os.close(dfd)
         finally:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,141 @@ def test_a_closed_stdout_is_not_an_error(repo_url: str, tmp_path: Path) -> None:
     listed = run("-r", repo_url, "snapshots")
     assert listed.returncode == 0
     assert str(src) in listed.stdout
+
+
+# -- restore targets, damage and --json ---------------------------------------------------------
+
+
+def test_a_url_restore_target_is_refused(repo_url: str, tmp_path: Path) -> None:
+    src = write(tmp_path / "src" / "a.txt", "a").parent
+    assert run("-r", repo_url, "backup", str(src)).returncode == 0
+    work = tmp_path / "cwd"
+    work.mkdir()
+    line = assert_one_line_error(run("-r", repo_url, "restore", "latest", "--target", "memory://x", cwd=work))
+    assert "memory://x" in line
+    assert "URL" in line
+    assert list(work.iterdir()) == []
+
+
+@pytest.fixture
+def damaged(tmp_path: Path) -> tuple[str, set[str], set[str]]:
+    """A repository of several packs with one pack overwritten: its URL, the files that lose
+    data, and the files that do not."""
+    from tests.test_restore_damage import _backup, damage_pack, data_pack_of, make_source
+
+    b = _backup(str(tmp_path / "repo"), make_source(tmp_path))
+    pack = data_pack_of(b, next(rel for rel in sorted(b.blobs) if rel.endswith("d1/f3.bin")))
+    lost = b.files_using(damage_pack(b, pack, "garbage"))
+    assert lost
+    return b.url, lost, set(b.files) - lost
+
+
+def _repo_password() -> str:
+    from tests.conftest import PASSWORD as LIBRARY_PASSWORD
+
+    return LIBRARY_PASSWORD
+
+
+def test_restore_over_damage_restores_the_rest_lists_the_damage_and_exits_1(
+    damaged: tuple[str, set[str], set[str]], tmp_path: Path
+) -> None:
+    url, lost, intact = damaged
+    target = tmp_path / "out"
+    proc = run("-r", url, "restore", "latest", "--target", str(target), password=_repo_password())
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    listed = {line.split(": ")[1] for line in proc.stderr.splitlines() if line.startswith("error: ")}
+    assert listed == lost
+    assert proc.stderr.splitlines()[-1] == f"snapvault: error: {len(lost)} paths could not be restored"
+    assert f"{len(intact)} files" in proc.stdout
+    on_disk = {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()}
+    assert on_disk == intact
+
+    proc = run("-r", url, "restore", "latest", "--target", str(tmp_path / "j"), "--json", password=_repo_password())
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is False
+    assert doc["files"] == len(intact)
+    assert {e["path"] for e in doc["errors"]} == lost
+    assert {e["kind"] for e in doc["errors"]} == {"damaged"}
+    assert all(e["type"] == "file" and e["error"] and e["pack_id"] for e in doc["errors"])
+
+    stop = run(
+        "-r", url, "restore", "latest", "--target", str(tmp_path / "s"), "--stop-on-error", password=_repo_password()
+    )
+    line = assert_one_line_error(stop)
+    assert any(rel in line for rel in lost)
+
+
+def test_json_of_restore_check_and_ls(repo_url: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src / "a.md", "alpha")
+    write(src / "sub" / "b.txt", "beta", mode=0o640)
+    os.symlink("a.md", src / "link")
+    assert run("-r", repo_url, "backup", str(src)).returncode == 0
+
+    rest = run("-r", repo_url, "restore", "latest", "--target", str(tmp_path / "out"), "--json")
+    assert rest.returncode == 0, rest.stderr
+    doc = json.loads(rest.stdout)
+    assert doc["ok"] is True
+    assert doc["errors"] == []
+    assert (doc["files"], doc["symlinks"], doc["bytes_written"]) == (2, 1, 9)
+    assert doc["target"] == str(tmp_path / "out")
+    assert len(doc["snapshot_id"]) == 64
+
+    chk = run("-r", repo_url, "check", "--read-data", "--json")
+    assert chk.returncode == 0, chk.stderr
+    report = json.loads(chk.stdout)
+    assert report["ok"] is True
+    assert report["problems"] == []
+    assert report["warnings"] == []
+    assert report["snapshots"] == 1
+    assert report["packs"] >= 1
+    assert report["packs_read"] == report["packs"]
+    assert report["blobs_read"] >= 3
+
+    ls = run("-r", repo_url, "ls", "latest", str(src), "--json")
+    assert ls.returncode == 0, ls.stderr
+    entries = {e["path"]: e for e in json.loads(ls.stdout)}
+    assert set(entries) == {str(src), f"{src}/a.md", f"{src}/link", f"{src}/sub", f"{src}/sub/b.txt"}
+    b = entries[f"{src}/sub/b.txt"]
+    st = os.stat(src / "sub" / "b.txt")
+    assert (b["type"], b["size"], b["mode"], b["mtime_ns"]) == ("file", 4, 0o640, st.st_mtime_ns)
+    ns = st.st_mtime_ns
+    assert datetime.fromisoformat(b["mtime"]) == datetime.fromtimestamp(ns // 10**9, UTC).replace(
+        microsecond=ns // 1000 % 10**6
+    )
+    assert entries[f"{src}/link"]["type"] == "symlink"
+    assert entries[f"{src}/link"]["target"] == "a.md"
+    assert entries[f"{src}/sub"]["type"] == "dir"
+    single = run("-r", repo_url, "ls", "latest", f"{src}/a.md", "--json")
+    assert [e["path"] for e in json.loads(single.stdout)] == [f"{src}/a.md"]
+    missing = run("-r", repo_url, "ls", "latest", f"{src}/nothing", "--json")
+    assert "is not in snapshot" in assert_one_line_error(missing)
+    assert missing.stdout == ""
+
+
+def test_check_json_lists_problems_and_exits_1(damaged: tuple[str, set[str], set[str]]) -> None:
+    url, _, _ = damaged
+    proc = run("-r", url, "check", "--read-data", "--json", password=_repo_password())
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] is False
+    assert report["problems"]
+    for p in report["problems"]:
+        assert {"kind", "message", "pack", "blob", "snapshot", "path", "key"} <= set(p)
+    assert any(p["pack"] for p in report["problems"])
+
+
+def test_init_json(tmp_path: Path) -> None:
+    url = str(tmp_path / "repo")
+    proc = run("-r", url, "init", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["url"], doc["encrypted"], doc["params_from"]) == (url, True, None)
+    listed = run("-r", url, "snapshots")
+    assert listed.returncode == 0
+    plain = json.loads(run("-r", str(tmp_path / "plain"), "init", "--no-encryption", "--json", password=None).stdout)
+    assert plain["encrypted"] is False
+    assert len(doc["id"]) == len(plain["id"]) == 64
+    assert doc["id"] != plain["id"]

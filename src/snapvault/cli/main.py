@@ -4,7 +4,9 @@ Exit codes (one place, here):
 
 ==== ======================================================================
 0    success
-1    an error (one line on stderr, no traceback); ``check`` found damage
+1    an error (one line on stderr, no traceback); ``check`` found damage;
+     ``restore`` left out damaged files; a policy command could not read a
+     stored policy (each listed on stderr)
 2    bad usage (unknown option, missing argument)
 3    the snapshot was written but some sources could not be read
 130  interrupted
@@ -14,6 +16,7 @@ Exit codes (one place, here):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -27,6 +30,7 @@ import click
 
 if TYPE_CHECKING:
     from snapvault.manifest import Manifest
+    from snapvault.pipeline.tree import Node
     from snapvault.repository import Repository
 
 EXIT_OK = 0
@@ -205,6 +209,7 @@ def open_source(
 @click.option("--compression", default="zstd:3", show_default=True, help="'zstd:LEVEL' or 'none'.")
 @click.option("--copy-params-from", metavar="SRC", help="Share chunker parameters and content IDs with SRC.")
 @from_options
+@click.option("--json", "as_json", is_flag=True, help="Print the new repository as JSON.")
 @click.pass_obj
 def init(
     obj: Context,
@@ -214,6 +219,7 @@ def init(
     from_option: tuple[str, ...],
     from_options_file: str | None,
     from_password_file: str | None,
+    as_json: bool,
 ) -> None:
     """Create a new repository."""
     from snapvault import NoCompression, Repository, Zstd
@@ -236,14 +242,23 @@ def init(
         repo = Repository.init(
             obj.url(), None, storage_options=obj.options, encryption="none", compression=codec, copy_params_from=source
         )
-        click.echo(f"created UNENCRYPTED repository {repo.config.repository_id[:8]} at {repo.url}")
         click.echo("WARNING: anyone who can read this storage can read your backups", err=True)
     else:
         password = obj.password(confirm=True)
         repo = Repository.init(
             obj.url(), password, storage_options=obj.options, compression=codec, copy_params_from=source
         )
-        click.echo(f"created repository {repo.config.repository_id[:8]} at {repo.url}")
+    if as_json:
+        doc = {
+            "id": repo.config.repository_id,
+            "url": repo.url,
+            "encrypted": repo.encrypted,
+            "params_from": source.url if source is not None else None,
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    plain = "" if repo.encrypted else "UNENCRYPTED "
+    click.echo(f"created {plain}repository {repo.config.repository_id[:8]} at {repo.url}")
     if source is not None:
         click.echo(f"chunker parameters and content IDs shared with {source.url}")
 
@@ -366,38 +381,97 @@ def snapshots(obj: Context, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("snapshot")
-@click.option("--target", "-t", required=True, type=click.Path(file_okay=False), help="Directory to restore into.")
+@click.option(
+    "--target", "-t", required=True, type=click.Path(file_okay=False), help="Local directory to restore into."
+)
 @click.option("--include", "-i", multiple=True, help="Restore only matching paths; repeatable.")
 @click.option("--exclude", "-e", multiple=True, help="Leave out matching paths; repeatable.")
+@click.option("--stop-on-error", is_flag=True, help="Stop at the first damaged file instead of restoring the rest.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def restore(obj: Context, snapshot: str, target: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
-    """Restore SNAPSHOT (ID, unique prefix or 'latest') into --target."""
-    from snapvault import Restorer
+def restore(
+    obj: Context,
+    snapshot: str,
+    target: str,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    stop_on_error: bool,
+    as_json: bool,
+) -> None:
+    """Restore SNAPSHOT (ID, unique prefix or 'latest') into --target.
 
+    Damaged files are left out and listed, the rest is restored, and the exit code is 1.
+    """
+    from snapvault.restorer import Restorer, local_target
+
+    local_target(target)  # a URL is refused before anything is opened or asked for
     repo = obj.open()
-    tty = sys.stderr.isatty()
-    r = Restorer(repo).restore(snapshot, target, include=include, exclude=exclude, progress=_progress(tty))
-    _clear_progress(tty)
-    click.echo(
-        f"restored snapshot {r.snapshot_id[:8]} into {r.target}: {r.files} files, {r.dirs} dirs, "
-        f"{r.symlinks} symlinks, {r.hardlinks} hardlinks, {r.bytes_written / 2**20:.1f} MiB"
+    tty = sys.stderr.isatty() and not as_json
+    r = Restorer(repo).restore(
+        snapshot, target, include=include, exclude=exclude, progress=_progress(tty), stop_on_error=stop_on_error
     )
+    _clear_progress(tty)
+    if as_json:
+        doc: dict[str, Any] = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
+        doc["ok"] = r.ok
+        doc["errors"] = [e.model_dump() for e in r.errors]
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(
+            f"restored snapshot {r.snapshot_id[:8]} into {r.target}: {r.files} files, {r.dirs} dirs, "
+            f"{r.symlinks} symlinks, {r.hardlinks} hardlinks, {r.bytes_written / 2**20:.1f} MiB"
+        )
     for err in r.errors:
-        click.echo(f"warning: {err.path}: {err.error}", err=True)
+        click.echo(f"{'warning' if err.kind == 'skipped' else 'error'}: {err.path}: {err.error}", err=True)
+    if not r.ok:
+        lost = sum(1 for e in r.errors if e.kind != "skipped")
+        click.echo(f"snapvault: error: {lost} paths could not be restored", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+def _node_json(rel: str, node: Node) -> dict[str, Any]:
+    from datetime import datetime
+
+    ns = node.mtime_ns
+    # Built from whole seconds: a float of nanoseconds since 1970 has lost the microseconds.
+    mtime = datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=ns // 1000 % 10**6)
+    return {
+        "path": f"/{rel}",
+        "type": node.type,
+        "size": node.size,
+        "mode": node.mode,
+        "mtime": mtime.isoformat(),
+        "mtime_ns": ns,
+        "target": node.target,
+    }
 
 
 @cli.command(name="ls")
 @click.argument("snapshot")
 @click.argument("path", required=False, default="")
 @click.option("--long", "-l", "long_", is_flag=True, help="Show type, mode, size and time.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of entries.")
 @click.pass_obj
-def ls_cmd(obj: Context, snapshot: str, path: str, long_: bool) -> None:
+def ls_cmd(obj: Context, snapshot: str, path: str, long_: bool, as_json: bool) -> None:
     """List the files of SNAPSHOT, optionally below PATH."""
     from snapvault.browse import walk_snapshot
 
     repo = obj.open()
     m = repo.resolve(snapshot)
-    for rel, node in walk_snapshot(repo, m, path):
+    entries = walk_snapshot(repo, m, path)
+    if as_json:
+        # Streamed, one entry a line: a snapshot of millions of files is never held whole. The
+        # first entry is read before anything is printed, so a bad PATH prints no JSON.
+        first = next(entries, None)
+        click.echo("[")
+        if first is not None:
+            click.echo(json.dumps(_node_json(*first)), nl=False)
+            for rel, node in entries:
+                click.echo(",\n" + json.dumps(_node_json(rel, node)), nl=False)
+            click.echo()
+        click.echo("]")
+        return
+    for rel, node in entries:
         if long_:
             from datetime import datetime
 
@@ -411,8 +485,9 @@ def ls_cmd(obj: Context, snapshot: str, path: str, long_: bool) -> None:
 @cli.command()
 @click.option("--read-data", is_flag=True, help="Decrypt and verify every blob.")
 @click.option("--read-data-subset", metavar="N%", help="Verify a random N% of the packs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
-def check(obj: Context, read_data: bool, read_data_subset: str | None) -> None:
+def check(obj: Context, read_data: bool, read_data_subset: str | None, as_json: bool) -> None:
     """Verify the repository's structure and, optionally, its data."""
     subset = None
     if read_data_subset is not None:
@@ -431,11 +506,16 @@ def check(obj: Context, read_data: bool, read_data_subset: str | None) -> None:
         click.echo(f"warning: {w}", err=True)
     for p in report.problems:
         click.echo(f"error: {p}", err=True)
-    click.echo(
-        f"checked {report.snapshots} snapshots, {report.trees} trees, {report.packs} packs"
-        + (f", read {report.packs_read} packs / {report.blobs_read} blobs" if report.packs_read else "")
-        + (": no problems" if report.ok else f": {len(report.problems)} problems")
-    )
+    if as_json:
+        # Every field of the report and of each problem, as the library names them.
+        doc = {"ok": report.ok, **dataclasses.asdict(report)}
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        click.echo(
+            f"checked {report.snapshots} snapshots, {report.trees} trees, {report.packs} packs"
+            + (f", read {report.packs_read} packs / {report.blobs_read} blobs" if report.packs_read else "")
+            + (": no problems" if report.ok else f": {len(report.problems)} problems")
+        )
     if not report.ok:
         sys.exit(EXIT_ERROR)
 

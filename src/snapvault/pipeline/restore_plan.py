@@ -1,6 +1,11 @@
 """Restore planning: which tree entries to restore, and how to read a file's blobs.
 
 Pure: takes nodes and index locations, returns values. The restorer does the I/O.
+
+A directory whose tree cannot be read (its blob damaged, missing or malformed) is left out of
+the plan and handed to the caller's ``unreadable`` callback, so a restore can go on with the
+rest; a tree naming a path outside the target (:class:`UnsafePathError`) is an attack, not
+damage, and always propagates.
 """
 
 from __future__ import annotations
@@ -8,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from snapvault.errors import IntegrityError, UnsafePathError
 from snapvault.pipeline.index import BlobLocation
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.tree import Node
 
-__all__ = ["PlannedDir", "ReadRun", "plan_reads", "select"]
+__all__ = ["PlannedDir", "ReadRun", "Unreadable", "plan_reads", "select"]
 
 # Adjacent blobs are fetched in one ranged read up to this many bytes.
 _MAX_RUN = 32 << 20
@@ -29,17 +35,27 @@ class PlannedDir:
     others: list[tuple[Node, str]]
 
 
+Unreadable = Callable[[Node, str, IntegrityError], None]
+
+
 def select(
     root_nodes: list[Node],
     read_tree: Callable[[str], list[Node]],
     flt: PathFilter,
+    *,
+    unreadable: Unreadable | None = None,
 ) -> PlannedDir:
     """Walk the snapshot's trees and keep what the filter selects.
 
     A directory is kept when it is selected itself (so it is restored whole, empty or not) or
     when something below it is.
+
+    When ``read_tree`` raises :class:`IntegrityError` for a directory that is not excluded,
+    ``unreadable(node, rel, error)`` is called and the directory is left out (nothing below
+    it can be known, so it is reported even if only part of it would have been selected);
+    without ``unreadable`` the error propagates. :class:`UnsafePathError` always propagates.
     """
-    planned = _select_dir(None, "", root_nodes, read_tree, flt, force=flt.selects_all)
+    planned = _select_dir(None, "", root_nodes, read_tree, flt, flt.selects_all, unreadable)
     return planned if planned is not None else PlannedDir(None, "", [], [], [])
 
 
@@ -50,6 +66,7 @@ def _select_dir(
     read_tree: Callable[[str], list[Node]],
     flt: PathFilter,
     force: bool,
+    unreadable: Unreadable | None,
 ) -> PlannedDir | None:
     planned = PlannedDir(node, rel, [], [], [])
     for child in children:
@@ -60,7 +77,16 @@ def _select_dir(
         chosen = force or flt.included(crel, is_dir)
         if is_dir:
             assert child.subtree is not None
-            sub = _select_dir(child, crel, read_tree(child.subtree), read_tree, flt, chosen)
+            try:
+                grandchildren = read_tree(child.subtree)
+            except UnsafePathError:
+                raise
+            except IntegrityError as e:
+                if unreadable is None:
+                    raise
+                unreadable(child, crel, e)
+                continue
+            sub = _select_dir(child, crel, grandchildren, read_tree, flt, chosen, unreadable)
             if sub is not None:
                 planned.dirs.append(sub)
         elif chosen:
