@@ -34,7 +34,7 @@ def _every_commit_reads_back(request: pytest.FixtureRequest, monkeypatch: pytest
     """
     if request.node.get_closest_marker("commits_damage"):
         return
-    from snapvault.check import check_snapshot
+    from snapvault.maintenance.check import check_snapshot
 
     save = sv.Repository.save_manifest
 

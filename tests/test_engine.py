@@ -94,7 +94,7 @@ def test_exclude_patterns_are_gitignore_style(local_repo: sv.Repository, tmp_pat
     for rel in ("keep.txt", "x.tmp", "sub/y.tmp", "build/out.o", "sub/build/z", "sub/keep.tmp"):
         write(src / rel, rel)
     m = sv.Engine(local_repo).backup([src], exclude=["*.tmp", "/build/", "!sub/keep.tmp"])
-    from snapvault.browse import walk_snapshot
+    from snapvault.maintenance.browse import walk_snapshot
 
     prefix = os.path.relpath(src, "/") + "/"
     names = sorted(p[len(prefix) :] for p, n in walk_snapshot(local_repo, m) if p.startswith(prefix))

@@ -15,7 +15,7 @@ from fsspec.callbacks import Callback
 
 import snapvault as sv
 from snapvault.jobs import Job
-from snapvault.repository.records import load_runs
+from snapvault.policy.records import load_runs
 from tests.conftest import FAST_KDF, PASSWORD, write
 
 T0 = datetime(2026, 5, 1, 6, 0, tzinfo=UTC)

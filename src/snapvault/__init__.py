@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from snapvault._version import __version__
 
 if TYPE_CHECKING:
-    from snapvault import cron, retention
-    from snapvault.check import (
+    from snapvault.policy import cron, retention
+    from snapvault.maintenance.check import (
         CheckReport,
         Problem,
     )
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
         UnsupportedFormat,
         WrongPassword,
     )
-    from snapvault.hooks import (
+    from snapvault.policy.hooks import (
         HookError,
     )
     from snapvault.jobs import (
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
         Progress,
         RestoreJob,
     )
-    from snapvault.manifest import (
+    from snapvault.repository.manifest import (
         FileError,
         Manifest,
         SnapshotStats,
@@ -67,10 +67,10 @@ if TYPE_CHECKING:
         NoCompression,
         Zstd,
     )
-    from snapvault.policy import (
+    from snapvault.policy.model import (
         Policy,
     )
-    from snapvault.policy_run import (
+    from snapvault.policy.run import (
         ForgetResult,
         PolicyStats,
         forget,
@@ -79,11 +79,11 @@ if TYPE_CHECKING:
         KdfParams,
         Repository,
     )
-    from snapvault.restorer import (
+    from snapvault.restore.restorer import (
         Restorer,
         RestoreResult,
     )
-    from snapvault.retention import (
+    from snapvault.policy.retention import (
         UnknownStrategy,
         register_strategy,
     )
@@ -95,47 +95,47 @@ _LAZY: dict[str, str] = {
     "BackendUnavailable": "snapvault.errors",
     "BackupJob": "snapvault.jobs",
     "BucketNotFound": "snapvault.errors",
-    "CheckReport": "snapvault.check",
+    "CheckReport": "snapvault.maintenance.check",
     "ChunkerParams": "snapvault.pipeline.chunker",
     "ConfigError": "snapvault.errors",
     "Engine": "snapvault.engine",
-    "FileError": "snapvault.manifest",
-    "ForgetResult": "snapvault.policy_run",
-    "HookError": "snapvault.hooks",
+    "FileError": "snapvault.repository.manifest",
+    "ForgetResult": "snapvault.policy.run",
+    "HookError": "snapvault.policy.hooks",
     "IntegrityError": "snapvault.errors",
     "JobCancelled": "snapvault.errors",
     "JobStatus": "snapvault.jobs",
     "KdfParams": "snapvault.repository",
-    "Manifest": "snapvault.manifest",
+    "Manifest": "snapvault.repository.manifest",
     "NoCompression": "snapvault.pipeline.codecs",
     "ObjectExists": "snapvault.errors",
     "ObjectNotFound": "snapvault.errors",
-    "Policy": "snapvault.policy",
+    "Policy": "snapvault.policy.model",
     "PolicyNotFound": "snapvault.errors",
-    "PolicyStats": "snapvault.policy_run",
-    "Problem": "snapvault.check",
+    "PolicyStats": "snapvault.policy.run",
+    "Problem": "snapvault.maintenance.check",
     "Progress": "snapvault.jobs",
     "Repository": "snapvault.repository",
     "RepositoryError": "snapvault.errors",
     "RepositoryExists": "snapvault.errors",
     "RepositoryNotFound": "snapvault.errors",
     "RestoreJob": "snapvault.jobs",
-    "RestoreResult": "snapvault.restorer",
-    "Restorer": "snapvault.restorer",
+    "RestoreResult": "snapvault.restore.restorer",
+    "Restorer": "snapvault.restore.restorer",
     "SnapshotNotFound": "snapvault.errors",
-    "SnapshotStats": "snapvault.manifest",
+    "SnapshotStats": "snapvault.repository.manifest",
     "SnapvaultError": "snapvault.errors",
     "SourceError": "snapvault.errors",
     "StorageError": "snapvault.errors",
     "TransientStorageError": "snapvault.errors",
-    "UnknownStrategy": "snapvault.retention",
+    "UnknownStrategy": "snapvault.policy.retention",
     "UnsafePathError": "snapvault.errors",
     "UnsupportedFormat": "snapvault.errors",
-    "Verification": "snapvault.manifest",
+    "Verification": "snapvault.repository.manifest",
     "WrongPassword": "snapvault.errors",
     "Zstd": "snapvault.pipeline.codecs",
-    "forget": "snapvault.policy_run",
-    "register_strategy": "snapvault.retention",
+    "forget": "snapvault.policy.run",
+    "register_strategy": "snapvault.policy.retention",
 }
 _SUBMODULES = {"cron", "retention"}
 
@@ -144,7 +144,7 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     if name in _SUBMODULES:
-        return importlib.import_module(f"snapvault.{name}")
+        return importlib.import_module(f"snapvault.policy.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'snapvault' has no attribute {name!r}")

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from snapvault.archiver.session import BackupOptions, run_backup, source_paths
 from snapvault.jobs import BackupJob, Job
-from snapvault.manifest import Manifest
+from snapvault.repository.manifest import Manifest
 from snapvault.repository import Repository
 
 if TYPE_CHECKING:
-    from snapvault.policy import Policy
+    from snapvault.policy.model import Policy
 
 __all__ = ["Engine"]
 
@@ -25,9 +25,9 @@ def _paths(source: object) -> list[str]:
 
 
 def _is_policy(source: object) -> TypeGuard[Policy]:
-    # Without importing snapvault.policy (its pydantic model costs every plain backup a few
+    # Without importing snapvault.policy.model (its pydantic model costs every plain backup a few
     # milliseconds of start-up): if the module was never imported, nothing is a Policy.
-    module = sys.modules.get("snapvault.policy")
+    module = sys.modules.get("snapvault.policy.model")
     return module is not None and isinstance(source, module.Policy)
 
 
@@ -149,7 +149,7 @@ class Engine:
             ``manifest.inconsistent``. Post-hooks always run.
         """
         if _is_policy(source):
-            from snapvault.policy_run import run_policy
+            from snapvault.policy.run import run_policy
 
             return run_policy(
                 self, source, hostname=hostname, now=now, progress=progress, should_stop=should_stop, on_file=on_file
@@ -199,7 +199,7 @@ class Engine:
         src: Policy | list[str] = source if _is_policy(source) else _paths(source)
 
         def work(job: Job[Any]) -> Manifest:
-            from snapvault.policy_run import scan_totals
+            from snapvault.policy.run import scan_totals
 
             paths = src.sources if _is_policy(src) else cast(list[str], src)
             excludes = src.exclude if _is_policy(src) else list(options.get("exclude", ()))
@@ -216,13 +216,13 @@ class Engine:
     def _backup_for_job(
         self, src: Policy | list[str], job: Job[Any], on_read: Callable[[int, str], None], options: dict[str, Any]
     ) -> Manifest:
-        from snapvault.policy_run import run_policy
+        from snapvault.policy.run import run_policy
 
         if _is_policy(src):
             return run_policy(
                 self, src, hostname=options.get("hostname"), now=options.get("now"), job=job, progress=on_read
             )
-        from snapvault.policy_run import file_progress
+        from snapvault.policy.run import file_progress
 
         return self.backup(
             src, progress=on_read, should_stop=lambda: job.cancelled, on_file=file_progress(job), **options
@@ -235,8 +235,8 @@ class Engine:
         return await asyncio.to_thread(self.backup, source, **options)
 
     def stats(self, policy: Policy | str, *, last: int = 30) -> Any:
-        """Monitoring figures of a policy; see :class:`snapvault.policy_run.PolicyStats`."""
-        from snapvault.policy_run import policy_stats
+        """Monitoring figures of a policy; see :class:`snapvault.policy.run.PolicyStats`."""
+        from snapvault.policy.run import policy_stats
 
         return policy_stats(self.repo, policy if isinstance(policy, str) else policy.name, last=last)
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import snapvault as sv
-from snapvault.check import check_snapshot
+from snapvault.maintenance.check import check_snapshot
 from tests.conftest import FAST_KDF, PASSWORD, write
 from tests.treecompare import assert_same_tree
 

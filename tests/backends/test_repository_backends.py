@@ -25,7 +25,7 @@ from snapvault.storage import FaultyStore, ReadOnlyStore, RetryingStore, open_st
 from tests.backends.servers import HOST, closed_port, moto_iam_credentials
 from tests.cli.test_main import assert_one_line_error, run
 from tests.conftest import FAST_KDF, PASSWORD, write
-from tests.test_restorer import make_tricky_tree
+from tests.restore.test_restorer import make_tricky_tree
 from tests.treecompare import assert_same_tree
 
 KINDS = ["local", "memory", "s3", "azure", "gcs"]

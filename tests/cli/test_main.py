@@ -226,7 +226,7 @@ def test_a_url_restore_target_is_refused(repo_url: str, tmp_path: Path) -> None:
 def damaged(tmp_path: Path) -> tuple[str, set[str], set[str]]:
     """A repository of several packs with one pack overwritten: its URL, the files that lose
     data, and the files that do not."""
-    from tests.test_restore_damage import _backup, damage_pack, data_pack_of, make_source
+    from tests.restore.test_restore_damage import _backup, damage_pack, data_pack_of, make_source
 
     b = _backup(str(tmp_path / "repo"), make_source(tmp_path))
     pack = data_pack_of(b, next(rel for rel in sorted(b.blobs) if rel.endswith("d1/f3.bin")))

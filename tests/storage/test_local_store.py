@@ -57,7 +57,7 @@ m = sv.Engine(repo).backup([{str(src)!r}])
 sv.Restorer(repo).restore(m.id, {str(tmp_path / "out")!r})
 assert repo.check(read_data=True).ok
 print(sorted(name for name in sys.modules if name.split(".")[0] in ("fsspec", "pathspec")))
-print("snapvault.policy" in sys.modules)
+print("snapvault.policy.model" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
     # Nor pathspec (no patterns given) or the Policy model (no policy given).

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from snapvault.archiver.sink import BlobSink
-from snapvault.manifest import FileError
+from snapvault.repository.manifest import FileError
 from snapvault.pipeline.chunker import ChunkerParams, StreamChunker
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.patterns import PathFilter

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 if TYPE_CHECKING:
-    from snapvault.manifest import Manifest
+    from snapvault.repository.manifest import Manifest
     from snapvault.pipeline.tree import Node
     from snapvault.repository import Repository
 
@@ -402,7 +402,7 @@ def restore(
 
     Damaged files are left out and listed, the rest is restored, and the exit code is 1.
     """
-    from snapvault.restorer import Restorer, local_target
+    from snapvault.restore.restorer import Restorer, local_target
 
     local_target(target)  # a URL is refused before anything is opened or asked for
     repo = obj.open()
@@ -454,7 +454,7 @@ def _node_json(rel: str, node: Node) -> dict[str, Any]:
 @click.pass_obj
 def ls_cmd(obj: Context, snapshot: str, path: str, long_: bool, as_json: bool) -> None:
     """List the files of SNAPSHOT, optionally below PATH."""
-    from snapvault.browse import walk_snapshot
+    from snapvault.maintenance.browse import walk_snapshot
 
     repo = obj.open()
     m = repo.resolve(snapshot)

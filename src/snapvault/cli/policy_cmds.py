@@ -17,9 +17,9 @@ import click
 from snapvault.cli.main import EXIT_ERROR, Context, _fail, cli, report_backup
 
 if TYPE_CHECKING:
-    from snapvault.policy import Policy
+    from snapvault.policy.model import Policy
     from snapvault.repository import Repository
-    from snapvault.repository.records import BrokenPolicy
+    from snapvault.policy.records import BrokenPolicy
 
 
 def _now() -> datetime:
@@ -96,7 +96,7 @@ def _retention(opts: dict[str, Any], timezone: str) -> Any:
 @click.pass_obj
 def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace: bool, **opts: Any) -> None:
     """Store a policy (from options, or from a JSON file with --file)."""
-    from snapvault.policy import Policy
+    from snapvault.policy.model import Policy
 
     if from_file:
         try:
@@ -126,7 +126,7 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
             pre_hooks=list(opts["pre_hook"]),
             post_hooks=list(opts["post_hook"]),
         )
-    from snapvault.repository.records import read_policies
+    from snapvault.policy.records import read_policies
 
     repo = obj.open()
     stored = read_policies(repo)
@@ -142,7 +142,7 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
 @click.pass_obj
 def policy_list(obj: Context, as_json: bool) -> None:
     """List stored policies (one that cannot be read here is named on stderr; exit code 1)."""
-    from snapvault.repository.records import read_policies
+    from snapvault.policy.records import read_policies
 
     policies, broken = read_policies(obj.open())
     if as_json:
@@ -222,9 +222,9 @@ def due(obj: Context, run_due: bool, as_json: bool) -> None:
     never ran is due. One crontab line runs every policy on its schedule:
     ``* * * * * snapvault -r URL due --run``.
     """
-    from snapvault import cron
+    from snapvault.policy import cron
     from snapvault.errors import SnapvaultError
-    from snapvault.repository.records import load_runs, read_policies
+    from snapvault.policy.records import load_runs, read_policies
 
     repo = obj.open()
     now = _now()
@@ -314,8 +314,8 @@ def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) 
 @click.pass_obj
 def stats(obj: Context, policy_name: str | None, last: int, as_json: bool) -> None:
     """Monitoring figures per policy: last success and failure, success rate, bytes added."""
-    from snapvault.policy_run import policy_stats
-    from snapvault.repository.records import read_policies
+    from snapvault.policy.run import policy_stats
+    from snapvault.policy.records import read_policies
 
     repo = obj.open()
     if policy_name:

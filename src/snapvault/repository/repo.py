@@ -20,7 +20,7 @@ from snapvault.errors import (
     SnapshotNotFound,
     WrongPassword,
 )
-from snapvault.manifest import Manifest
+from snapvault.repository.manifest import Manifest
 from snapvault.pipeline.blob import open_blob
 from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import NoCompression, Zstd
@@ -43,10 +43,10 @@ from snapvault.storage import Store, open_store
 if TYPE_CHECKING:
     import fsspec
 
-    from snapvault.check import CheckReport
-    from snapvault.copy import CopyResult
-    from snapvault.policy import Policy
-    from snapvault.repository.records import BrokenPolicy
+    from snapvault.maintenance.check import CheckReport
+    from snapvault.maintenance.copy import CopyResult
+    from snapvault.policy.model import Policy
+    from snapvault.policy.records import BrokenPolicy
 
 __all__ = ["Repository"]
 
@@ -466,8 +466,8 @@ class Repository:
     def copy_snapshots(
         self, dst: Repository, snapshots: Iterable[str | Manifest] | None = None, **options: Any
     ) -> CopyResult:
-        """Copy snapshots from this repository into ``dst``; see :mod:`snapvault.copy`."""
-        from snapvault.copy import copy_snapshots
+        """Copy snapshots from this repository into ``dst``; see :mod:`snapvault.maintenance.copy`."""
+        from snapvault.maintenance.copy import copy_snapshots
 
         return copy_snapshots(self, dst, snapshots, **options)
 
@@ -485,7 +485,7 @@ class Repository:
             If the policy has Python callables as hooks (only shell commands can be stored),
             or its retention strategy would read back as another class or value.
         """
-        from snapvault.repository.records import save_policy_record
+        from snapvault.policy.records import save_policy_record
 
         save_policy_record(self, policy.name, policy, now or datetime.now(UTC))
 
@@ -501,7 +501,7 @@ class Repository:
         IntegrityError
             If its record is damaged or does not validate.
         """
-        from snapvault.repository.records import read_policies
+        from snapvault.policy.records import read_policies
 
         found = read_policies(self)
         if name in found.policies:
@@ -516,7 +516,7 @@ class Repository:
 
         A record that cannot be read hides no other; :meth:`broken_policies` names it.
         """
-        from snapvault.repository.records import read_policies
+        from snapvault.policy.records import read_policies
 
         return read_policies(self).policies
 
@@ -527,7 +527,7 @@ class Repository:
         damaged, is listed by name; a record that cannot be decrypted or parsed at all, by key
         only. :meth:`remove_policy` removes a policy listed by name.
         """
-        from snapvault.repository.records import read_policies
+        from snapvault.policy.records import read_policies
 
         return read_policies(self).broken
 
@@ -539,7 +539,7 @@ class Repository:
         PolicyNotFound
             If there is none.
         """
-        from snapvault.repository.records import read_policies, save_policy_record
+        from snapvault.policy.records import read_policies, save_policy_record
 
         found = read_policies(self)
         if name not in found.policies and all(b.name != name for b in found.broken):
@@ -555,8 +555,8 @@ class Repository:
         read_data_subset: float | None = None,
         seed: int | None = None,
     ) -> CheckReport:
-        """Verify the repository; see :func:`snapvault.check.check_repository`."""
-        from snapvault.check import check_repository
+        """Verify the repository; see :func:`snapvault.maintenance.check.check_repository`."""
+        from snapvault.maintenance.check import check_repository
 
         return check_repository(self, read_data=read_data, read_data_subset=read_data_subset, seed=seed)
 

@@ -6,7 +6,7 @@ import random
 from collections.abc import Sequence
 
 from snapvault.errors import SnapvaultError
-from snapvault.manifest import Verification
+from snapvault.repository.manifest import Verification
 from snapvault.repository import Repository
 
 __all__ = ["verify_blobs"]

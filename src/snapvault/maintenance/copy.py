@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from snapvault.archiver.sink import BlobSink
 from snapvault.errors import JobCancelled
-from snapvault.manifest import Manifest
+from snapvault.repository.manifest import Manifest
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.tree import encode_tree
 from snapvault.repository import Repository

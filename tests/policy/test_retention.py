@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from snapvault.errors import ConfigError
-from snapvault.manifest import Manifest
-from snapvault.retention import (
+from snapvault.repository.manifest import Manifest
+from snapvault.policy.retention import (
     GFS,
     Decision,
     KeepLast,

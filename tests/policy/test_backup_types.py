@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import snapvault as sv
-from snapvault.repository.records import load_runs
+from snapvault.policy.records import load_runs
 from tests.conftest import FAST_KDF, PASSWORD, write
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)

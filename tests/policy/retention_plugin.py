@@ -1,6 +1,6 @@
 """A retention strategy defined outside snapvault, as a user's package would define one.
 
-Tests register it programmatically or point an entry point of the group ``snapvault.retention``
+Tests register it programmatically or point an entry point of the group ``snapvault.policy.retention``
 at it; nothing in snapvault knows it.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from snapvault.retention import KeepLast, SnapshotLike, Strategy
+from snapvault.policy.retention import KeepLast, SnapshotLike, Strategy
 
 WIRE_ID = "example.keep-oldest"
 

@@ -14,13 +14,13 @@ import pytest
 from fsspec.callbacks import Callback
 
 import snapvault as sv
-from snapvault import retention
-from snapvault.repository.records import load_runs
-from snapvault.retention import KeepLast
+from snapvault.policy import retention
+from snapvault.policy.records import load_runs
+from snapvault.policy.retention import KeepLast
 from snapvault.storage import open_store
 from snapvault.storage.wrappers import _Wrapper
 from tests.conftest import FAST_KDF, PASSWORD, write
-from tests.retention_plugin import KeepOldest
+from tests.policy.retention_plugin import KeepOldest
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 

@@ -10,11 +10,11 @@ import pydantic
 import pytest
 
 import snapvault as sv
-from snapvault import retention
-from snapvault.repository.records import POLICY_AD
-from snapvault.retention import GFS, KeepLast, KeepWithin, Union
+from snapvault.policy import retention
+from snapvault.policy.records import POLICY_AD
+from snapvault.policy.retention import GFS, KeepLast, KeepWithin, Union
 from tests.conftest import FAST_KDF, PASSWORD
-from tests.retention_plugin import WIRE_ID, KeepLastButQuieter, KeepOldest
+from tests.policy.retention_plugin import WIRE_ID, KeepLastButQuieter, KeepOldest
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

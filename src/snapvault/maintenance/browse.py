@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from snapvault.errors import SnapshotNotFound
-from snapvault.manifest import Manifest
+from snapvault.repository.manifest import Manifest
 from snapvault.pipeline.tree import Node
 from snapvault.repository import Repository
 

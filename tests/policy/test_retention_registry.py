@@ -12,9 +12,9 @@ from typing import ClassVar
 import pytest
 
 import snapvault as sv
-from snapvault import retention
-from snapvault.retention import KeepLast, Strategy, Union, strategy_from_dict
-from tests.retention_plugin import WIRE_ID, KeepLastButQuieter, KeepOldest
+from snapvault.policy import retention
+from snapvault.policy.retention import KeepLast, Strategy, Union, strategy_from_dict
+from tests.policy.retention_plugin import WIRE_ID, KeepLastButQuieter, KeepOldest
 
 T0 = datetime(2026, 1, 10, tzinfo=UTC)
 
@@ -43,7 +43,7 @@ def install_plugin(root: Path, entries: dict[str, str], dist: str | None = None)
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
     lines = "".join(f"{name} = {target}\n" for name, target in entries.items())
-    (info / "entry_points.txt").write_text(f"[snapvault.retention]\n{lines}")
+    (info / "entry_points.txt").write_text(f"[snapvault.policy.retention]\n{lines}")
     return dist
 
 
@@ -59,7 +59,7 @@ def plugin_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_strategy_from_an_entry_point_round_trips(plugin_root: Path) -> None:
-    install_plugin(plugin_root, {WIRE_ID: "tests.retention_plugin:KeepOldest"})
+    install_plugin(plugin_root, {WIRE_ID: "tests.policy.retention_plugin:KeepOldest"})
     wire = {"strategy": WIRE_ID, "n": 2}
     assert strategy_from_dict(wire) == KeepOldest(2)
     assert strategy_from_dict(wire).to_dict() == wire
@@ -77,7 +77,7 @@ def test_entry_points_are_loaded_only_when_their_wire_id_is_asked_for(plugin_roo
     (plugin_root / f"{module}.py").write_text(
         "from dataclasses import dataclass\n"
         "from typing import ClassVar\n"
-        "from snapvault.retention import Strategy\n"
+        "from snapvault.policy.retention import Strategy\n"
         "@dataclass(frozen=True)\n"
         "class KeepNone(Strategy):\n"
         "    wire_id: ClassVar[str] = 'example.lazy'\n"
@@ -100,14 +100,14 @@ def test_an_unknown_wire_id_names_the_strategy_and_how_to_provide_it() -> None:
     assert info.value.wire_id == "acme.keep-odd"
     message = str(info.value)
     assert "'acme.keep-odd'" in message
-    assert "snapvault.retention" in message  # the entry point group to install
+    assert "snapvault.policy.retention" in message  # the entry point group to install
     assert "register_strategy" in message
     assert isinstance(info.value, sv.ConfigError)
 
 
 def test_an_entry_point_named_differently_from_its_class_wire_id_is_refused(plugin_root: Path) -> None:
     # The class would write "example.keep-oldest" into a record read as "example.renamed".
-    install_plugin(plugin_root, {"example.renamed": "tests.retention_plugin:KeepOldest"})
+    install_plugin(plugin_root, {"example.renamed": "tests.policy.retention_plugin:KeepOldest"})
     with pytest.raises(sv.UnknownStrategy, match=r"example\.renamed.*example\.keep-oldest"):
         strategy_from_dict({"strategy": "example.renamed", "n": 1})
 
@@ -115,9 +115,9 @@ def test_an_entry_point_named_differently_from_its_class_wire_id_is_refused(plug
 @pytest.mark.parametrize(
     ("target", "match"),
     [
-        ("tests.retention_plugin:WIRE_ID", "not a retention strategy class"),
+        ("tests.policy.retention_plugin:WIRE_ID", "not a retention strategy class"),
         ("sv_no_such_module_xyz:Thing", "could not be loaded"),
-        ("tests.retention_plugin:NoSuchName", "could not be loaded"),
+        ("tests.policy.retention_plugin:NoSuchName", "could not be loaded"),
     ],
 )
 def test_a_broken_entry_point_is_an_unknown_strategy_naming_it(plugin_root: Path, target: str, match: str) -> None:
@@ -128,14 +128,14 @@ def test_a_broken_entry_point_is_an_unknown_strategy_naming_it(plugin_root: Path
 
 
 def test_two_packages_claiming_one_wire_id_is_an_error(plugin_root: Path) -> None:
-    install_plugin(plugin_root, {WIRE_ID: "tests.retention_plugin:KeepOldest"})
-    install_plugin(plugin_root, {WIRE_ID: "tests.retention_plugin:KeepLastButQuieter"})
+    install_plugin(plugin_root, {WIRE_ID: "tests.policy.retention_plugin:KeepOldest"})
+    install_plugin(plugin_root, {WIRE_ID: "tests.policy.retention_plugin:KeepLastButQuieter"})
     with pytest.raises(sv.UnknownStrategy, match="several installed packages"):
         strategy_from_dict({"strategy": WIRE_ID, "n": 1})
 
 
 def test_an_entry_point_cannot_take_over_a_built_in_wire_id(plugin_root: Path) -> None:
-    install_plugin(plugin_root, {"keep-last": "tests.retention_plugin:KeepLastButQuieter"})
+    install_plugin(plugin_root, {"keep-last": "tests.policy.retention_plugin:KeepLastButQuieter"})
     assert type(strategy_from_dict({"strategy": "keep-last", "n": 1})) is KeepLast
 
 
@@ -218,7 +218,7 @@ def test_check_loadable_refuses_an_unregistered_strategy_naming_it() -> None:
         assert "KeepOldest" in message
         assert f"'{WIRE_ID}'" in message
         assert "register_strategy" in message
-        assert "snapvault.retention" in message
+        assert "snapvault.policy.retention" in message
 
 
 def test_check_loadable_refuses_a_subclass_that_reads_back_as_its_parent() -> None:

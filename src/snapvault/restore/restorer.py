@@ -35,9 +35,9 @@ from snapvault.errors import (
     SnapshotNotFound,
     UnsafePathError,
 )
-from snapvault.fetch import PackWindows, read_ahead
+from snapvault.restore.fetch import PackWindows, read_ahead
 from snapvault.jobs import Job, RestoreJob
-from snapvault.manifest import FileError, Manifest
+from snapvault.repository.manifest import FileError, Manifest
 from snapvault.pipeline.blob import open_blob
 from snapvault.pipeline.index import BlobLocation
 from snapvault.pipeline.patterns import PathFilter

@@ -1,4 +1,4 @@
-"""snapvault.cron: validation, fire times and due checks, against cronsim, croniter and golden DST cases."""
+"""snapvault.policy.cron: validation, fire times and due checks, against cronsim, croniter and golden DST cases."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from cronsim import CronSim, CronSimError
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from snapvault.cron import is_due, next_runs, previous_run, validate
+from snapvault.policy.cron import is_due, next_runs, previous_run, validate
 from snapvault.errors import ConfigError
 
 BERLIN = ZoneInfo("Europe/Berlin")

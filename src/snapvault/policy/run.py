@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from snapvault.archiver.session import BackupOptions, run_backup
 from snapvault.errors import IntegrityError, JobCancelled, SnapvaultError
-from snapvault.hooks import run_hooks
-from snapvault.manifest import Manifest
+from snapvault.policy.hooks import run_hooks
+from snapvault.repository.manifest import Manifest
 from snapvault.pipeline.patterns import PathFilter
-from snapvault.policy import Policy
+from snapvault.policy.model import Policy
 from snapvault.repository import Repository
-from snapvault.repository.records import RunRecord, load_runs, save_run
-from snapvault.verify import verify_blobs
+from snapvault.policy.records import RunRecord, load_runs, save_run
+from snapvault.maintenance.verify import verify_blobs
 
 if TYPE_CHECKING:
     from snapvault.engine import Engine
     from snapvault.jobs import Job
-    from snapvault.retention import Decision
+    from snapvault.policy.retention import Decision
 
 __all__ = ["ForgetResult", "PolicyStats", "forget", "policy_snapshots", "policy_stats", "run_policy", "scan_totals"]
 
