@@ -14,11 +14,7 @@ from typing import TYPE_CHECKING, Any
 from snapvault._version import __version__
 
 if TYPE_CHECKING:
-    from snapvault.policy import cron, retention
-    from snapvault.maintenance.check import (
-        CheckReport,
-        Problem,
-    )
+    from snapvault import cron, retention
     from snapvault.engine import (
         Engine,
     )
@@ -45,20 +41,15 @@ if TYPE_CHECKING:
         UnsupportedFormat,
         WrongPassword,
     )
-    from snapvault.policy.hooks import (
-        HookError,
-    )
     from snapvault.jobs import (
         BackupJob,
         JobStatus,
         Progress,
         RestoreJob,
     )
-    from snapvault.repository.manifest import (
-        FileError,
-        Manifest,
-        SnapshotStats,
-        Verification,
+    from snapvault.maintenance.check import (
+        CheckReport,
+        Problem,
     )
     from snapvault.pipeline.chunker import (
         ChunkerParams,
@@ -67,8 +58,15 @@ if TYPE_CHECKING:
         NoCompression,
         Zstd,
     )
+    from snapvault.policy.hooks import (
+        HookError,
+    )
     from snapvault.policy.model import (
         Policy,
+    )
+    from snapvault.policy.retention import (
+        UnknownStrategy,
+        register_strategy,
     )
     from snapvault.policy.run import (
         ForgetResult,
@@ -79,13 +77,15 @@ if TYPE_CHECKING:
         KdfParams,
         Repository,
     )
+    from snapvault.repository.manifest import (
+        FileError,
+        Manifest,
+        SnapshotStats,
+        Verification,
+    )
     from snapvault.restore.restorer import (
         Restorer,
         RestoreResult,
-    )
-    from snapvault.policy.retention import (
-        UnknownStrategy,
-        register_strategy,
     )
 
 # Names are imported on first use (PEP 562), so `import snapvault` and the CLI start fast.
@@ -144,7 +144,7 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     if name in _SUBMODULES:
-        return importlib.import_module(f"snapvault.policy.{name}")
+        return importlib.import_module(f"snapvault.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'snapvault' has no attribute {name!r}")

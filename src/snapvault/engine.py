@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from snapvault.archiver.session import BackupOptions, run_backup, source_paths
 from snapvault.jobs import BackupJob, Job
-from snapvault.repository.manifest import Manifest
 from snapvault.repository import Repository
+from snapvault.repository.manifest import Manifest
 
 if TYPE_CHECKING:
     from snapvault.policy.model import Policy

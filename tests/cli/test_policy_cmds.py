@@ -154,7 +154,7 @@ def test_a_policy_whose_strategy_is_missing_hides_no_other(
     url, odd_ids = repo_with_a_plugin_policy
     listed = run("-r", url, "policy", "list")
     line = broken_line(listed)
-    assert "snapvault.policy.retention" in line
+    assert "snapvault.retention" in line
     assert "policy remove odd" in line
     assert listed.stdout.split()[0] == "good"
     assert "odd" not in listed.stdout
@@ -201,7 +201,9 @@ def test_a_strategy_installed_as_an_entry_point_is_used_by_the_cli(
     info = site / "example_retention-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: example-retention\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[snapvault.policy.retention]\n{WIRE_ID} = tests.policy.retention_plugin:KeepOldest\n")
+    (info / "entry_points.txt").write_text(
+        f"[snapvault.retention]\n{WIRE_ID} = tests.policy.retention_plugin:KeepOldest\n"
+    )
     env = {"PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).resolve().parents[2])])}
 
     listed = run("-r", url, "policy", "list", env=env)

@@ -1,6 +1,6 @@
 """A retention strategy defined outside snapvault, as a user's package would define one.
 
-Tests register it programmatically or point an entry point of the group ``snapvault.policy.retention``
+Tests register it programmatically or point an entry point of the group ``snapvault.retention``
 at it; nothing in snapvault knows it.
 """
 

@@ -13,8 +13,8 @@ from cronsim import CronSim, CronSimError
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from snapvault.policy.cron import is_due, next_runs, previous_run, validate
 from snapvault.errors import ConfigError
+from snapvault.policy.cron import is_due, next_runs, previous_run, validate
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

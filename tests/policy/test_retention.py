@@ -15,7 +15,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from snapvault.errors import ConfigError
-from snapvault.repository.manifest import Manifest
 from snapvault.policy.retention import (
     GFS,
     Decision,
@@ -29,6 +28,7 @@ from snapvault.policy.retention import (
     parse_duration,
     strategy_from_dict,
 )
+from snapvault.repository.manifest import Manifest
 
 BERLIN = "Europe/Berlin"
 # Later than every golden snapshot, so that none of them is "in the future".

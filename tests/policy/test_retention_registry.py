@@ -43,7 +43,7 @@ def install_plugin(root: Path, entries: dict[str, str], dist: str | None = None)
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
     lines = "".join(f"{name} = {target}\n" for name, target in entries.items())
-    (info / "entry_points.txt").write_text(f"[snapvault.policy.retention]\n{lines}")
+    (info / "entry_points.txt").write_text(f"[snapvault.retention]\n{lines}")
     return dist
 
 
@@ -100,7 +100,7 @@ def test_an_unknown_wire_id_names_the_strategy_and_how_to_provide_it() -> None:
     assert info.value.wire_id == "acme.keep-odd"
     message = str(info.value)
     assert "'acme.keep-odd'" in message
-    assert "snapvault.policy.retention" in message  # the entry point group to install
+    assert "snapvault.retention" in message  # the entry point group to install
     assert "register_strategy" in message
     assert isinstance(info.value, sv.ConfigError)
 
@@ -218,7 +218,7 @@ def test_check_loadable_refuses_an_unregistered_strategy_naming_it() -> None:
         assert "KeepOldest" in message
         assert f"'{WIRE_ID}'" in message
         assert "register_strategy" in message
-        assert "snapvault.policy.retention" in message
+        assert "snapvault.retention" in message
 
 
 def test_check_loadable_refuses_a_subclass_that_reads_back_as_its_parent() -> None:

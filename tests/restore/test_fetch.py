@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapvault.errors import ObjectNotFound
-from snapvault.restore.fetch import PackWindows, read_ahead
 from snapvault.pipeline.restore_plan import ReadRun
+from snapvault.restore.fetch import PackWindows, read_ahead
 
 PACKS = {bytes([i]) * 32: os.urandom(100_000 + 7 * i) for i in range(4)}
 

@@ -26,11 +26,11 @@ import fsspec
 import pytest
 
 import snapvault as sv
-from snapvault.restore.fetch import read_ahead
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.index import BlobLocation
 from snapvault.pipeline.restore_plan import ReadRun
 from snapvault.repository.repo import pack_key
+from snapvault.restore.fetch import read_ahead
 from snapvault.restore.restorer import RestoreFileError
 from snapvault.storage import ReadOnlyStore, Store
 from tests.conftest import FAST_KDF, PASSWORD, write

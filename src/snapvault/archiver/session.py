@@ -17,11 +17,11 @@ from snapvault._version import __version__
 from snapvault.archiver.sink import BlobSink
 from snapvault.archiver.walker import Cancelled, Walker
 from snapvault.errors import ConfigError, JobCancelled, SourceError
-from snapvault.repository.manifest import Manifest, SnapshotStats
 from snapvault.pipeline.codecs import NoCompression, Zstd
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.tree import Node
 from snapvault.repository import Repository
+from snapvault.repository.manifest import Manifest, SnapshotStats
 
 __all__ = ["BackupOptions", "run_backup", "source_paths"]
 

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from snapvault.archiver.sink import BlobSink
-from snapvault.repository.manifest import FileError
 from snapvault.pipeline.chunker import ChunkerParams, StreamChunker
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.tree import Node, encode_tree
+from snapvault.repository.manifest import FileError
 
 __all__ = ["WalkStats", "Walker"]
 

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 if TYPE_CHECKING:
-    from snapvault.repository.manifest import Manifest
     from snapvault.pipeline.tree import Node
     from snapvault.repository import Repository
+    from snapvault.repository.manifest import Manifest
 
 EXIT_OK = 0
 EXIT_ERROR = 1

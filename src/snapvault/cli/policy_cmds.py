@@ -18,8 +18,8 @@ from snapvault.cli.main import EXIT_ERROR, Context, _fail, cli, report_backup
 
 if TYPE_CHECKING:
     from snapvault.policy.model import Policy
-    from snapvault.repository import Repository
     from snapvault.policy.records import BrokenPolicy
+    from snapvault.repository import Repository
 
 
 def _now() -> datetime:
@@ -222,8 +222,8 @@ def due(obj: Context, run_due: bool, as_json: bool) -> None:
     never ran is due. One crontab line runs every policy on its schedule:
     ``* * * * * snapvault -r URL due --run``.
     """
-    from snapvault.policy import cron
     from snapvault.errors import SnapvaultError
+    from snapvault.policy import cron
     from snapvault.policy.records import load_runs, read_policies
 
     repo = obj.open()
@@ -314,8 +314,8 @@ def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) 
 @click.pass_obj
 def stats(obj: Context, policy_name: str | None, last: int, as_json: bool) -> None:
     """Monitoring figures per policy: last success and failure, success rate, bytes added."""
-    from snapvault.policy.run import policy_stats
     from snapvault.policy.records import read_policies
+    from snapvault.policy.run import policy_stats
 
     repo = obj.open()
     if policy_name:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from snapvault.errors import SnapshotNotFound
-from snapvault.repository.manifest import Manifest
 from snapvault.pipeline.tree import Node
 from snapvault.repository import Repository
+from snapvault.repository.manifest import Manifest
 
 __all__ = ["walk_snapshot"]
 

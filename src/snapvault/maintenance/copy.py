@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 from snapvault.archiver.sink import BlobSink
 from snapvault.errors import JobCancelled
-from snapvault.repository.manifest import Manifest
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.tree import encode_tree
 from snapvault.repository import Repository
+from snapvault.repository.manifest import Manifest
 
 __all__ = ["CopyResult", "copy_snapshots"]
 

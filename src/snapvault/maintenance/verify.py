@@ -6,8 +6,8 @@ import random
 from collections.abc import Sequence
 
 from snapvault.errors import SnapvaultError
-from snapvault.repository.manifest import Verification
 from snapvault.repository import Repository
+from snapvault.repository.manifest import Verification
 
 __all__ = ["verify_blobs"]
 

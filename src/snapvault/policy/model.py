@@ -57,7 +57,7 @@ def _config_error(e: ValidationError) -> ConfigError:
     A strategy that is not installed here keeps its type (UnknownStrategy), so that a reader
     can tell a policy it lacks a plugin for from a policy that is wrong.
     """
-    from snapvault.policy.retention import UnknownStrategy
+    from snapvault.retention import UnknownStrategy
 
     errors = e.errors()
     causes = [err.get("ctx", {}).get("error") for err in errors]
@@ -92,10 +92,10 @@ class Policy(BaseModel):
     schedule : str, optional
         A cron expression, validated at construction.
     timezone : str
-        IANA timezone the schedule is evaluated in. A :class:`~snapvault.policy.retention.GFS`
+        IANA timezone the schedule is evaluated in. A :class:`~snapvault.retention.GFS`
         retention buckets in its own ``timezone`` field; give both.
     retention : retention strategy, optional
-        A strategy from :mod:`snapvault.policy.retention` (or its dict form).
+        A strategy from :mod:`snapvault.retention` (or its dict form).
     compression : str, optional
         ``none``, ``zstd`` or ``zstd:LEVEL`` for blobs this policy writes; default the
         repository's.
@@ -187,7 +187,7 @@ class Policy(BaseModel):
             return retention.strategy_from_dict(v)
         if hasattr(v, "apply") and hasattr(v, "to_dict"):
             return v
-        raise ValueError("must be a retention strategy from snapvault.policy.retention or its dict form")
+        raise ValueError("must be a retention strategy from snapvault.retention or its dict form")
 
     @field_validator("compression")
     @classmethod

@@ -31,7 +31,7 @@ ID and also an unknown field, because silently ignoring a field written by a new
 could make a policy keep less than its author meant, and retention deletes data.
 
 Strategies from other packages (see :class:`Strategy` for how to write one) become loadable in
-either of two ways: the package declares an entry point in the group ``snapvault.policy.retention``
+either of two ways: the package declares an entry point in the group ``snapvault.retention``
 whose name is the wire ID and whose value is the class (``acme.retention:KeepOdd``), or a
 program calls :func:`register_strategy`. Built-in wire IDs cannot be taken over. Lookup is
 lazy: a built-in ID never reads entry points, and an entry point's module is imported only
@@ -74,7 +74,7 @@ __all__ = [
 
 #: The entry point group of retention strategies from other packages: each entry point's name
 #: is a strategy's wire ID, its value the class (``package.module:Class``).
-ENTRY_POINT_GROUP = "snapvault.policy.retention"
+ENTRY_POINT_GROUP = "snapvault.retention"
 
 _FUTURE = "in the future"
 _REMOVED = "not kept by any rule"
@@ -193,7 +193,7 @@ class Strategy(abc.ABC):
     ``wire_id`` (namespaced, e.g. ``"acme.keep-odd"``) and a ``_select(snapshots, now)`` that
     maps the IDs it keeps to reasons, given past snapshots newest first; ``apply`` adds the
     rules shared by every strategy. Make it loadable with :func:`register_strategy` or an
-    entry point (see :mod:`snapvault.policy.retention`) before storing a policy that uses it.
+    entry point (see :mod:`snapvault.retention`) before storing a policy that uses it.
     """
 
     wire_id: ClassVar[str]
@@ -465,7 +465,7 @@ def _qualname(cls: type) -> str:
 def _check_class(cls: object) -> str:
     """Return the wire ID of a class that can be registered; raise ConfigError otherwise."""
     if not isinstance(cls, type) or not issubclass(cls, Strategy):
-        raise ConfigError(f"{cls!r} is not a subclass of snapvault.policy.retention.Strategy")
+        raise ConfigError(f"{cls!r} is not a subclass of snapvault.retention.Strategy")
     # to_dict and strategy_from_dict read the fields through dataclasses, and round-trip
     # checks compare values with the dataclass __eq__.
     if not dataclasses.is_dataclass(cls):
@@ -486,7 +486,7 @@ def register_strategy(cls: type[S]) -> type[S]:
 
     A policy holding the strategy can then be stored and read in this process. Other
     processes need the same registration, or an entry point in the group
-    ``snapvault.policy.retention`` (see :mod:`snapvault.policy.retention`). Registering a class again, or a
+    ``snapvault.retention`` (see :mod:`snapvault.retention`). Registering a class again, or a
     reloaded class of the same module and name, is harmless.
 
     Parameters
@@ -594,7 +594,7 @@ def check_loadable(strategy: Strategy) -> None:
         If it is not a :class:`Strategy`, or it would read back as another class or value.
     """
     if not isinstance(strategy, Strategy):
-        raise ConfigError(f"retention {strategy!r} is not a snapvault.policy.retention.Strategy, so it cannot be stored")
+        raise ConfigError(f"retention {strategy!r} is not a snapvault.retention.Strategy, so it cannot be stored")
     for member in _members(strategy):
         cls = type(member)
         wire = _check_class(cls)
@@ -620,7 +620,7 @@ def strategy_from_dict(d: Mapping[str, Any]) -> Strategy:
     """Build a strategy from its JSON form, as returned by ``to_dict``.
 
     A wire ID that is not built in is looked up among registered strategies, then among the
-    entry points of the group ``snapvault.policy.retention``.
+    entry points of the group ``snapvault.retention``.
 
     Raises
     ------

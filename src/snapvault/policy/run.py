@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from snapvault.archiver.session import BackupOptions, run_backup
 from snapvault.errors import IntegrityError, JobCancelled, SnapvaultError
-from snapvault.policy.hooks import run_hooks
-from snapvault.repository.manifest import Manifest
-from snapvault.pipeline.patterns import PathFilter
-from snapvault.policy.model import Policy
-from snapvault.repository import Repository
-from snapvault.policy.records import RunRecord, load_runs, save_run
 from snapvault.maintenance.verify import verify_blobs
+from snapvault.pipeline.patterns import PathFilter
+from snapvault.policy.hooks import run_hooks
+from snapvault.policy.model import Policy
+from snapvault.policy.records import RunRecord, load_runs, save_run
+from snapvault.repository import Repository
+from snapvault.repository.manifest import Manifest
 
 if TYPE_CHECKING:
     from snapvault.engine import Engine

@@ -20,7 +20,6 @@ from snapvault.errors import (
     SnapshotNotFound,
     WrongPassword,
 )
-from snapvault.repository.manifest import Manifest
 from snapvault.pipeline.blob import open_blob
 from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import NoCompression, Zstd
@@ -38,6 +37,7 @@ from snapvault.repository.config import (
     plain_key_file,
     seal_key_file,
 )
+from snapvault.repository.manifest import Manifest
 from snapvault.storage import Store, open_store
 
 if TYPE_CHECKING:

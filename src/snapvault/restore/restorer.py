@@ -35,16 +35,16 @@ from snapvault.errors import (
     SnapshotNotFound,
     UnsafePathError,
 )
-from snapvault.restore.fetch import PackWindows, read_ahead
 from snapvault.jobs import Job, RestoreJob
-from snapvault.repository.manifest import FileError, Manifest
 from snapvault.pipeline.blob import open_blob
 from snapvault.pipeline.index import BlobLocation
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.restore_plan import PlannedDir, ReadRun, plan_reads, select
 from snapvault.pipeline.tree import Node
 from snapvault.repository import Repository
+from snapvault.repository.manifest import FileError, Manifest
 from snapvault.repository.repo import pack_key
+from snapvault.restore.fetch import PackWindows, read_ahead
 
 __all__ = ["RestoreFileError", "RestoreResult", "Restorer", "local_target"]
 
