@@ -11,89 +11,96 @@ Quick start::
 
 from typing import TYPE_CHECKING, Any
 
-from snapvault._version import __version__
+from snapvault._version import __version__ as __version__
 
+# The public surface has one source: _PUBLIC, each public name and the module that defines it.
+# __all__ and the lazy loader read it; the block below repeats it only for type checkers, and
+# tests/test_public_api.py fails if the two ever disagree. Everything else in the package is
+# internal: import from `snapvault` (and the public submodules `snapvault.retention` and
+# `snapvault.cron`), not from the modules that implement it.
 if TYPE_CHECKING:
-    from snapvault import cron, retention
+    from snapvault import cron as cron, retention as retention
     from snapvault.engine import (
-        Engine,
+        Engine as Engine,
     )
     from snapvault.errors import (
-        AccessDenied,
-        AmbiguousSnapshot,
-        BackendUnavailable,
-        BucketNotFound,
-        ConfigError,
-        IntegrityError,
-        JobCancelled,
-        ObjectExists,
-        ObjectNotFound,
-        PolicyNotFound,
-        RepositoryError,
-        RepositoryExists,
-        RepositoryNotFound,
-        SnapshotNotFound,
-        SnapvaultError,
-        SourceError,
-        StorageError,
-        TransientStorageError,
-        UnsafePathError,
-        UnsupportedFormat,
-        WrongPassword,
+        AccessDenied as AccessDenied,
+        AmbiguousSnapshot as AmbiguousSnapshot,
+        BackendUnavailable as BackendUnavailable,
+        BucketNotFound as BucketNotFound,
+        ConfigError as ConfigError,
+        HookError as HookError,
+        IntegrityError as IntegrityError,
+        JobCancelled as JobCancelled,
+        ObjectExists as ObjectExists,
+        ObjectNotFound as ObjectNotFound,
+        PolicyNotFound as PolicyNotFound,
+        RepositoryError as RepositoryError,
+        RepositoryExists as RepositoryExists,
+        RepositoryNotFound as RepositoryNotFound,
+        SnapshotNotFound as SnapshotNotFound,
+        SnapvaultError as SnapvaultError,
+        SourceError as SourceError,
+        StorageError as StorageError,
+        TransientStorageError as TransientStorageError,
+        UnknownStrategy as UnknownStrategy,
+        UnsafePathError as UnsafePathError,
+        UnsupportedFormat as UnsupportedFormat,
+        WrongPassword as WrongPassword,
     )
     from snapvault.jobs import (
-        BackupJob,
-        JobStatus,
-        Progress,
-        RestoreJob,
+        BackupJob as BackupJob,
+        JobStatus as JobStatus,
+        Progress as Progress,
+        RestoreJob as RestoreJob,
     )
     from snapvault.maintenance.check import (
-        CheckReport,
-        Problem,
+        CheckReport as CheckReport,
+        Problem as Problem,
     )
     from snapvault.pipeline.chunker import (
-        ChunkerParams,
+        ChunkerParams as ChunkerParams,
     )
     from snapvault.pipeline.codecs import (
-        NoCompression,
-        Zstd,
-    )
-    from snapvault.policy.hooks import (
-        HookError,
+        NoCompression as NoCompression,
+        Zstd as Zstd,
     )
     from snapvault.policy.model import (
-        Policy,
+        Policy as Policy,
+    )
+    from snapvault.policy.records import (
+        BrokenPolicy as BrokenPolicy,
     )
     from snapvault.policy.retention import (
-        UnknownStrategy,
-        register_strategy,
+        register_strategy as register_strategy,
     )
     from snapvault.policy.run import (
-        ForgetResult,
-        PolicyStats,
-        forget,
+        ForgetResult as ForgetResult,
+        PolicyStats as PolicyStats,
+        forget as forget,
     )
     from snapvault.repository import (
-        KdfParams,
-        Repository,
+        KdfParams as KdfParams,
+        Repository as Repository,
     )
     from snapvault.repository.manifest import (
-        FileError,
-        Manifest,
-        SnapshotStats,
-        Verification,
+        FileError as FileError,
+        Manifest as Manifest,
+        SnapshotStats as SnapshotStats,
+        Verification as Verification,
     )
     from snapvault.restore.restorer import (
-        Restorer,
-        RestoreResult,
+        RestoreFileError as RestoreFileError,
+        Restorer as Restorer,
+        RestoreResult as RestoreResult,
     )
 
-# Names are imported on first use (PEP 562), so `import snapvault` and the CLI start fast.
-_LAZY: dict[str, str] = {
+_PUBLIC: dict[str, str] = {
     "AccessDenied": "snapvault.errors",
     "AmbiguousSnapshot": "snapvault.errors",
     "BackendUnavailable": "snapvault.errors",
     "BackupJob": "snapvault.jobs",
+    "BrokenPolicy": "snapvault.policy.records",
     "BucketNotFound": "snapvault.errors",
     "CheckReport": "snapvault.maintenance.check",
     "ChunkerParams": "snapvault.pipeline.chunker",
@@ -101,7 +108,7 @@ _LAZY: dict[str, str] = {
     "Engine": "snapvault.engine",
     "FileError": "snapvault.repository.manifest",
     "ForgetResult": "snapvault.policy.run",
-    "HookError": "snapvault.policy.hooks",
+    "HookError": "snapvault.errors",
     "IntegrityError": "snapvault.errors",
     "JobCancelled": "snapvault.errors",
     "JobStatus": "snapvault.jobs",
@@ -119,6 +126,7 @@ _LAZY: dict[str, str] = {
     "RepositoryError": "snapvault.errors",
     "RepositoryExists": "snapvault.errors",
     "RepositoryNotFound": "snapvault.errors",
+    "RestoreFileError": "snapvault.restore.restorer",
     "RestoreJob": "snapvault.jobs",
     "RestoreResult": "snapvault.restore.restorer",
     "Restorer": "snapvault.restore.restorer",
@@ -128,7 +136,7 @@ _LAZY: dict[str, str] = {
     "SourceError": "snapvault.errors",
     "StorageError": "snapvault.errors",
     "TransientStorageError": "snapvault.errors",
-    "UnknownStrategy": "snapvault.policy.retention",
+    "UnknownStrategy": "snapvault.errors",
     "UnsafePathError": "snapvault.errors",
     "UnsupportedFormat": "snapvault.errors",
     "Verification": "snapvault.repository.manifest",
@@ -137,74 +145,27 @@ _LAZY: dict[str, str] = {
     "forget": "snapvault.policy.run",
     "register_strategy": "snapvault.policy.retention",
 }
-_SUBMODULES = {"cron", "retention"}
+_SUBMODULES = ("cron", "retention")
+
+__all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
+    # Names are imported on first use (PEP 562), so `import snapvault` and the CLI start fast.
     import importlib
 
     if name in _SUBMODULES:
         return importlib.import_module(f"snapvault.{name}")
-    module = _LAZY.get(name)
+    module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'snapvault' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
+    if isinstance(value, type):
+        # Public classes show (and pickle) under the name users import them by.
+        value.__module__ = "snapvault"
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-__all__ = [
-    "AccessDenied",
-    "AmbiguousSnapshot",
-    "BackendUnavailable",
-    "BackupJob",
-    "BucketNotFound",
-    "CheckReport",
-    "ChunkerParams",
-    "ConfigError",
-    "Engine",
-    "FileError",
-    "ForgetResult",
-    "HookError",
-    "IntegrityError",
-    "JobCancelled",
-    "JobStatus",
-    "KdfParams",
-    "Manifest",
-    "NoCompression",
-    "ObjectExists",
-    "ObjectNotFound",
-    "Policy",
-    "PolicyNotFound",
-    "PolicyStats",
-    "Problem",
-    "Progress",
-    "Repository",
-    "RepositoryError",
-    "RepositoryExists",
-    "RepositoryNotFound",
-    "RestoreJob",
-    "RestoreResult",
-    "Restorer",
-    "SnapshotNotFound",
-    "SnapshotStats",
-    "SnapvaultError",
-    "SourceError",
-    "StorageError",
-    "TransientStorageError",
-    "UnknownStrategy",
-    "UnsafePathError",
-    "UnsupportedFormat",
-    "Verification",
-    "WrongPassword",
-    "Zstd",
-    "__version__",
-    "cron",
-    "forget",
-    "register_strategy",
-    "retention",
-]

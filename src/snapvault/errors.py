@@ -22,8 +22,10 @@ already catch, so ``except FileNotFoundError`` keeps working around library call
     │   └── AmbiguousSnapshot                           an ID prefix matches several
     ├── PolicyNotFound                    (LookupError)
     ├── JobCancelled                                    a job was cancelled
+    ├── HookError                                       a pre- or post-hook failed
     ├── SourceError                       (OSError)     a backup source is missing
     └── ConfigError                       (ValueError)  a bad option or value
+        └── UnknownStrategy                             a retention strategy not installed
 
 Errors carry structured context as attributes (``key``, ``snapshot_id``, ``pack_id``,
 ``blob_id``, ``path``) next to a plain message. The library never chooses exit codes; the
@@ -38,6 +40,7 @@ __all__ = [
     "BackendUnavailable",
     "BucketNotFound",
     "ConfigError",
+    "HookError",
     "IntegrityError",
     "JobCancelled",
     "ObjectExists",
@@ -51,6 +54,7 @@ __all__ = [
     "SourceError",
     "StorageError",
     "TransientStorageError",
+    "UnknownStrategy",
     "UnsafePathError",
     "UnsupportedFormat",
     "WrongPassword",
@@ -191,3 +195,25 @@ class SourceError(SnapvaultError, OSError):
 
 class ConfigError(SnapvaultError, ValueError):
     """An option or configuration value is invalid."""
+
+
+class HookError(SnapvaultError):
+    """A pre- or post-backup hook failed (non-zero exit, an exception, or not allowed)."""
+
+
+class UnknownStrategy(ConfigError):
+    """No retention strategy with this wire ID is available in this process.
+
+    Raised when reading a strategy (or a stored policy holding one) whose package is not
+    installed or whose class is not registered, and when storing a strategy that could not be
+    read back for that reason. The message names the strategy and how to provide it.
+
+    Attributes
+    ----------
+    wire_id : str or None
+        The wire ID that could not be resolved.
+    """
+
+    def __init__(self, message: str, *, wire_id: str | None = None) -> None:
+        super().__init__(message)
+        self.wire_id = wire_id

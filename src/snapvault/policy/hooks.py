@@ -5,13 +5,9 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Sequence
 
-from snapvault.errors import SnapvaultError
+from snapvault.errors import HookError
 
 __all__ = ["HookError", "run_hooks"]
-
-
-class HookError(SnapvaultError):
-    """A hook failed (non-zero exit or an exception)."""
 
 
 def run_hooks(hooks: Sequence[str | Callable[[], object]], *, stage: str, timeout: float = 3600) -> None:

@@ -52,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from snapvault.errors import ConfigError
+from snapvault.errors import ConfigError, UnknownStrategy
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -428,24 +428,6 @@ class Union(Strategy):
         if not isinstance(members, list):
             raise ConfigError(f"Union.strategies must be a list, not {members!r}")
         return cls(strategy_from_dict(m) for m in members)
-
-
-class UnknownStrategy(ConfigError):
-    """No retention strategy with this wire ID is available in this process.
-
-    Raised when reading a strategy (or a stored policy holding one) whose package is not
-    installed or whose class is not registered, and when storing a strategy that could not be
-    read back for that reason. The message names the strategy and how to provide it.
-
-    Attributes
-    ----------
-    wire_id : str or None
-        The wire ID that could not be resolved.
-    """
-
-    def __init__(self, message: str, *, wire_id: str | None = None) -> None:
-        super().__init__(message)
-        self.wire_id = wire_id
 
 
 # Built-in wire IDs. Retired IDs (none yet) must stay listed in a comment here, never reused.
