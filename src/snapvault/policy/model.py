@@ -57,7 +57,7 @@ def _config_error(e: ValidationError) -> ConfigError:
     A strategy that is not installed here keeps its type (UnknownStrategy), so that a reader
     can tell a policy it lacks a plugin for from a policy that is wrong.
     """
-    from snapvault.retention import UnknownStrategy
+    from snapvault.errors import UnknownStrategy
 
     errors = e.errors()
     causes = [err.get("ctx", {}).get("error") for err in errors]

@@ -100,7 +100,7 @@ def save_policy_record(repo: Repository, name: str, policy: Policy | None, now: 
         If the policy has callable hooks, or its strategy would read back as another value.
     """
     if policy is not None and policy.retention is not None:
-        from snapvault.retention import check_loadable
+        from snapvault.policy.retention import check_loadable
 
         check_loadable(policy.retention)
     body: dict[str, Any] = {
@@ -131,7 +131,7 @@ def _records(repo: Repository) -> Iterator[tuple[str, str, datetime, Any] | Brok
 def read_policies(repo: Repository) -> PolicyRecords:
     """The current policy of every name (the newest record per name wins), and what cannot be read."""
     from snapvault.policy.model import Policy
-    from snapvault.retention import UnknownStrategy
+    from snapvault.errors import UnknownStrategy
 
     newest: dict[str, tuple[datetime, str, Any]] = {}
     broken: list[BrokenPolicy] = []
