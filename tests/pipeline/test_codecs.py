@@ -1,9 +1,12 @@
-"""Compression codecs: framing, the raw fallback, strict decoding and the JSON form."""
+"""Compression codecs: framing, the raw fallback, strict decoding, the JSON form and the table."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
 import pytest
 import zstandard
@@ -11,7 +14,17 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from snapvault.errors import ConfigError, IntegrityError
-from snapvault.pipeline.codecs import NoCompression, Zstd, codec_from_dict, decode, encode
+from snapvault.pipeline.codecs import (
+    CODEC_TABLE,
+    RETIRED_CODECS,
+    Codec,
+    NoCompression,
+    Zstd,
+    build_codec_table,
+    codec_from_dict,
+    decode,
+    encode,
+)
 
 CODECS = [NoCompression(), Zstd(-7), Zstd(-1), Zstd(1), Zstd(3), Zstd(9), Zstd(19)]
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -37,7 +50,7 @@ def text(n: int) -> bytes:
 
 @settings(max_examples=200)
 @given(codec=codecs, data=st.binary(max_size=8192))
-def test_round_trip_any_bytes(codec: NoCompression | Zstd, data: bytes) -> None:
+def test_round_trip_any_bytes(codec: Codec, data: bytes) -> None:
     frame = encode(codec, data)
     assert frame[0] in (0, 1)
     assert decode(frame, max_size=len(data)) == data
@@ -46,7 +59,7 @@ def test_round_trip_any_bytes(codec: NoCompression | Zstd, data: bytes) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(codec=codecs, n=st.integers(0, 300_000), kind=st.sampled_from(["random", "text", "zeros"]))
-def test_round_trip_large_and_compressible(codec: NoCompression | Zstd, n: int, kind: str) -> None:
+def test_round_trip_large_and_compressible(codec: Codec, n: int, kind: str) -> None:
     data = {"random": rand(n, n), "text": text(n), "zeros": bytes(n)}[kind]
     frame = encode(codec, memoryview(data))
     assert decode(frame, max_size=n) == data
@@ -59,7 +72,7 @@ def test_wire_ids_are_stable() -> None:
 
 @pytest.mark.parametrize("codec", CODECS, ids=repr)
 @pytest.mark.parametrize("n", [0, 1, 100, 4096, 200_000])
-def test_incompressible_data_is_stored_raw(codec: NoCompression | Zstd, n: int) -> None:
+def test_incompressible_data_is_stored_raw(codec: Codec, n: int) -> None:
     data = rand(n + 1, n)
     frame = encode(codec, data)
     assert frame[0] == 0
@@ -184,7 +197,7 @@ def test_decode_refuses_raw_output_larger_than_max_size(max_size: int) -> None:
 
 
 @pytest.mark.parametrize("codec", [NoCompression(), *[Zstd(lv) for lv in (*range(-7, 0), *range(1, 23))]], ids=repr)
-def test_codec_dict_round_trip(codec: NoCompression | Zstd) -> None:
+def test_codec_dict_round_trip(codec: Codec) -> None:
     d = codec.to_dict()
     assert d["codec"] == codec.name
     assert codec_from_dict(d) == codec
@@ -222,3 +235,146 @@ def test_codec_from_dict_with_non_numeric_level_raises_config_error(level: objec
     # ValueError/TypeError from int().
     with pytest.raises(ConfigError):
         codec_from_dict({"codec": "zstd", "level": level})
+
+
+def test_codec_from_dict_refuses_a_boolean_level() -> None:
+    # JSON true is an int to Python; a config saying it is damaged, not level 1.
+    with pytest.raises(ConfigError):
+        codec_from_dict({"codec": "zstd", "level": True})
+
+
+@pytest.mark.parametrize("d", [[], "zstd", None, 3])
+def test_codec_from_dict_refuses_a_form_that_is_not_an_object(d: object) -> None:
+    # A config whose "compression" is not an object must give ConfigError (which the config
+    # reader reports as an unsupported format), not an AttributeError.
+    with pytest.raises(ConfigError):
+        codec_from_dict(d)  # type: ignore[arg-type]
+
+
+def test_codec_from_dict_ignores_unknown_keys() -> None:
+    # Older readers did; a config written with an extra key must keep opening.
+    assert codec_from_dict({"codec": "none", "level": 3}) == NoCompression()
+    assert codec_from_dict({"codec": "zstd", "level": 5, "x": 1}) == Zstd(5)
+
+
+# -- the codec table ---------------------------------------------------------------------------
+
+
+def test_the_table_holds_the_released_wire_ids_and_names() -> None:
+    # The compatibility rule: these pairs are on disk and can never change.
+    assert {i: c.name for i, c in CODEC_TABLE.by_id.items()} == {0: "none", 1: "zstd"}
+    assert dict(CODEC_TABLE.retired) == dict(RETIRED_CODECS)
+
+
+@pytest.mark.parametrize("cls", list(CODEC_TABLE.by_id.values()), ids=lambda c: c.name)
+def test_table_lookups_round_trip(cls: type[Codec]) -> None:
+    assert CODEC_TABLE.from_id(cls.wire_id) is cls
+    assert CODEC_TABLE.from_name(cls.name) is cls
+    assert CODEC_TABLE.by_name[cls.name].wire_id == cls.wire_id
+    assert cls.frame_prefix == bytes([cls.wire_id])
+    codec = cls.from_spec(None)
+    assert codec_from_dict(codec.to_dict()) == codec
+
+
+@pytest.mark.parametrize("cls", list(CODEC_TABLE.by_id.values()), ids=lambda c: c.name)
+def test_every_codec_in_the_table_decodes(cls: type[Codec]) -> None:
+    # decode dispatches by direct comparison; a codec added to the table without a branch
+    # there fails here.
+    data = text(20_000)
+    frame = encode(cls.from_spec(None), data)
+    assert frame[0] in (0, cls.wire_id)
+    assert decode(frame, max_size=len(data)) == data
+    if cls is not NoCompression:
+        assert frame[0] == cls.wire_id, "premise: text compresses"
+
+
+@given(wire=st.integers(0, 255).filter(lambda w: w not in CODEC_TABLE.by_id))
+def test_unknown_wire_id_lookup_raises_config_error(wire: int) -> None:
+    with pytest.raises(ConfigError, match="unknown codec wire ID"):
+        CODEC_TABLE.from_id(wire)
+
+
+@pytest.mark.parametrize("name", ["lz4", "ZSTD", "", "zstd:3", "None"])
+def test_unknown_name_lookup_raises_config_error(name: str) -> None:
+    with pytest.raises(ConfigError, match="unknown compression codec"):
+        CODEC_TABLE.from_name(name)
+
+
+@dataclass(frozen=True)
+class _Fake:
+    """A codec shaped like the real ones, to build tables that must be refused."""
+
+    wire_id: ClassVar[int] = 7
+    name: ClassVar[str] = "fake"
+    frame_prefix: ClassVar[bytes] = bytes([7])
+    spec_forms: ClassVar[tuple[str, ...]] = ("fake",)
+
+    def compress(self, data: bytes | memoryview) -> bytes | None:
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"codec": self.name}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls()
+
+    @classmethod
+    def from_spec(cls, arg: str | None) -> Self:
+        return cls()
+
+
+def _fake(wire_id: int, name: str, prefix: bytes | None = None) -> type[Codec]:
+    attrs = {"wire_id": wire_id, "name": name, "frame_prefix": bytes([wire_id]) if prefix is None else prefix}
+    return dataclass(frozen=True)(type(f"Fake_{name}", (_Fake,), attrs))
+
+
+def test_a_duplicate_wire_id_is_refused() -> None:
+    with pytest.raises(ConfigError, match="duplicate codec wire ID 1"):
+        build_codec_table([NoCompression, Zstd, _fake(1, "zstd-again")])
+
+
+def test_a_duplicate_name_is_refused() -> None:
+    with pytest.raises(ConfigError, match="duplicate codec name 'zstd'"):
+        build_codec_table([NoCompression, Zstd, _fake(2, "zstd")])
+
+
+def test_the_real_codecs_build_a_table_and_a_new_id_may_join() -> None:
+    table = build_codec_table([NoCompression, Zstd, _fake(2, "fake")])
+    assert sorted(table.by_id) == [0, 1, 2]
+    assert table.from_name("fake").wire_id == 2
+
+
+@pytest.mark.parametrize(("wire", "name"), [(2, "fake"), (9, "lz4")])
+def test_a_retired_wire_id_or_name_is_never_reused(wire: int, name: str) -> None:
+    retired = {2: "lz4"}
+    with pytest.raises(ConfigError, match="retired"):
+        build_codec_table([NoCompression, Zstd, _fake(wire, name)], retired=retired)
+
+
+def test_a_retired_id_or_name_is_refused_on_lookup() -> None:
+    table = build_codec_table([NoCompression, Zstd], retired={2: "lz4"})
+    with pytest.raises(ConfigError, match="retired"):
+        table.from_id(2)
+    with pytest.raises(ConfigError, match="retired"):
+        table.from_name("lz4")
+    with pytest.raises(ConfigError, match="unknown"):
+        table.from_id(3)
+
+
+@pytest.mark.parametrize(("wire", "prefix"), [(256, b"\x00"), (-1, b"\x00"), (3, b"\x04"), (3, b"\x03\x00")])
+def test_a_wire_id_must_be_one_byte_and_match_its_prefix(wire: int, prefix: bytes) -> None:
+    with pytest.raises(ConfigError, match=r"wire ID|frame_prefix"):
+        build_codec_table([_fake(wire, "fake", prefix)])
+
+
+def test_encode_frames_with_the_codecs_own_prefix() -> None:
+    # encode takes the wire byte from the codec, not from a constant that assumes zstd.
+    class Shout(_Fake):
+        wire_id: ClassVar[int] = 9
+        frame_prefix: ClassVar[bytes] = b"\x09"
+
+        def compress(self, data: bytes | memoryview) -> bytes | None:
+            return bytes(data).upper()
+
+    assert encode(Shout(), b"abc") == b"\x09ABC"

@@ -5,11 +5,22 @@ from __future__ import annotations
 import os
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapvault.errors import ConfigError, IntegrityError
-from snapvault.pipeline.crypto import SEALERS, AEADSealer, PlainSealer, make_sealer
+from snapvault.pipeline.crypto import (
+    AEAD_TABLE,
+    RETIRED_AEADS,
+    SEALERS,
+    Aead,
+    AEADSealer,
+    PlainSealer,
+    aead_from_name,
+    build_aead_table,
+    make_sealer,
+)
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -216,3 +227,61 @@ def test_repr_does_not_leak_the_key(name: str) -> None:
     text = repr(make_sealer(name, key))
     assert "deadbeef" not in text
     assert "\\xde\\xad" not in text
+
+
+# -- the AEAD table ----------------------------------------------------------------------------
+
+
+def test_the_table_holds_the_released_names() -> None:
+    # The compatibility rule: these names are in configs and key files and never change meaning.
+    assert {a.name: a.cipher for a in AEAD_TABLE.by_name.values()} == {
+        "aes-256-gcm": AESGCM,
+        "chacha20-poly1305": ChaCha20Poly1305,
+        "none": None,
+    }
+    assert SEALERS == ("aes-256-gcm", "chacha20-poly1305", "none")
+    assert AEAD_TABLE.retired == RETIRED_AEADS
+
+
+@pytest.mark.parametrize("name", SEALER_NAMES)
+def test_aead_lookup_round_trips(name: str) -> None:
+    aead = aead_from_name(name)
+    assert aead.name == name
+    assert aead is AEAD_TABLE.by_name[name]
+    s = aead.sealer(KEY)
+    assert s.name == name
+    assert isinstance(s, PlainSealer) is (not aead.encrypted)
+    assert s == make_sealer(name, KEY)
+
+
+@pytest.mark.parametrize("name", ["aes-128-gcm", "", "AES-256-GCM", "xchacha20-poly1305", "plain"])
+def test_unknown_aead_name_lookup_raises_config_error(name: str) -> None:
+    with pytest.raises(ConfigError, match="unknown encryption") as exc:
+        aead_from_name(name)
+    # The message lists what would have worked.
+    for known in SEALER_NAMES:
+        assert known in str(exc.value)
+
+
+def test_a_duplicate_aead_name_is_refused() -> None:
+    with pytest.raises(ConfigError, match="duplicate AEAD name 'aes-256-gcm'"):
+        build_aead_table([*AEAD_TABLE.by_name.values(), Aead("aes-256-gcm", ChaCha20Poly1305)])
+
+
+def test_a_retired_aead_name_is_never_reused_and_refused_on_lookup() -> None:
+    with pytest.raises(ConfigError, match="retired"):
+        build_aead_table([Aead("aes-256-ocb", AESGCM)], retired=frozenset({"aes-256-ocb"}))
+    table = build_aead_table(AEAD_TABLE.by_name.values(), retired=frozenset({"aes-256-ocb"}))
+    assert table.by_name == AEAD_TABLE.by_name
+    with pytest.raises(ConfigError, match="retired"):
+        table.from_name("aes-256-ocb")
+    with pytest.raises(ConfigError, match="unknown"):
+        table.from_name("aes-256-siv")
+
+
+@pytest.mark.parametrize("name", ["aes-256-gcm", "chacha20-poly1305"])
+def test_sealers_are_equal_by_key_and_name(name: str) -> None:
+    # The resolved cipher is an implementation detail: equality and repr stay as they were.
+    assert AEADSealer(KEY, name) == AEADSealer(KEY, name)
+    assert AEADSealer(KEY, name) != AEADSealer(OTHER_KEY, name)
+    assert "cipher" not in repr(AEADSealer(KEY, name))

@@ -17,7 +17,7 @@ from snapvault._version import __version__
 from snapvault.archiver.sink import BlobSink
 from snapvault.archiver.walker import Cancelled, Walker
 from snapvault.errors import ConfigError, JobCancelled, SourceError
-from snapvault.pipeline.codecs import NoCompression, Zstd
+from snapvault.pipeline.codecs import Codec
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.tree import Node
 from snapvault.repository import Repository
@@ -90,7 +90,7 @@ class BackupOptions:
     now: datetime | None = None
     workers: int = 2
     max_pending: int = 24 << 20
-    codec: NoCompression | Zstd | None = None
+    codec: Codec | None = None
     consistency_retries: int | None = None
     progress: Callable[[int, str], None] | None = None
     should_stop: Callable[[], bool] | None = None

@@ -15,7 +15,7 @@ from typing import Any
 import blake3
 
 from snapvault.pipeline.blob import seal_blob
-from snapvault.pipeline.codecs import NoCompression, Zstd
+from snapvault.pipeline.codecs import Codec
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer
 from snapvault.pipeline.ids import BlobType, blob_id
 from snapvault.pipeline.pack import PackEntry, PackWriter, pack_tail
@@ -123,7 +123,7 @@ class BlobSink:
         *,
         workers: int,
         max_pending: int = 24 << 20,
-        codec: NoCompression | Zstd | None = None,
+        codec: Codec | None = None,
     ) -> None:
         self.repo = repo
         self.codec = codec or repo.codec

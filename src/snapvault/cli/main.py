@@ -222,19 +222,11 @@ def init(
     as_json: bool,
 ) -> None:
     """Create a new repository."""
-    from snapvault import NoCompression, Repository, Zstd
+    from snapvault import Repository
+    from snapvault.pipeline.codecs import codec_from_spec
 
-    codec: NoCompression | Zstd
-    if compression == "none":
-        codec = NoCompression()
-    elif compression.startswith("zstd"):
-        _, _, level = compression.partition(":")
-        try:
-            codec = Zstd(int(level or 3))
-        except ValueError:
-            _fail(f"bad compression {compression!r}: use 'zstd:LEVEL' or 'none'")
-    else:
-        _fail(f"bad compression {compression!r}: use 'zstd:LEVEL' or 'none'")
+    # Parsed before any password prompt; a ConfigError names the accepted forms (exit 1).
+    codec = codec_from_spec(compression)
     source = None
     if copy_params_from:
         source = open_source(copy_params_from, from_option, from_options_file, from_password_file)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from snapvault.errors import IntegrityError
-from snapvault.pipeline.codecs import NoCompression, Zstd, decode, encode
+from snapvault.pipeline.codecs import Codec, decode, encode
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer
 from snapvault.pipeline.ids import BlobType, blob_id
 from snapvault.pipeline.pack import blob_ad
@@ -16,7 +16,7 @@ MAX_BLOB = 256 << 20
 
 def seal_blob(
     sealer: AEADSealer | PlainSealer,
-    codec: NoCompression | Zstd,
+    codec: Codec,
     btype: BlobType,
     bid: bytes,
     plaintext: bytes | memoryview,

@@ -12,11 +12,19 @@ sealed blob cannot be swapped for another one, nor a snapshot for an index.
 
 Unencrypted repositories (explicit opt-in) use :class:`PlainSealer`: plaintext followed by a
 32-byte keyed BLAKE3 MAC whose key is stored in clear. It detects corruption, not forgery.
+
+The choice is stored by name (the config's ``encryption``, a key file's ``aead``), and
+:data:`AEAD_TABLE` is the one list of names. Compatibility rule: a name, once released, always
+means the same cipher and envelope; a name no longer offered is retired into
+:data:`RETIRED_AEADS` and never given to another cipher. A reader refuses a name it does not
+know. As for codecs, the set is closed: a repository must open without plugins.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import ClassVar, Protocol
 
 import blake3
@@ -26,16 +34,24 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from snapvault.errors import ConfigError, IntegrityError
 
 __all__ = [
+    "AEAD_TABLE",
+    "RETIRED_AEADS",
     "SEALERS",
     "AEADSealer",
+    "Aead",
+    "AeadTable",
     "PlainSealer",
     "Sealer",
+    "aead_from_name",
+    "build_aead_table",
     "make_sealer",
 ]
 
 _SALT = 16
 _NONCE = 12
 _TAG = 16
+
+_Cipher = type[AESGCM] | type[ChaCha20Poly1305]
 
 
 class Sealer(Protocol):
@@ -62,16 +78,22 @@ class AEADSealer:
     name: str = "aes-256-gcm"
     overhead: int = _SALT + _NONCE + _TAG
     RANDOM_BYTES: ClassVar[int] = _SALT + _NONCE
+    # Resolved from the name once here, not looked up again for every blob.
+    _cipher: _Cipher = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.key) != 32:
             raise ConfigError("encryption key must be 32 bytes")
-        if self.name not in _AEADS:
-            raise ConfigError(f"unknown AEAD {self.name!r}; known: {sorted(_AEADS)}")
+        entry = AEAD_TABLE.by_name.get(self.name)
+        cipher = None if entry is None else entry.cipher
+        if cipher is None:
+            known = [a.name for a in AEAD_TABLE.by_name.values() if a.cipher is not None]
+            raise ConfigError(f"unknown AEAD {self.name!r}; known: {known}")
+        object.__setattr__(self, "_cipher", cipher)
 
     def _aead(self, salt: bytes | memoryview) -> AESGCM | ChaCha20Poly1305:
         subkey = blake3.blake3(salt, key=self.key).digest()
-        return _AEADS[self.name](subkey)
+        return self._cipher(subkey)
 
     def seal(self, plaintext: bytes | memoryview, ad: bytes, *, random: bytes) -> bytes:
         if len(random) != _SALT + _NONCE:
@@ -137,17 +159,116 @@ class PlainSealer:
         return bytes(body)
 
 
-_AEADS: dict[str, type[AESGCM] | type[ChaCha20Poly1305]] = {
-    "aes-256-gcm": AESGCM,
-    "chacha20-poly1305": ChaCha20Poly1305,
-}
+@dataclass(frozen=True)
+class Aead:
+    """One way to seal a repository: a stable wire name and the cipher behind it.
+
+    Attributes
+    ----------
+    name : str
+        The wire name, stored as the config's ``encryption`` and a key file's ``aead``.
+    cipher : type or None
+        The AEAD class (``AESGCM`` or ``ChaCha20Poly1305``), or None for ``none``: no
+        encryption, a keyed checksum only (:class:`PlainSealer`).
+    """
+
+    name: str
+    cipher: _Cipher | None
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether objects sealed this way are encrypted."""
+        return self.cipher is not None
+
+    def sealer(self, key: bytes) -> AEADSealer | PlainSealer:
+        """Return the sealer for ``key`` (32 bytes)."""
+        if self.cipher is None:
+            return PlainSealer(key)
+        return AEADSealer(key, self.name)
+
+
+#: Names no AEAD may take again. An entry is never removed: old repositories may still carry it.
+RETIRED_AEADS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class AeadTable:
+    """The AEADs this release knows, by wire name; build it with :func:`build_aead_table`.
+
+    Attributes
+    ----------
+    by_name : Mapping of str to Aead
+    retired : frozenset of str
+        Retired names, never assigned again.
+    """
+
+    by_name: Mapping[str, Aead]
+    retired: frozenset[str]
+
+    def from_name(self, name: str) -> Aead:
+        """Return the AEAD with wire name ``name``.
+
+        Raises
+        ------
+        ConfigError
+            If the name is retired or unknown; the message lists the known names.
+        """
+        aead = self.by_name.get(name)
+        if aead is not None:
+            return aead
+        if name in self.retired:
+            raise ConfigError(f"encryption {name!r} is retired")
+        raise ConfigError(f"unknown encryption {name!r}; known: {', '.join(self.by_name)}")
+
+
+def build_aead_table(aeads: Iterable[Aead], retired: frozenset[str] = RETIRED_AEADS) -> AeadTable:
+    """Index ``aeads`` by wire name, refusing any clash.
+
+    Raises
+    ------
+    ConfigError
+        If two entries share a name or an entry takes a retired name.
+    """
+    by_name: dict[str, Aead] = {}
+    for aead in aeads:
+        if aead.name in retired:
+            raise ConfigError(f"AEAD name {aead.name!r} is retired and cannot be reused")
+        if aead.name in by_name:
+            raise ConfigError(f"duplicate AEAD name {aead.name!r}")
+        by_name[aead.name] = aead
+    return AeadTable(MappingProxyType(by_name), frozenset(retired))
+
+
+#: Every way this release seals a repository. Built at import, so a clash fails every import.
+AEAD_TABLE = build_aead_table(
+    [
+        Aead("aes-256-gcm", AESGCM),
+        Aead("chacha20-poly1305", ChaCha20Poly1305),
+        Aead("none", None),
+    ]
+)
 
 #: Names accepted for a repository's ``encryption`` setting.
-SEALERS = ("aes-256-gcm", "chacha20-poly1305", "none")
+SEALERS: tuple[str, ...] = tuple(AEAD_TABLE.by_name)
+
+
+def aead_from_name(name: str) -> Aead:
+    """Return the AEAD with wire name ``name`` from :data:`AEAD_TABLE`.
+
+    Raises
+    ------
+    ConfigError
+        If the name is retired or unknown; the message lists the known names.
+    """
+    return AEAD_TABLE.from_name(name)
 
 
 def make_sealer(name: str, key: bytes) -> AEADSealer | PlainSealer:
-    """Return the sealer called ``name`` with ``key``."""
-    if name == "none":
-        return PlainSealer(key)
-    return AEADSealer(key, name)
+    """Return the sealer called ``name`` with ``key``.
+
+    Raises
+    ------
+    ConfigError
+        If ``name`` is not in :data:`AEAD_TABLE`, or ``key`` is not 32 bytes for an AEAD.
+    """
+    return aead_from_name(name).sealer(key)

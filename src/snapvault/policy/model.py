@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 from snapvault.errors import ConfigError
-from snapvault.pipeline.codecs import NoCompression, Zstd
+from snapvault.pipeline.codecs import Codec, codec_from_spec
 
-__all__ = ["BackupType", "Hook", "Policy", "parse_compression", "parse_verify"]
+__all__ = ["BackupType", "Hook", "Policy", "parse_verify"]
 
 BackupType = Literal["full", "incremental", "differential", "snapshot"]
 Hook = str | Callable[[], object]
@@ -35,20 +35,6 @@ def parse_verify(value: str) -> float:
     if m is None or not 0 < float(m.group(1)) <= 100:
         raise ConfigError(f"verify must be 'none', 'all' or 'sample:N%' with 0 < N <= 100, not {value!r}")
     return float(m.group(1)) / 100
-
-
-def parse_compression(value: str) -> NoCompression | Zstd:
-    """Parse ``none``, ``zstd`` or ``zstd:LEVEL``."""
-    if value == "none":
-        return NoCompression()
-    name, _, level = value.partition(":")
-    if name != "zstd":
-        raise ConfigError(f"compression must be 'none', 'zstd' or 'zstd:LEVEL', not {value!r}")
-    try:
-        number = int(level) if level else 3
-    except ValueError:
-        raise ConfigError(f"compression level must be an integer, not {level!r}") from None
-    return Zstd(number)
 
 
 def _config_error(e: ValidationError) -> ConfigError:
@@ -194,7 +180,7 @@ class Policy(BaseModel):
     def _check_compression(cls, v: str | None) -> str | None:
         if v is not None:
             try:
-                parse_compression(v)
+                codec_from_spec(v)
             except ConfigError as e:
                 raise ValueError(str(e)) from None
         return v
@@ -224,9 +210,9 @@ class Policy(BaseModel):
         return parse_verify(self.verify)
 
     @property
-    def codec(self) -> NoCompression | Zstd | None:
+    def codec(self) -> Codec | None:
         """The compression codec this policy asks for, if any."""
-        return None if self.compression is None else parse_compression(self.compression)
+        return None if self.compression is None else codec_from_spec(self.compression)
 
     def to_json(self) -> str:
         """JSON text; raises ConfigError if a hook is a callable."""

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from snapvault.errors import ConfigError, IntegrityError, UnsupportedFormat, WrongPassword
 from snapvault.pipeline.chunker import ChunkerParams
-from snapvault.pipeline.codecs import NoCompression, Zstd, codec_from_dict
+from snapvault.pipeline.codecs import Codec, Zstd, codec_from_dict
 from snapvault.pipeline.crypto import SEALERS, make_sealer
 from snapvault.pipeline.ids import object_hash
 
@@ -62,7 +62,7 @@ class RepoConfig:
         ``aes-256-gcm`` (default), ``chacha20-poly1305`` or ``none``.
     chunker : ChunkerParams
         Chunking parameters without the seed (the seed is secret, in the master keys).
-    compression : NoCompression or Zstd
+    compression : Codec
         Default codec for new blobs.
     pack_size : int
         Target size of pack files in bytes.
@@ -71,7 +71,7 @@ class RepoConfig:
     repository_id: str
     encryption: str = "aes-256-gcm"
     chunker: ChunkerParams = field(default_factory=ChunkerParams)
-    compression: NoCompression | Zstd = field(default_factory=Zstd)
+    compression: Codec = field(default_factory=Zstd)
     pack_size: int = 16 << 20
     version: int = FORMAT_VERSION
 

@@ -22,7 +22,7 @@ from snapvault.errors import (
 )
 from snapvault.pipeline.blob import open_blob
 from snapvault.pipeline.chunker import ChunkerParams
-from snapvault.pipeline.codecs import NoCompression, Zstd
+from snapvault.pipeline.codecs import Codec, Zstd
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer, make_sealer
 from snapvault.pipeline.ids import BlobType, object_hash
 from snapvault.pipeline.index import INDEX_AD, BlobLocation, Index, decode_index, encode_index
@@ -109,7 +109,7 @@ class Repository:
         fs: fsspec.AbstractFileSystem | None = None,
         storage_options: dict[str, Any] | None = None,
         encryption: str = "aes-256-gcm",
-        compression: NoCompression | Zstd | None = None,
+        compression: Codec | None = None,
         chunker: ChunkerParams | None = None,
         pack_size: int = 16 << 20,
         kdf: KdfParams | None = None,
@@ -130,7 +130,7 @@ class Repository:
             Passed to fsspec for ``location``.
         encryption : {"aes-256-gcm", "chacha20-poly1305", "none"}
             ``"none"`` must be asked for explicitly and gives an unencrypted repository.
-        compression : Zstd or NoCompression, optional
+        compression : Codec, optional
             Default ``Zstd(level=3)``.
         chunker : ChunkerParams, optional
             Chunk size bounds; the seed is always drawn at random (or copied).
@@ -265,7 +265,7 @@ class Repository:
         return self.config.encryption != "none"
 
     @property
-    def codec(self) -> NoCompression | Zstd:
+    def codec(self) -> Codec:
         """The default compression codec."""
         return self.config.compression
 
