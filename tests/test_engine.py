@@ -152,3 +152,64 @@ def test_unreadable_file_is_recorded_and_backup_goes_on(
     assert result["files"] == 1
     assert local_repo.load_manifest(result["id"]).errors[0].error == "Permission denied"
     assert local_repo.check(read_data=True).ok
+
+
+# -- two entry points, one settings value ----------------------------------------------------------
+
+
+def test_both_entry_points_share_one_settings_value(local_repo: sv.Repository, tmp_path: Path) -> None:
+    import random
+
+    from snapvault.archiver.settings import BackupSettings
+
+    write(tmp_path / "src" / "f", "x")
+    times = iter([datetime(2026, 1, 1, h, tzinfo=UTC) for h in range(1, 20)])
+    settings = BackupSettings(workers=1, max_pending_bytes=1 << 20, clock=lambda: next(times), rng=random.Random(5))
+    engine = sv.Engine(local_repo, settings=settings)
+    assert engine.settings is settings
+    m = engine.backup([tmp_path / "src"])
+    p = engine.run_policy(sv.Policy(name="p", sources=[str(tmp_path / "src")]))
+    # Each read the same clock: the backup took the first hour, the policy run the later ones.
+    assert m.time.hour == 1
+    assert p.time.hour == 2
+    with pytest.raises(sv.ConfigError, match="either settings"):
+        sv.Engine(local_repo, settings=settings, workers=2)
+    with pytest.raises(sv.ConfigError):
+        BackupSettings(workers=0)
+    assert sv.Engine(local_repo, workers=0).settings.workers >= 1  # 0 means the default, as before
+
+
+def test_jobs_for_paths_and_for_policies(local_repo: sv.Repository, tmp_path: Path) -> None:
+    write(tmp_path / "src" / "f", "x" * 1000)
+    engine = sv.Engine(local_repo)
+    pol = sv.Policy(name="nightly", sources=[str(tmp_path / "src")])
+    by_policy = engine.submit_policy(pol)
+    assert by_policy.result(30).policy == "nightly"
+    assert by_policy.name == "nightly"
+    old_style = engine.submit(pol)  # a Policy given to submit still runs as the policy
+    assert old_style.result(30).policy == "nightly"
+    by_paths = engine.submit([tmp_path / "src"])
+    assert by_paths.result(30).policy is None
+    assert by_paths.progress.files_total == 1
+
+
+_PATHS_ONLY = """
+import sys
+import snapvault as sv
+repo = sv.Repository.open(sys.argv[1], sys.argv[2])
+sv.Engine(repo).backup([sys.argv[3]])
+print("snapvault.policy.model" in sys.modules, "snapvault.engine" in sys.modules)
+"""
+
+
+def test_a_backup_of_paths_does_not_load_the_policy_layer(
+    repo_path: str, local_repo: sv.Repository, tmp_path: Path
+) -> None:
+    write(tmp_path / "src" / "f", "x")
+    out = subprocess.run(
+        [sys.executable, "-c", _PATHS_ONLY, repo_path, PASSWORD, str(tmp_path / "src")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["False", "True"]

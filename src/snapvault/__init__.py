@@ -48,6 +48,9 @@ if TYPE_CHECKING:
         UnsupportedFormat as UnsupportedFormat,
         WrongPassword as WrongPassword,
     )
+    from snapvault.handle import (
+        Repository as Repository,
+    )
     from snapvault.jobs import (
         BackupJob as BackupJob,
         JobStatus as JobStatus,
@@ -81,7 +84,6 @@ if TYPE_CHECKING:
     )
     from snapvault.repository import (
         KdfParams as KdfParams,
-        Repository as Repository,
     )
     from snapvault.repository.manifest import (
         FileError as FileError,
@@ -122,7 +124,7 @@ _PUBLIC: dict[str, str] = {
     "PolicyStats": "snapvault.policy.run",
     "Problem": "snapvault.maintenance.check",
     "Progress": "snapvault.jobs",
-    "Repository": "snapvault.repository",
+    "Repository": "snapvault.handle",
     "RepositoryError": "snapvault.errors",
     "RepositoryExists": "snapvault.errors",
     "RepositoryNotFound": "snapvault.errors",

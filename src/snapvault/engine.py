@@ -1,38 +1,56 @@
-"""``Engine``: runs backups into a repository, directly, per policy, or as background jobs."""
+"""``Engine``: backs up paths, or runs a policy, into a repository; directly or as background jobs.
+
+Two entry points share one :class:`~snapvault.archiver.settings.BackupSettings`:
+:meth:`Engine.backup` for files and directories, :meth:`Engine.run_policy` for a policy (which
+:mod:`snapvault.policy.run` carries out). The engine sits above the policy layer and imports
+it; the policy layer never imports the engine.
+"""
 
 from __future__ import annotations
 
 import os
 import random
-import sys
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeGuard, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
+from snapvault.archiver.progress import file_progress, scan_totals
 from snapvault.archiver.session import BackupOptions, run_backup, source_paths
+from snapvault.archiver.settings import BackupSettings
+from snapvault.errors import ConfigError
 from snapvault.jobs import BackupJob, Job
 from snapvault.repository import Repository
 from snapvault.repository.manifest import Manifest
 
 if TYPE_CHECKING:
     from snapvault.policy.model import Policy
+    from snapvault.policy.run import PolicyStats
 
 __all__ = ["Engine"]
 
-
-def _paths(source: object) -> list[str]:
-    return [os.fspath(p) for p in cast(Iterable[str | os.PathLike[str]], source)]
+_Paths = Iterable[str | os.PathLike[str]]
 
 
-def _is_policy(source: object) -> TypeGuard[Policy]:
-    # Without importing snapvault.policy.model (its pydantic model costs every plain backup a few
-    # milliseconds of start-up): if the module was never imported, nothing is a Policy.
-    module = sys.modules.get("snapvault.policy.model")
-    return module is not None and isinstance(source, module.Policy)
+def _as_policy(source: object) -> Policy | None:
+    """``source`` if it is a Policy (the old single entry point), else None."""
+    # Only a pydantic model can be a Policy, and pydantic is loaded already (for Manifest):
+    # testing that first spares every backup of paths the import of the Policy model, a few
+    # milliseconds of CLI start-up.
+    if not isinstance(source, BaseModel):
+        return None
+    from snapvault.policy.model import Policy
+
+    return source if isinstance(source, Policy) else None
 
 
 class Engine:
     """Backs up local files into a repository.
+
+    Two entry points, sharing one :class:`BackupSettings` (``settings``): :meth:`backup` for
+    files and directories, :meth:`run_policy` for a policy; :meth:`submit` and
+    :meth:`submit_policy` run them as background jobs.
 
     Parameters
     ----------
@@ -48,6 +66,15 @@ class Engine:
         when no ``now=`` is given. Default: the system clock in UTC.
     rng : random.Random, optional
         Draws verification samples; pass a seeded one for repeatable runs.
+    settings : BackupSettings, optional
+        All of the above as one value (then leave them out), for example to share it between
+        engines.
+
+    Attributes
+    ----------
+    repo : Repository
+    settings : BackupSettings
+        What both entry points run with.
     """
 
     def __init__(
@@ -55,15 +82,23 @@ class Engine:
         repo: Repository,
         *,
         workers: int | None = None,
-        max_pending_bytes: int = 24 << 20,
+        max_pending_bytes: int | None = None,
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
+        settings: BackupSettings | None = None,
     ) -> None:
         self.repo = repo
-        self.workers = workers or os.cpu_count() or 2
-        self.max_pending_bytes = max_pending_bytes
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.rng = rng or random.Random()
+        if settings is None:
+            given: dict[str, Any] = {
+                "workers": workers or None,
+                "max_pending_bytes": max_pending_bytes,
+                "clock": clock,
+                "rng": rng,
+            }
+            settings = BackupSettings(**{k: v for k, v in given.items() if v is not None})
+        elif (workers, max_pending_bytes, clock, rng) != (None, None, None, None):
+            raise ConfigError("give either settings or workers/max_pending_bytes/clock/rng, not both")
+        self.settings = settings
 
     def find_parent(self, paths: Iterable[str], hostname: str) -> Manifest | None:
         """The latest snapshot of the same host and the same source paths, if any."""
@@ -74,9 +109,11 @@ class Engine:
                 best = m
         return best
 
+    # -- paths -----------------------------------------------------------------------------
+
     def backup(
         self,
-        source: Policy | Iterable[str | os.PathLike[str]],
+        paths: _Paths,
         *,
         exclude: Iterable[str] = (),
         tags: Iterable[str] = (),
@@ -88,15 +125,16 @@ class Engine:
         should_stop: Callable[[], bool] | None = None,
         on_file: Callable[[str, int, bool], None] | None = None,
     ) -> Manifest:
-        """Back up paths, or run a policy, and return the new snapshot's manifest.
+        """Back up files and directories and return the new snapshot's manifest.
+
+        To run a policy use :meth:`run_policy`. For compatibility a :class:`Policy` given here
+        is handed to :meth:`run_policy` (with ``hostname``, ``now``, ``progress``,
+        ``should_stop`` and ``on_file``; the other arguments are ignored).
 
         Parameters
         ----------
-        source : Policy or iterable of path-like
-            A :class:`Policy` (its sources, excludes, type, tags, hooks, compression,
-            verification and concurrency apply; the other arguments except ``hostname``,
-            ``now``, ``progress`` and ``should_stop`` are ignored), or files and directories.
-            Paths are stored under their absolute paths.
+        paths : iterable of path-like
+            Files and directories, stored under their absolute paths.
         exclude : iterable of str
             gitignore-style patterns, matched against paths relative to each source.
         tags : iterable of str
@@ -130,10 +168,123 @@ class Engine:
             If a source path does not exist (nothing is written).
         JobCancelled
             If ``should_stop`` asked to stop.
+        """
+        policy = _as_policy(paths)
+        if policy is not None:
+            return self.run_policy(
+                policy, hostname=hostname, now=now, progress=progress, should_stop=should_stop, on_file=on_file
+            )
+        sources = [os.fspath(p) for p in paths]
+        host = hostname or _hostname()
+        parent_m: Manifest | None = None
+        if parent == "auto":
+            parent_m = self.find_parent(sources, host)
+        elif parent is not None:
+            parent_m = self.repo.resolve(parent)
+        opts = BackupOptions(
+            paths=sources,
+            exclude=list(exclude),
+            tags=list(tags),
+            parent=parent_m,
+            read_all=full,
+            hostname=host,
+            now=now or self.settings.clock(),
+            workers=self.settings.workers,
+            max_pending=self.settings.max_pending_bytes,
+            progress=progress,
+            should_stop=should_stop,
+            on_file=on_file,
+        )
+        return run_backup(self.repo, opts).manifest
+
+    def submit(self, paths: _Paths, *, callback: Any = None, **options: Any) -> BackupJob:
+        """Start :meth:`backup` on a background thread and return its job.
+
+        To run a policy as a job use :meth:`submit_policy`; for compatibility a
+        :class:`Policy` given here is handed to it (with ``callback``, ``hostname`` and
+        ``now``).
+
+        Parameters
+        ----------
+        paths
+            As for :meth:`backup`.
+        callback : fsspec.callbacks.Callback, optional
+            Receives the byte total (once the scan finishes) and byte progress; for example
+            ``fsspec.callbacks.TqdmCallback()`` in a notebook.
+        **options
+            Passed to :meth:`backup`.
+        """
+        policy = _as_policy(paths)
+        if policy is not None:
+            return self.submit_policy(
+                policy, callback=callback, hostname=options.get("hostname"), now=options.get("now")
+            )
+        sources = [os.fspath(p) for p in paths]
+        exclude = list(options.get("exclude", ()))
+
+        def work(job: Job[Any]) -> Manifest:
+            scan_totals(job, sources, exclude)
+
+            def on_read(n: int, path: str) -> None:
+                job.advance(n, path)
+
+            return self.backup(
+                sources, progress=on_read, should_stop=lambda: job.cancelled, on_file=file_progress(job), **options
+            )
+
+        job = BackupJob(work, callback=callback, clock=self.settings.clock)
+        return job.start()  # type: ignore[return-value]
+
+    async def abackup(self, paths: _Paths, **options: Any) -> Manifest:
+        """Async form of :meth:`backup`: runs it in a worker thread (a Policy: :meth:`arun_policy`)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.backup, paths, **options)
+
+    # -- policies --------------------------------------------------------------------------
+
+    def run_policy(
+        self,
+        policy: Policy,
+        *,
+        hostname: str | None = None,
+        now: datetime | None = None,
+        progress: Callable[[int, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_file: Callable[[str, int, bool], None] | None = None,
+    ) -> Manifest:
+        """Run one backup of ``policy``, record the run, and return the new snapshot's manifest.
+
+        The policy's sources, excludes, backup type, tags, hooks, compression, verification and
+        concurrency apply. A run record is written whatever the outcome (see :meth:`stats`).
+
+        Parameters
+        ----------
+        policy : Policy
+            The policy to run (stored or not).
+        hostname, now, progress, should_stop, on_file
+            As for :meth:`backup`.
+
+        Returns
+        -------
+        Manifest
+            The committed snapshot, with ``policy``, ``backup_type`` and ``verification``.
+
+        Raises
+        ------
+        SourceError
+            If a source path does not exist (nothing is written).
+        IntegrityError
+            If the read-back after the backup failed (nothing committed; the packs the run
+            uploaded are quarantined).
+        HookError
+            If a pre-hook failed.
+        JobCancelled
+            If ``should_stop`` asked to stop.
 
         Notes
         -----
-        Backup types of a policy (every snapshot stays independently restorable):
+        Backup types (every snapshot stays independently restorable):
 
         ``full``
             Reads and hashes every file; no metadata shortcut. Change counts are relative to
@@ -148,94 +299,53 @@ class Engine:
             size, mtime or ctime changed during its read up to 3 times, then lists it in
             ``manifest.inconsistent``. Post-hooks always run.
         """
-        if _is_policy(source):
-            from snapvault.policy.run import run_policy
+        from snapvault.policy.run import run_policy
 
-            return run_policy(
-                self, source, hostname=hostname, now=now, progress=progress, should_stop=should_stop, on_file=on_file
-            )
-        paths = _paths(source)
-        host = hostname or _hostname()
-        parent_m: Manifest | None = None
-        if parent == "auto":
-            parent_m = self.find_parent(paths, host)
-        elif parent is not None:
-            parent_m = self.repo.resolve(parent)
-        opts = BackupOptions(
-            paths=paths,
-            exclude=list(exclude),
-            tags=list(tags),
-            parent=parent_m,
-            read_all=full,
-            hostname=host,
-            now=now or self.clock(),
-            workers=self.workers,
-            max_pending=self.max_pending_bytes,
+        return run_policy(
+            self.repo,
+            self.settings,
+            policy,
+            hostname=hostname,
+            now=now,
             progress=progress,
             should_stop=should_stop,
             on_file=on_file,
         )
-        return run_backup(self.repo, opts).manifest
 
-    def submit(
-        self,
-        source: Policy | Iterable[str | os.PathLike[str]],
-        *,
-        callback: Any = None,
-        **options: Any,
+    def submit_policy(
+        self, policy: Policy, *, callback: Any = None, hostname: str | None = None, now: datetime | None = None
     ) -> BackupJob:
-        """Start :meth:`backup` on a background thread and return its job.
+        """Start :meth:`run_policy` on a background thread and return its job (named after the policy).
 
         Parameters
         ----------
-        source
-            As for :meth:`backup`.
+        policy : Policy
         callback : fsspec.callbacks.Callback, optional
-            Receives the byte total (once the scan finishes) and byte progress; for example
-            ``fsspec.callbacks.TqdmCallback()`` in a notebook.
-        **options
-            Passed to :meth:`backup`.
+            As for :meth:`submit`.
+        hostname, now
+            As for :meth:`run_policy`.
         """
-        src: Policy | list[str] = source if _is_policy(source) else _paths(source)
+        from snapvault.policy.run import run_policy
 
         def work(job: Job[Any]) -> Manifest:
-            from snapvault.policy.run import scan_totals
-
-            paths = src.sources if _is_policy(src) else cast(list[str], src)
-            excludes = src.exclude if _is_policy(src) else list(options.get("exclude", ()))
-            scan_totals(job, paths, excludes)
+            scan_totals(job, policy.sources, policy.exclude)
 
             def on_read(n: int, path: str) -> None:
                 job.advance(n, path)
 
-            return self._backup_for_job(src, job, on_read, options)
+            return run_policy(self.repo, self.settings, policy, hostname=hostname, now=now, job=job, progress=on_read)
 
-        job = BackupJob(work, callback=callback, clock=self.clock, name=src.name if _is_policy(src) else "")
+        job = BackupJob(work, callback=callback, clock=self.settings.clock, name=policy.name)
         return job.start()  # type: ignore[return-value]
 
-    def _backup_for_job(
-        self, src: Policy | list[str], job: Job[Any], on_read: Callable[[int, str], None], options: dict[str, Any]
-    ) -> Manifest:
-        from snapvault.policy.run import run_policy
-
-        if _is_policy(src):
-            return run_policy(
-                self, src, hostname=options.get("hostname"), now=options.get("now"), job=job, progress=on_read
-            )
-        from snapvault.policy.run import file_progress
-
-        return self.backup(
-            src, progress=on_read, should_stop=lambda: job.cancelled, on_file=file_progress(job), **options
-        )
-
-    async def abackup(self, source: Policy | Iterable[str | os.PathLike[str]], **options: Any) -> Manifest:
-        """Async form of :meth:`backup`: runs it in a worker thread."""
+    async def arun_policy(self, policy: Policy, **options: Any) -> Manifest:
+        """Async form of :meth:`run_policy`: runs it in a worker thread."""
         import asyncio
 
-        return await asyncio.to_thread(self.backup, source, **options)
+        return await asyncio.to_thread(self.run_policy, policy, **options)
 
-    def stats(self, policy: Policy | str, *, last: int = 30) -> Any:
-        """Monitoring figures of a policy; see :class:`snapvault.policy.run.PolicyStats`."""
+    def stats(self, policy: Policy | str, *, last: int = 30) -> PolicyStats:
+        """Monitoring figures of a policy over its last ``last`` runs; see ``snapvault.PolicyStats``."""
         from snapvault.policy.run import policy_stats
 
         return policy_stats(self.repo, policy if isinstance(policy, str) else policy.name, last=last)

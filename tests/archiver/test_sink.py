@@ -48,13 +48,13 @@ def test_a_pack_that_fails_to_finish_leaves_no_spool_file_behind(
 def test_abandon_after_close_with_queued_work_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF)
     gate = threading.Event()
-    seal = sink_module.seal_blob
+    seal = repo.seal_blob
 
     def slow_seal(*args: Any) -> Any:
         gate.wait(5)
         return seal(*args)
 
-    monkeypatch.setattr(sink_module, "seal_blob", slow_seal)
+    monkeypatch.setattr(repo, "seal_blob", slow_seal)
     sink = BlobSink(repo, workers=1, max_pending=1 << 30)
     for i in range(20):
         sink.add(BlobType.DATA, os.urandom(1000) + bytes([i]))

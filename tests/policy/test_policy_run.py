@@ -580,3 +580,54 @@ def test_ctrl_c_after_the_commit_leaves_a_completed_run(local_repo: sv.Repositor
     assert rec.status == "completed"
     assert rec.snapshot is not None
     assert local_repo.snapshot_ids() == [rec.snapshot]
+
+
+# -- the policy layer's interfaces ------------------------------------------------------------
+
+
+def test_a_policy_runs_through_policy_repository_and_the_settings_alone(repo_path: str, tmp_path: Path) -> None:
+    """run_policy takes what it uses of a repository and the engine's settings, not the engine."""
+    from snapvault.archiver.settings import BackupSettings
+    from snapvault.policy.run import ForgetRepository, PolicyHistory, PolicyRepository, forget, policy_stats, run_policy
+    from tests.narrow import narrow
+
+    src = tmp_path / "src"
+    many_files(src, 5)
+    sv.Repository.init(repo_path, PASSWORD, kdf=FAST_KDF)
+    # Damage on upload makes the run read back, fail, and quarantine: every part of the interface.
+    store = FlipDataOnPut(open_store(repo_path))
+    repo = sv.Repository.open(repo_path, PASSWORD, store=store)
+    settings = BackupSettings(workers=2, clock=Clock(T0), rng=random.Random(1))
+    pol = sv.Policy(name="p", sources=[str(src)], verify="all", retention=KeepLast(1))
+    view = narrow(repo, PolicyRepository)
+    with pytest.raises(sv.IntegrityError, match="verification"):
+        run_policy(view, settings, pol)
+    assert {"read_blob", "quarantine_packs", "write_sealed"} <= view.used
+    assert repo.quarantined_packs()
+
+    good = sv.Repository.open(repo_path, PASSWORD)
+    good.save_policy(pol)
+    view = narrow(good, PolicyRepository)
+    first = run_policy(view, settings, pol)
+    second = run_policy(view, settings, pol)
+    assert (first.policy, second.parent) == ("p", first.id)
+    assert [r.status for r in load_runs(good, "p")] == ["failed", "completed", "completed"]
+    assert [r.started for r in load_runs(good, "p")] == sorted(r.started for r in load_runs(good, "p"))
+
+    st = policy_stats(narrow(good, PolicyHistory), "p")
+    assert (st.runs, st.snapshots) == (3, 2)
+    [done] = forget(narrow(good, ForgetRepository), now=T0 + timedelta(days=1))
+    assert done.removed == [first.id]
+    assert good.snapshot_ids() == [second.id]
+
+
+def test_engine_run_policy_and_backup_of_a_policy_are_the_same_run(local_repo: sv.Repository, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    many_files(src, 3)
+    engine = sv.Engine(local_repo, clock=Clock(T0))
+    pol = sv.Policy(name="p", sources=[str(src)], backup_type="full")
+    a = engine.run_policy(pol)
+    b = engine.backup(pol)  # the old single entry point still hands a Policy to run_policy
+    assert (a.policy, a.backup_type, b.policy, b.backup_type) == ("p", "full", "p", "full")
+    assert [r.status for r in load_runs(local_repo, "p")] == ["completed", "completed"]
+    assert engine.stats(pol).runs == 2

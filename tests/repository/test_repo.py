@@ -147,3 +147,43 @@ def test_xattrs_round_trip(local_repo: sv.Repository, tmp_path: Path) -> None:
     sv.Restorer(local_repo).restore(m.id, tmp_path / "out")
     assert os.getxattr(out / "f", "user.snapvault") == b"\x00binary value\xff"
     assert os.getxattr(out, "user.dir") == b"on a directory"
+
+
+# -- the format-level repository and the public handle --------------------------------------------
+
+
+def test_init_and_open_return_the_class_they_are_called_on(tmp_path: Path) -> None:
+    from snapvault.handle import Repository as Handle
+    from snapvault.repository import Repository as FormatRepository
+
+    url = str(tmp_path / "r")
+    assert sv.Repository is Handle
+    assert type(sv.Repository.init(url, PASSWORD, kdf=FAST_KDF)) is Handle
+    assert type(sv.Repository.open(url, PASSWORD)) is Handle
+    plain = FormatRepository.open(url, PASSWORD)
+    assert type(plain) is FormatRepository
+    # A format-level repository serves every layer that reads the format; the handle adds the
+    # conveniences that call those layers, so the repository layer never calls up.
+    for name in (
+        "check",
+        "copy_snapshots",
+        "save_policy",
+        "load_policy",
+        "policies",
+        "broken_policies",
+        "remove_policy",
+    ):
+        assert not hasattr(plain, name), name
+        assert callable(getattr(Handle, name)), name
+    assert sv.Engine(plain).backup([write(tmp_path / "src" / "f", "x")]).id in plain.snapshot_ids()
+
+
+def test_the_handle_copies_into_a_format_level_repository(local_repo: sv.Repository, tmp_path: Path) -> None:
+    from snapvault.repository import Repository as FormatRepository
+
+    m = sv.Engine(local_repo).backup([write(tmp_path / "src" / "f", "x")])
+    sv.Repository.init(str(tmp_path / "dst"), PASSWORD, kdf=FAST_KDF)
+    dst = FormatRepository.open(str(tmp_path / "dst"), PASSWORD)
+    result = local_repo.copy_snapshots(dst, workers=1)
+    assert [s for s, _ in result.copied] == [m.id]
+    assert sv.Repository.open(str(tmp_path / "dst"), PASSWORD).check(read_data=True).ok

@@ -11,19 +11,38 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from snapvault._version import __version__
-from snapvault.archiver.sink import BlobSink
+from snapvault.archiver.sink import BlobSink, SinkRepository
 from snapvault.archiver.walker import Cancelled, Walker
 from snapvault.errors import ConfigError, JobCancelled, SourceError
+from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import Codec
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.tree import Node
-from snapvault.repository import Repository
 from snapvault.repository.manifest import Manifest, SnapshotStats
 
-__all__ = ["BackupOptions", "run_backup", "source_paths"]
+__all__ = ["BackupOptions", "BackupRepository", "run_backup", "source_paths"]
+
+
+class BackupRepository(SinkRepository, Protocol):
+    """What one backup run needs of a repository: the sink's needs, plus the chunker, the
+    parent snapshot's trees and the commit."""
+
+    @property
+    def chunker(self) -> ChunkerParams:
+        """Chunk size bounds and the secret seed."""
+        ...
+
+    def read_tree(self, tree_id: str) -> list[Node]:
+        """Fetch and parse a tree blob."""
+        ...
+
+    def save_manifest(self, manifest: Manifest) -> Manifest:
+        """Write a manifest (the commit point) and return it with its ID."""
+        ...
+
 
 _Trie = dict[str, Any]  # name -> _Trie, or None where a source ends
 
@@ -109,7 +128,7 @@ class BackupOutcome:
     added: list[bytes]
 
 
-def run_backup(repo: Repository, opts: BackupOptions) -> BackupOutcome:
+def run_backup(repo: BackupRepository, opts: BackupOptions) -> BackupOutcome:
     """Back up ``opts.paths``; raise JobCancelled (no manifest written) when stopped."""
     started = time.monotonic()
     if not opts.paths:

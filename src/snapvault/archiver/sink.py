@@ -7,22 +7,73 @@ import os
 import queue
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import blake3
 
-from snapvault.pipeline.blob import seal_blob
 from snapvault.pipeline.codecs import Codec
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer
-from snapvault.pipeline.ids import BlobType, blob_id
+from snapvault.pipeline.ids import BlobType
+from snapvault.pipeline.index import Index
 from snapvault.pipeline.pack import PackEntry, PackWriter, pack_tail
-from snapvault.repository import Repository
+from snapvault.repository.repo import PackBuilder
 from snapvault.storage.local_store import TMP_PREFIX
 
-__all__ = ["BlobSink", "SinkStats"]
+__all__ = ["BlobSink", "SinkRepository", "SinkStats"]
+
+_T = TypeVar("_T")
+
+
+class SinkRepository(Protocol):
+    """What a :class:`BlobSink` needs of a repository: its index, its keys (through the blob
+    and pack methods, never directly) and somewhere to put packs and index files."""
+
+    @property
+    def codec(self) -> Codec:
+        """The default compression codec."""
+        ...
+
+    @property
+    def pack_size(self) -> int:
+        """Target size of a pack in bytes."""
+        ...
+
+    @property
+    def spool_dir(self) -> str | None:
+        """A local folder to build packs in, if the store has one."""
+        ...
+
+    def refresh_index(self) -> Index:
+        """The blob index, with what other writers added since it was loaded."""
+        ...
+
+    def blob_id(self, data: bytes | memoryview) -> bytes:
+        """The ID of a blob with plaintext ``data``."""
+        ...
+
+    def seal_blob(self, btype: BlobType, bid: bytes, data: bytes | memoryview, codec: Codec | None = None) -> bytearray:
+        """Compress and seal one blob."""
+        ...
+
+    def finish_pack(self, packer: PackBuilder[_T]) -> tuple[bytes, _T, list[PackEntry]]:
+        """Seal a pack's header; return its ID, its bytes (or spool file) and its entries."""
+        ...
+
+    def write_pack(self, pack_id: bytes, data: bytes | bytearray) -> None:
+        """Store a finished pack."""
+        ...
+
+    def write_pack_file(self, pack_id: bytes, path: str) -> None:
+        """Store a finished pack built in the spool folder."""
+        ...
+
+    def write_index(self, packs: Iterable[tuple[bytes, list[PackEntry]]]) -> str:
+        """Write an index file for packs that landed."""
+        ...
+
 
 # Write an index file after this many packs, so an interrupted backup leaves its uploaded
 # data findable by the next one.
@@ -119,7 +170,7 @@ class BlobSink:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: SinkRepository,
         *,
         workers: int,
         max_pending: int = 24 << 20,
@@ -141,7 +192,7 @@ class BlobSink:
         self._pending = 0
         # Local stores offer a spool folder: packs are built in files there (page cache, not
         # this process's memory) and linked into place; elsewhere they are built in memory.
-        self._spool = repo.store.capabilities.spool_dir
+        self._spool = repo.spool_dir
         # Open data packs are taken from a queue by the encode thread that appends to one, so
         # appending (a file write the kernel may throttle) never holds a lock another thread
         # needs. Two packs serve any number of workers (more would cost memory on object
@@ -171,7 +222,7 @@ class BlobSink:
 
     def id_of(self, data: bytes | memoryview) -> bytes:
         """The blob ID of ``data`` in this repository."""
-        return blob_id(self.repo.keys.id_key, data)
+        return self.repo.blob_id(data)
 
     def has(self, bid: bytes) -> bool:
         """Whether the repository has, or this session is adding, blob ``bid``."""
@@ -242,8 +293,8 @@ class BlobSink:
     def _pack_one(self, btype: BlobType, bid: bytes, data: bytes | memoryview) -> None:
         repo = self.repo
         n = len(data)
-        sealed = seal_blob(repo.sealer, self.codec, btype, bid, data, repo.random(28))
-        limit = repo.config.pack_size
+        sealed = repo.seal_blob(btype, bid, data, self.codec)
+        limit = repo.pack_size
         full: PackWriter | SpoolPackWriter | None = None
         if btype is BlobType.DATA:
             taken = self._data_packers.get()
@@ -284,7 +335,7 @@ class BlobSink:
 
     def _ship(self, packer: PackWriter | SpoolPackWriter) -> None:
         try:
-            pack_id, data, entries = packer.finish(self.repo.sealer, self.repo.random)
+            pack_id, data, entries = self.repo.finish_pack(packer)
         except BaseException:
             if isinstance(packer, SpoolPackWriter):
                 packer.discard()

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 if TYPE_CHECKING:
+    from snapvault.handle import Repository
     from snapvault.pipeline.tree import Node
-    from snapvault.repository import Repository
     from snapvault.repository.manifest import Manifest
 
 EXIT_OK = 0
@@ -104,9 +104,9 @@ def read_password(password_file: str | None, env_prefix: str, prompt: str, *, co
 def open_repository(url: str, options: dict[str, Any], password: Callable[[], str]) -> Repository:
     """Open a repository for the CLI: no password prompt for an unencrypted one, and a note."""
     from snapvault.errors import RepositoryNotFound
-    from snapvault.repository import Repository
+    from snapvault.handle import Repository
     from snapvault.repository.config import RepoConfig
-    from snapvault.repository.repo import CONFIG_KEY
+    from snapvault.repository.layout import CONFIG as CONFIG_KEY
     from snapvault.storage import open_store
 
     store = open_store(url, storage_options=options)

@@ -17,9 +17,9 @@ import click
 from snapvault.cli.main import EXIT_ERROR, Context, _fail, cli, report_backup
 
 if TYPE_CHECKING:
+    from snapvault.handle import Repository
     from snapvault.policy.model import Policy
     from snapvault.policy.records import BrokenPolicy
-    from snapvault.repository import Repository
 
 
 def _now() -> datetime:
@@ -174,7 +174,7 @@ def policy_remove(obj: Context, name: str) -> None:
 def _run_one(repo: Repository, pol: Policy, as_json: bool) -> int:
     from snapvault import Engine
 
-    return report_backup(Engine(repo).backup(pol), as_json, prefix=f"policy {pol.name}: ")
+    return report_backup(Engine(repo).run_policy(pol), as_json, prefix=f"policy {pol.name}: ")
 
 
 @cli.command(name="run")

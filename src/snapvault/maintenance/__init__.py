@@ -1,14 +1,19 @@
-"""Maintenance: the operations that look after a repository rather than back up or restore.
+"""Maintenance: reading a repository back, as a whole or in part, and copying between two.
 
 Nouns
 -----
 Check
-    Verifies structure (indexes, packs, every snapshot's trees) and, on request, every stored
-    byte; reports each problem with the snapshot, path, pack and blob it concerns.
-Verification
-    Reads back the blobs a backup just added, to prove the store kept them.
+    :func:`~snapvault.maintenance.check.check_repository` verifies structure and, on request,
+    every stored byte, and reports each ``Problem`` with where it is.
+Verify
+    :func:`~snapvault.maintenance.verify.verify_blobs` reads back a sample of the blobs a
+    backup stored (a policy's ``verify``).
 Copy
-    Transfers snapshots to another repository, sending only the blobs it lacks.
+    :func:`~snapvault.maintenance.copy.copy_snapshots` moves snapshots into another repository,
+    uploading only the blobs it lacks through the archiver's sink.
 Browse
-    Lists a snapshot's entries (``ls``) without restoring them.
+    :func:`~snapvault.maintenance.browse.walk_snapshot` lists a snapshot's entries.
+
+Each takes the smallest interface it uses, declared here as a ``Protocol`` (``CheckRepository``,
+``BlobReader``, ``CopySource``/``CopyDestination``, ``TreeReader``), never the whole repository.
 """

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 from snapvault.errors import SnapshotNotFound
 from snapvault.pipeline.tree import Node
-from snapvault.repository import Repository
 from snapvault.repository.manifest import Manifest
 
-__all__ = ["walk_snapshot"]
+__all__ = ["TreeReader", "walk_snapshot"]
 
 
-def walk_snapshot(repo: Repository, manifest: Manifest, path: str = "") -> Iterator[tuple[str, Node]]:
+class TreeReader(Protocol):
+    """What browsing a snapshot uses of a repository: its trees."""
+
+    def read_tree(self, tree_id: str) -> list[Node]:
+        """Fetch and parse the tree blob with hex ID ``tree_id``."""
+        ...
+
+
+def walk_snapshot(repo: TreeReader, manifest: Manifest, path: str = "") -> Iterator[tuple[str, Node]]:
     """Yield ``(relative path, node)`` for every entry at or below ``path``, depth first.
 
     Raises
@@ -39,7 +47,7 @@ def walk_snapshot(repo: Repository, manifest: Manifest, path: str = "") -> Itera
     yield from _walk(repo, nodes, prefix)
 
 
-def _walk(repo: Repository, nodes: list[Node], prefix: str) -> Iterator[tuple[str, Node]]:
+def _walk(repo: TreeReader, nodes: list[Node], prefix: str) -> Iterator[tuple[str, Node]]:
     for n in nodes:
         rel = f"{prefix}/{n.name}" if prefix else n.name
         yield rel, n

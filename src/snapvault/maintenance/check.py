@@ -3,18 +3,74 @@
 from __future__ import annotations
 
 import random as _random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from snapvault.errors import IntegrityError, SnapvaultError
-from snapvault.pipeline.blob import open_blob
 from snapvault.pipeline.ids import BlobType, object_hash
 from snapvault.pipeline.index import BlobLocation, Index
-from snapvault.pipeline.pack import TRAILER_SIZE, parse_pack
+from snapvault.pipeline.pack import TRAILER_SIZE, PackEntry
 from snapvault.pipeline.tree import Node
-from snapvault.repository.repo import Repository, get_named, pack_key
+from snapvault.repository import layout
+from snapvault.repository.manifest import Manifest
 
-__all__ = ["CheckReport", "Problem", "check_repository", "check_snapshot"]
+__all__ = ["CheckReport", "CheckRepository", "Problem", "check_repository", "check_snapshot"]
+
+
+class CheckRepository(Protocol):
+    """What a check reads of a repository: every kind of object, each through the format's
+    own reader, and (with ``read_data``) whole packs opened blob by blob."""
+
+    def list_keys(self, folder: str) -> list[str]:
+        """Keys of every object in a folder of the layout, sorted."""
+        ...
+
+    def read_named(self, key: str) -> bytes:
+        """An object's bytes, checked against its name."""
+        ...
+
+    def quarantined_packs(self) -> frozenset[bytes]:
+        """Packs recorded as damaged."""
+        ...
+
+    def index_files(self) -> list[str]:
+        """Keys of every index file."""
+        ...
+
+    def read_index_file(self, key: str) -> list[tuple[bytes, list[PackEntry]]]:
+        """Decode one index file."""
+        ...
+
+    def packs(self) -> Iterable[tuple[str, int]]:
+        """(hex name, size) of every stored pack."""
+        ...
+
+    def snapshot_ids(self) -> list[str]:
+        """IDs of every snapshot."""
+        ...
+
+    def load_manifest(self, snapshot_id: str) -> Manifest:
+        """Load one manifest."""
+        ...
+
+    def read_tree(self, tree_id: str) -> list[Node]:
+        """Fetch and parse a tree blob."""
+        ...
+
+    def read_pack(self, pack_id: bytes | str) -> bytes:
+        """A whole stored pack."""
+        ...
+
+    def pack_header(self, data: bytes | memoryview) -> list[PackEntry]:
+        """Open and parse a whole pack's header."""
+        ...
+
+    def open_blob(
+        self, btype: BlobType, bid: bytes, sealed: bytes | memoryview, raw_length: int | None = None
+    ) -> bytes:
+        """Unseal and verify one blob read from a pack."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +119,7 @@ class CheckReport:
 
 
 def check_repository(
-    repo: Repository,
+    repo: CheckRepository,
     *,
     read_data: bool = False,
     read_data_subset: float | None = None,
@@ -121,7 +177,7 @@ def check_repository(
     return report
 
 
-def check_snapshot(repo: Repository, snapshot_id: str) -> CheckReport:
+def check_snapshot(repo: CheckRepository, snapshot_id: str) -> CheckReport:
     """Check that one committed snapshot can be read back whole.
 
     Its manifest decodes, every tree reachable from it decodes, and every blob those trees
@@ -132,7 +188,7 @@ def check_snapshot(repo: Repository, snapshot_id: str) -> CheckReport:
     try:
         m = repo.load_manifest(snapshot_id)
     except SnapvaultError as e:
-        report.problems.append(Problem("snapshot", str(e), snapshot=snapshot_id, key=f"snapshots/{snapshot_id}"))
+        report.problems.append(Problem("snapshot", str(e), snapshot=snapshot_id, key=layout.snapshot_key(snapshot_id)))
         return report
     report.snapshots = 1
     seen: set[str] = set()
@@ -141,17 +197,17 @@ def check_snapshot(repo: Repository, snapshot_id: str) -> CheckReport:
     return report
 
 
-def _check_keys(repo: Repository, report: CheckReport) -> None:
-    for key in sorted(e.key for e in repo.store.list("keys")):
+def _check_keys(repo: CheckRepository, report: CheckReport) -> None:
+    for key in repo.list_keys(layout.KEYS):
         try:
-            get_named(repo.store, key)
+            repo.read_named(key)
         except IntegrityError as e:
             report.problems.append(Problem("key", str(e), key=key))
         except SnapvaultError as e:
             report.problems.append(Problem("key", f"cannot read: {e}", key=key))
 
 
-def _stored_index(repo: Repository, quarantined: frozenset[bytes], report: CheckReport) -> Index:
+def _stored_index(repo: CheckRepository, quarantined: frozenset[bytes], report: CheckReport) -> Index:
     """The index as the stored index files describe it; unreadable files become problems."""
     index = Index(quarantined)
     for key in repo.index_files():
@@ -163,7 +219,7 @@ def _stored_index(repo: Repository, quarantined: frozenset[bytes], report: Check
     return index
 
 
-def _check_snapshots(repo: Repository, index: Index, report: CheckReport) -> dict[bytes, tuple[str, str]]:
+def _check_snapshots(repo: CheckRepository, index: Index, report: CheckReport) -> dict[bytes, tuple[str, str]]:
     """Walk every snapshot's trees; return blob -> (snapshot, path) for naming damage."""
     seen_trees: set[str] = set()
     where: dict[bytes, tuple[str, str]] = {}
@@ -171,7 +227,7 @@ def _check_snapshots(repo: Repository, index: Index, report: CheckReport) -> dic
         try:
             m = repo.load_manifest(sid)
         except SnapvaultError as e:
-            report.problems.append(Problem("snapshot", str(e), snapshot=sid, key=f"snapshots/{sid}"))
+            report.problems.append(Problem("snapshot", str(e), snapshot=sid, key=layout.snapshot_key(sid)))
             continue
         report.snapshots += 1
         for problem in _walk(repo, index, m.tree, "", sid, seen_trees, where):
@@ -181,7 +237,7 @@ def _check_snapshots(repo: Repository, index: Index, report: CheckReport) -> dic
 
 
 def _walk(
-    repo: Repository,
+    repo: CheckRepository,
     index: Index,
     tree: str,
     path: str,
@@ -224,15 +280,14 @@ def _walk(
 
 
 def _read_pack(
-    repo: Repository,
+    repo: CheckRepository,
     blobs: list[tuple[bytes, BlobLocation]],
     name: str,
     report: CheckReport,
     where: dict[bytes, tuple[str, str]],
 ) -> None:
-    key = pack_key(name)
     try:
-        data = repo.store.get(key)
+        data = repo.read_pack(name)
     except SnapvaultError as e:
         report.problems.append(Problem("pack", f"cannot read: {e}", pack=name))
         return
@@ -240,7 +295,7 @@ def _read_pack(
     if object_hash(data).hex() != name:
         report.problems.append(Problem("pack", "pack content does not match its name", pack=name))
     try:
-        header = {e.id: e for e in parse_pack(repo.sealer, data)}
+        header = {e.id: e for e in repo.pack_header(data)}
     except IntegrityError as e:
         report.problems.append(Problem("pack", f"header: {e}", pack=name))
         header = {}
@@ -254,13 +309,6 @@ def _read_pack(
                 Problem("blob", "index and pack header disagree", pack=name, blob=bid.hex(), snapshot=snap, path=path)
             )
         try:
-            open_blob(
-                repo.sealer,
-                repo.keys.id_key,
-                BlobType(loc.type),
-                bid,
-                view[loc.offset : loc.offset + loc.length],
-                loc.raw_length,
-            )
+            repo.open_blob(BlobType(loc.type), bid, view[loc.offset : loc.offset + loc.length], loc.raw_length)
         except IntegrityError as e:
             report.problems.append(Problem("blob", str(e), pack=name, blob=bid.hex(), snapshot=snap, path=path))

@@ -14,15 +14,61 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from snapvault.archiver.sink import BlobSink
+from snapvault.archiver.sink import BlobSink, SinkRepository
 from snapvault.errors import JobCancelled
 from snapvault.pipeline.ids import BlobType
-from snapvault.pipeline.tree import encode_tree
-from snapvault.repository import Repository
+from snapvault.pipeline.tree import Node, encode_tree
 from snapvault.repository.manifest import Manifest
 
-__all__ = ["CopyResult", "copy_snapshots"]
+__all__ = ["CopyDestination", "CopyResult", "CopySource", "copy_snapshots"]
+
+
+class CopySource(Protocol):
+    """What a copy reads from the source repository."""
+
+    @property
+    def content_id_fingerprint(self) -> bytes:
+        """Equal in two repositories exactly when they give data the same blob IDs."""
+        ...
+
+    def snapshots(self) -> list[Manifest]:
+        """Every snapshot's manifest, oldest first."""
+        ...
+
+    def resolve(self, ref: str) -> Manifest:
+        """Find a snapshot by ID, prefix or ``latest``."""
+        ...
+
+    def read_blob(self, bid: bytes, btype: BlobType | None = None) -> bytes:
+        """Fetch, decrypt and verify one blob."""
+        ...
+
+    def read_tree(self, tree_id: str) -> list[Node]:
+        """Fetch and parse a tree blob."""
+        ...
+
+
+class CopyDestination(SinkRepository, Protocol):
+    """What a copy writes into the destination: blobs through the archiver's sink, then manifests."""
+
+    @property
+    def content_id_fingerprint(self) -> bytes:
+        """Equal in two repositories exactly when they give data the same blob IDs."""
+        ...
+
+    def snapshots(self) -> list[Manifest]:
+        """Every snapshot's manifest, oldest first."""
+        ...
+
+    def snapshot_ids(self) -> list[str]:
+        """IDs of every snapshot."""
+        ...
+
+    def save_manifest(self, manifest: Manifest) -> Manifest:
+        """Write a manifest and return it with its ID."""
+        ...
 
 
 @dataclass
@@ -36,11 +82,11 @@ class CopyResult:
 
 
 class _Copier:
-    def __init__(self, src: Repository, dst: Repository, sink: BlobSink, should_stop: Callable[[], bool] | None):
+    def __init__(self, src: CopySource, dst: CopyDestination, sink: BlobSink, should_stop: Callable[[], bool] | None):
         self.src = src
         self.dst = dst
         self.sink = sink
-        self.same_ids = src.keys.id_key == dst.keys.id_key
+        self.same_ids = src.content_id_fingerprint == dst.content_id_fingerprint
         self.trees: dict[str, str] = {}
         self.blobs: dict[str, str] = {}
         self.should_stop = should_stop
@@ -80,8 +126,8 @@ class _Copier:
 
 
 def copy_snapshots(
-    src: Repository,
-    dst: Repository,
+    src: CopySource,
+    dst: CopyDestination,
     snapshots: Iterable[str | Manifest] | None = None,
     *,
     workers: int | None = None,

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Protocol
 
 from snapvault.errors import SnapvaultError
-from snapvault.repository import Repository
 from snapvault.repository.manifest import Verification
 
-__all__ = ["verify_blobs"]
+__all__ = ["BlobReader", "verify_blobs"]
+
+
+class BlobReader(Protocol):
+    """What a read-back uses of a repository: one verified read per blob."""
+
+    def read_blob(self, bid: bytes) -> bytes:
+        """Fetch, decrypt and verify one blob."""
+        ...
 
 
 def verify_blobs(
-    repo: Repository, blob_ids: Sequence[bytes], *, fraction: float, mode: str, rng: random.Random
+    repo: BlobReader, blob_ids: Sequence[bytes], *, fraction: float, mode: str, rng: random.Random
 ) -> Verification:
     """Fetch, decrypt and verify ``fraction`` of ``blob_ids`` (all of them for 1.0).
 

@@ -18,28 +18,50 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from snapvault.errors import ConfigError, IntegrityError, SnapvaultError
+from snapvault.errors import ConfigError, IntegrityError, PolicyNotFound, SnapvaultError
+from snapvault.repository import layout
 
 if TYPE_CHECKING:
     from snapvault.policy.model import Policy
-    from snapvault.repository.repo import Repository
 
 __all__ = [
     "POLICY_AD",
     "RUN_AD",
     "BrokenPolicy",
     "PolicyRecords",
+    "RecordStore",
     "RunRecord",
+    "load_policy",
+    "load_runs",
     "read_policies",
+    "remove_policy",
+    "save_policy",
     "save_policy_record",
+    "save_run",
 ]
 
 POLICY_AD = b"snapvault policy"
 RUN_AD = b"snapvault run"
+
+
+class RecordStore(Protocol):
+    """What policy and run records need of a repository: sealed, content-named objects in a folder."""
+
+    def write_sealed(self, folder: str, data: bytes, ad: bytes) -> str:
+        """Seal ``data`` and store it in ``folder``; return its name."""
+        ...
+
+    def read_sealed(self, key: str, ad: bytes) -> bytes:
+        """Read and open a sealed object, verifying its name and authenticity."""
+        ...
+
+    def list_keys(self, folder: str) -> list[str]:
+        """Keys of every object in ``folder``, sorted."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -89,7 +111,7 @@ class RunRecord(BaseModel):
     bytes_stored: int = 0
 
 
-def save_policy_record(repo: Repository, name: str, policy: Policy | None, now: datetime) -> None:
+def save_policy_record(repo: RecordStore, name: str, policy: Policy | None, now: datetime) -> None:
     """Write a policy record (``policy=None`` removes the name).
 
     Raises
@@ -108,12 +130,12 @@ def save_policy_record(repo: Repository, name: str, policy: Policy | None, now: 
         "saved_at": now.isoformat(),
         "policy": None if policy is None else json.loads(policy.to_json()),
     }
-    repo.write_sealed("policies", json.dumps(body, sort_keys=True).encode(), POLICY_AD)
+    repo.write_sealed(layout.POLICIES, json.dumps(body, sort_keys=True).encode(), POLICY_AD)
 
 
-def _records(repo: Repository) -> Iterator[tuple[str, str, datetime, Any] | BrokenPolicy]:
+def _records(repo: RecordStore) -> Iterator[tuple[str, str, datetime, Any] | BrokenPolicy]:
     """(key, name, saved_at, policy body) of each record, or a BrokenPolicy naming no policy."""
-    for key in sorted(e.key for e in repo.store.list("policies")):
+    for key in repo.list_keys(layout.POLICIES):
         try:
             doc = json.loads(repo.read_sealed(key, POLICY_AD))
             if not isinstance(doc, dict) or not isinstance(doc.get("name"), str) or "policy" not in doc:
@@ -128,10 +150,10 @@ def _records(repo: Repository) -> Iterator[tuple[str, str, datetime, Any] | Brok
         yield key, doc["name"], when, doc["policy"]
 
 
-def read_policies(repo: Repository) -> PolicyRecords:
+def read_policies(repo: RecordStore) -> PolicyRecords:
     """The current policy of every name (the newest record per name wins), and what cannot be read."""
-    from snapvault.policy.model import Policy
     from snapvault.errors import UnknownStrategy
+    from snapvault.policy.model import Policy
 
     newest: dict[str, tuple[datetime, str, Any]] = {}
     broken: list[BrokenPolicy] = []
@@ -160,16 +182,54 @@ def read_policies(repo: Repository) -> PolicyRecords:
     return PolicyRecords(out, broken)
 
 
-def save_run(repo: Repository, record: RunRecord) -> None:
+def save_policy(repo: RecordStore, policy: Policy, now: datetime) -> None:
+    """Store ``policy`` under its name, replacing an earlier one; see ``snapvault.Repository.save_policy``."""
+    save_policy_record(repo, policy.name, policy, now)
+
+
+def load_policy(repo: RecordStore, name: str) -> Policy:
+    """The stored policy called ``name``.
+
+    Raises
+    ------
+    PolicyNotFound
+        If there is none.
+    UnknownStrategy, IntegrityError
+        The error of its record, when it cannot be read here.
+    """
+    found = read_policies(repo)
+    if name in found.policies:
+        return found.policies[name]
+    for b in found.broken:
+        if b.name == name:
+            raise b.error
+    raise PolicyNotFound(f"no policy named {name!r}", name=name)
+
+
+def remove_policy(repo: RecordStore, name: str, now: datetime) -> None:
+    """Remove the stored policy ``name``, also one that cannot be read here.
+
+    Raises
+    ------
+    PolicyNotFound
+        If there is none.
+    """
+    found = read_policies(repo)
+    if name not in found.policies and all(b.name != name for b in found.broken):
+        raise PolicyNotFound(f"no policy named {name!r}", name=name)
+    save_policy_record(repo, name, None, now)
+
+
+def save_run(repo: RecordStore, record: RunRecord) -> None:
     """Write a run record."""
-    repo.write_sealed("runs", record.model_dump_json().encode(), RUN_AD)
+    repo.write_sealed(layout.RUNS, record.model_dump_json().encode(), RUN_AD)
 
 
-def load_runs(repo: Repository, policy: str | None = None) -> list[RunRecord]:
+def load_runs(repo: RecordStore, policy: str | None = None) -> list[RunRecord]:
     """Run records, oldest first, optionally of one policy."""
     out = []
-    for e in repo.store.list("runs"):
-        rec = RunRecord.model_validate_json(repo.read_sealed(e.key, RUN_AD))
+    for key in repo.list_keys(layout.RUNS):
+        rec = RunRecord.model_validate_json(repo.read_sealed(key, RUN_AD))
         if policy is None or rec.policy == policy:
             out.append(rec)
     return sorted(out, key=lambda r: (r.started, r.job_id))

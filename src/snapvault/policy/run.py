@@ -1,43 +1,86 @@
-"""Running a policy: backup types, hooks, verification, run records, monitoring, forget."""
+"""Running a policy: backup types, hooks, verification, run records, monitoring, forget.
+
+This layer sits above the archiver and maintenance and below ``snapvault.Engine``: a run takes
+the repository (as :class:`PolicyRepository`, what it uses of one) and the engine's
+:class:`~snapvault.archiver.settings.BackupSettings`, never the engine itself.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from snapvault.archiver.session import BackupOptions, run_backup
+from snapvault.archiver.progress import file_progress
+from snapvault.archiver.session import BackupOptions, BackupRepository, run_backup
+from snapvault.archiver.settings import BackupSettings
 from snapvault.errors import IntegrityError, JobCancelled, SnapvaultError
 from snapvault.maintenance.verify import verify_blobs
-from snapvault.pipeline.patterns import PathFilter
 from snapvault.policy.hooks import run_hooks
 from snapvault.policy.model import Policy
-from snapvault.policy.records import RunRecord, load_runs, save_run
-from snapvault.repository import Repository
+from snapvault.policy.records import RecordStore, RunRecord, load_policy, load_runs, read_policies, save_run
 from snapvault.repository.manifest import Manifest
 
 if TYPE_CHECKING:
-    from snapvault.engine import Engine
     from snapvault.jobs import Job
     from snapvault.policy.retention import Decision
 
-__all__ = ["ForgetResult", "PolicyStats", "forget", "policy_snapshots", "policy_stats", "run_policy", "scan_totals"]
+__all__ = [
+    "ForgetRepository",
+    "ForgetResult",
+    "PolicyHistory",
+    "PolicyRepository",
+    "PolicyStats",
+    "forget",
+    "policy_snapshots",
+    "policy_stats",
+    "run_policy",
+]
 
 #: How many times a ``snapshot`` backup re-reads a file that changed while it was read.
 SNAPSHOT_REREADS = 3
 
 
-def policy_snapshots(repo: Repository, name: str) -> list[Manifest]:
+class PolicyHistory(RecordStore, Protocol):
+    """What a policy's statistics read of a repository: its records, run records and snapshots."""
+
+    def snapshots(self) -> list[Manifest]:
+        """Every snapshot's manifest, oldest first."""
+        ...
+
+
+class ForgetRepository(PolicyHistory, Protocol):
+    """What ``forget`` uses of a repository: the policies, their snapshots, and removing some."""
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Remove a snapshot manifest."""
+        ...
+
+
+class PolicyRepository(BackupRepository, PolicyHistory, Protocol):
+    """What running a policy uses of a repository: a backup run, its history and run records,
+    the read-back of what the run stored, and quarantine when that fails."""
+
+    def read_blob(self, bid: bytes) -> bytes:
+        """Fetch, decrypt and verify one blob."""
+        ...
+
+    def quarantine_packs(self, pack_ids: list[bytes], reason: str) -> None:
+        """Record packs as damaged so no later backup deduplicates against them."""
+        ...
+
+
+def policy_snapshots(repo: PolicyHistory, name: str) -> list[Manifest]:
     """The snapshots a policy made, oldest first."""
     return [m for m in repo.snapshots() if m.policy == name]
 
 
 def run_policy(
-    engine: Engine,
+    repo: PolicyRepository,
+    settings: BackupSettings,
     policy: Policy,
     *,
     hostname: str | None = None,
@@ -47,9 +90,12 @@ def run_policy(
     should_stop: Callable[[], bool] | None = None,
     on_file: Callable[[str, int, bool], None] | None = None,
 ) -> Manifest:
-    """Run one backup of ``policy``; see :meth:`snapvault.Engine.backup` for the types."""
-    repo = engine.repo
-    started = engine.clock()
+    """Run one backup of ``policy``, record the run, and return the new snapshot's manifest.
+
+    See :meth:`snapvault.Engine.run_policy` for the arguments and the backup types. ``job``,
+    when given, receives per-file progress and its ``cancel`` stops the run.
+    """
+    started = settings.clock()
     history = policy_snapshots(repo, policy.name)
     latest = history[-1] if history else None
     btype = policy.backup_type
@@ -67,7 +113,7 @@ def run_policy(
     def before_commit(added: list[bytes], packs: list[bytes]) -> dict[str, Any]:
         if fraction <= 0:
             return {}
-        v = verify_blobs(repo, added, fraction=fraction, mode=policy.verify, rng=engine.rng)
+        v = verify_blobs(repo, added, fraction=fraction, mode=policy.verify, rng=settings.rng)
         if not v.ok:
             # A snapshot must not point at data that did not read back, and no later backup may
             # deduplicate against it: quarantine everything this run uploaded, commit nothing.
@@ -88,8 +134,8 @@ def run_policy(
         read_all=read_all,
         hostname=hostname,
         now=now or started,
-        workers=policy.max_concurrency or engine.workers,
-        max_pending=engine.max_pending_bytes,
+        workers=policy.max_concurrency or settings.workers,
+        max_pending=settings.max_pending_bytes,
         codec=policy.codec,
         consistency_retries=SNAPSHOT_REREADS if btype == "snapshot" else None,
         progress=progress,
@@ -116,21 +162,13 @@ def run_policy(
         status, error = ("completed" if manifest is not None else "failed"), str(e)
         raise
     finally:
-        _record(engine, policy, job, btype, started, status, error, manifest)
+        _record(repo, settings, policy, job, btype, started, status, error, manifest)
     return manifest
 
 
-def file_progress(job: Job[Any]) -> Callable[[str, int, bool], None]:
-    """An ``on_file`` callback that counts files (and unchanged files' bytes) on a job."""
-
-    def on_file(path: str, size: int, unchanged: bool) -> None:
-        job.advance(size if unchanged else 0, path, files=1)
-
-    return on_file
-
-
 def _record(
-    engine: Engine,
+    repo: RecordStore,
+    settings: BackupSettings,
     policy: Policy,
     job: Job[Any] | None,
     btype: str,
@@ -146,7 +184,7 @@ def _record(
         status=status,
         backup_type=btype,
         started=started,
-        ended=engine.clock(),
+        ended=settings.clock(),
         snapshot=manifest.id if manifest is not None else None,
         error=error,
         bytes_read=stats.bytes_read if stats else 0,
@@ -155,39 +193,7 @@ def _record(
     )
     # Failing to write the record (the store may be what failed) must not hide the outcome.
     with contextlib.suppress(SnapvaultError):
-        save_run(engine.repo, rec)
-
-
-def scan_totals(job: Job[Any], paths: Iterable[str], exclude: Iterable[str]) -> None:
-    """Count the files and bytes a backup will cover, for progress totals.
-
-    Runs before the backup on the job's thread; it costs one ``lstat`` per entry, which the
-    backup's own walk then finds in the kernel's cache.
-    """
-    flt = PathFilter(exclude=exclude)
-    files = nbytes = 0
-    for src in paths:
-        if os.path.isfile(src) and not os.path.islink(src):
-            files += 1
-            nbytes += os.path.getsize(src)
-            continue
-        for dirpath, dirnames, filenames in os.walk(src):
-            rel = os.path.relpath(dirpath, src)
-            rel = "" if rel == "." else rel
-            dirnames[:] = [d for d in dirnames if not flt.excluded(f"{rel}/{d}" if rel else d, True)]
-            for f in filenames:
-                if flt.excluded(f"{rel}/{f}" if rel else f, False):
-                    continue
-                try:
-                    st = os.lstat(os.path.join(dirpath, f))
-                except OSError:
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    files += 1
-                    nbytes += st.st_size
-        if job.cancelled:
-            return
-    job.set_totals(files, nbytes)
+        save_run(repo, rec)
 
 
 @dataclass(frozen=True)
@@ -210,7 +216,7 @@ class PolicyStats:
     storage_used: int = 0
 
 
-def policy_stats(repo: Repository, name: str, *, last: int = 30) -> PolicyStats:
+def policy_stats(repo: PolicyHistory, name: str, *, last: int = 30) -> PolicyStats:
     """Figures over the last ``last`` runs of policy ``name``."""
     runs = load_runs(repo, name)[-last:]
     ok = [r for r in runs if r.status == "completed"]
@@ -237,7 +243,9 @@ class ForgetResult:
     removed: list[str]
 
 
-def forget(repo: Repository, *, policy: str | None = None, now: datetime, dry_run: bool = False) -> list[ForgetResult]:
+def forget(
+    repo: ForgetRepository, *, policy: str | None = None, now: datetime, dry_run: bool = False
+) -> list[ForgetResult]:
     """Apply each policy's retention to its snapshots; remove the manifests it does not keep.
 
     Only snapshot manifests are removed; the data stays until a prune. Policies without a
@@ -252,7 +260,7 @@ def forget(repo: Repository, *, policy: str | None = None, now: datetime, dry_ru
     UnknownStrategy
         If ``policy``'s retention strategy is not installed or registered here.
     """
-    policies = repo.policies() if policy is None else {policy: repo.load_policy(policy)}
+    policies = read_policies(repo).policies if policy is None else {policy: load_policy(repo, policy)}
     results = []
     for name, pol in sorted(policies.items()):
         if pol.retention is None:

@@ -10,8 +10,15 @@ Key file
 MasterKeys
     The secrets: encryption key, content-ID key, chunker seed; plus a hash of the config so
     a tampered config is detected.
+Layout
+    Where each object lives in the store (``config``, ``keys/``, ``data/<hh>/``, ``index/``,
+    ``snapshots/``, ``quarantine/``, ``policies/``, ``runs/``): :mod:`snapvault.repository.layout`,
+    the one module that spells keys.
 Repository
-    The handle that reads and writes all of the above.
+    Reads and writes all of the above, and nothing more: it never calls up into the layers
+    that use it. Those declare the few methods they use as a ``Protocol``; the public
+    ``snapvault.Repository`` (:mod:`snapvault.handle`) subclasses it with conveniences that
+    do call them (``check``, ``copy_snapshots``, the policy methods).
 """
 
 from snapvault.repository.config import KdfParams, RepoConfig

@@ -1,4 +1,10 @@
-"""The repository handle."""
+"""The format-level repository: config, keys, packs, indexes, manifests and sealed records.
+
+:class:`Repository` here knows the format and nothing above it. Consumers (the archiver,
+restore, maintenance, policies) declare the few methods they use as a ``Protocol`` and take
+any object that has them; the public handle ``snapvault.Repository`` (:mod:`snapvault.handle`)
+subclasses this class and adds the conveniences that call those layers.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +12,27 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from snapvault.errors import (
     AmbiguousSnapshot,
     ConfigError,
     IntegrityError,
     ObjectNotFound,
-    PolicyNotFound,
     RepositoryExists,
     RepositoryNotFound,
     SnapshotNotFound,
     WrongPassword,
 )
-from snapvault.pipeline.blob import open_blob
+from snapvault.pipeline.blob import open_blob, seal_blob
 from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import Codec, Zstd
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer, make_sealer
-from snapvault.pipeline.ids import BlobType, object_hash
+from snapvault.pipeline.ids import BlobType, blob_id, object_hash
 from snapvault.pipeline.index import INDEX_AD, BlobLocation, Index, decode_index, encode_index
-from snapvault.pipeline.pack import PackEntry
+from snapvault.pipeline.pack import PackEntry, parse_pack
 from snapvault.pipeline.tree import Node, decode_tree
+from snapvault.repository import layout
 from snapvault.repository.config import (
     KdfParams,
     MasterKeys,
@@ -37,34 +42,38 @@ from snapvault.repository.config import (
     plain_key_file,
     seal_key_file,
 )
+from snapvault.repository.layout import pack_key
 from snapvault.repository.manifest import Manifest
 from snapvault.storage import Store, open_store
 
 if TYPE_CHECKING:
     import fsspec
 
-    from snapvault.maintenance.check import CheckReport
-    from snapvault.maintenance.copy import CopyResult
-    from snapvault.policy.model import Policy
-    from snapvault.policy.records import BrokenPolicy
-
-__all__ = ["Repository"]
+__all__ = ["PackBuilder", "Repository"]
 
 SNAPSHOT_AD = b"snapvault snapshot"
 QUARANTINE_AD = b"snapvault quarantine"
-CONFIG_KEY = "config"
+#: Kept (as is ``pack_key`` here) while callers move to :mod:`snapvault.repository.layout`.
+CONFIG_KEY = layout.CONFIG
+
+_T_co = TypeVar("_T_co", covariant=True)
+_T = TypeVar("_T")
 
 
-def pack_key(pack_id: bytes | str) -> str:
-    """Store key of a pack."""
-    h = pack_id.hex() if isinstance(pack_id, bytes) else pack_id
-    return f"data/{h[:2]}/{h}"
+class PackBuilder(Protocol[_T_co]):
+    """A pack being built (in memory or in a spool file) that the repository seals and names."""
+
+    def finish(
+        self, sealer: AEADSealer | PlainSealer, random: Callable[[int], bytes]
+    ) -> tuple[bytes, _T_co, list[PackEntry]]:
+        """Seal the header; return ``(pack_id, pack bytes or spool path, entries)``."""
+        ...
 
 
 def get_named(store: Store, key: str) -> bytes:
     """Fetch a content-named object and check that its bytes hash to its name."""
     data = store.get(key)
-    if object_hash(data).hex() != key.rsplit("/", 1)[-1]:
+    if object_hash(data).hex() != layout.name_of(key):
         raise IntegrityError(f"{key} does not match its name (damaged or altered)", key=key)
     return data
 
@@ -74,10 +83,14 @@ def _password_bytes(password: str | bytes) -> bytes:
 
 
 class Repository:
-    """An open snapvault repository.
+    """An open snapvault repository, at the level of its format.
 
     Use :meth:`init` to create one and :meth:`open` to open one; do not call the constructor.
-    A handle is safe to share between threads.
+    Both return an instance of the class they are called on, so ``snapvault.Repository.open``
+    gives the public handle. A repository is safe to share between threads.
+
+    ``store``, ``config``, ``keys`` and ``sealer`` are the format's own parts: code outside
+    ``snapvault.repository`` uses the methods below instead.
     """
 
     def __init__(
@@ -115,7 +128,7 @@ class Repository:
         kdf: KdfParams | None = None,
         copy_params_from: Repository | None = None,
         random: Callable[[int], bytes] = os.urandom,
-    ) -> Repository:
+    ) -> Self:
         """Create a repository at ``location`` and return it open.
 
         Parameters
@@ -156,7 +169,7 @@ class Repository:
         if encryption == "none" and password is not None:
             raise ConfigError("an unencrypted repository takes no password")
         store = open_store(location, fs=fs, storage_options=storage_options)
-        if store.exists(CONFIG_KEY):
+        if store.exists(layout.CONFIG):
             raise RepositoryExists(f"a repository already exists at {store.url}")
         params = chunker or ChunkerParams()
         if copy_params_from is not None:
@@ -177,7 +190,6 @@ class Repository:
         keys = MasterKeys(random(32), id_key, seed, object_hash(config_bytes))
         if password is None:
             kf = plain_key_file(keys)
-            store.put_if_absent(f"keys/{object_hash(kf).hex()}", kf)
         else:
             kf = seal_key_file(
                 keys,
@@ -187,9 +199,9 @@ class Repository:
                 random=random(28),
                 aead="chacha20-poly1305" if encryption == "chacha20-poly1305" else "aes-256-gcm",
             )
-            store.put_if_absent(f"keys/{object_hash(kf).hex()}", kf)
+        store.put_if_absent(layout.object_key(layout.KEYS, object_hash(kf).hex()), kf)
         # The config goes last: a repository exists once its config does.
-        if not store.put_if_absent(CONFIG_KEY, config_bytes):
+        if not store.put_if_absent(layout.CONFIG, config_bytes):
             raise RepositoryExists(f"a repository already exists at {store.url}")
         return cls(store, config, keys, random=random)
 
@@ -203,7 +215,7 @@ class Repository:
         storage_options: dict[str, Any] | None = None,
         store: Store | None = None,
         random: Callable[[int], bytes] = os.urandom,
-    ) -> Repository:
+    ) -> Self:
         """Open the repository at ``location``.
 
         Parameters
@@ -225,7 +237,7 @@ class Repository:
         if store is None:
             store = open_store(location, fs=fs, storage_options=storage_options)
         try:
-            config_bytes = store.get(CONFIG_KEY)
+            config_bytes = store.get(layout.CONFIG)
         except ObjectNotFound:
             raise RepositoryNotFound(f"no snapvault repository at {store.url}") from None
         config = RepoConfig.from_bytes(config_bytes)
@@ -245,9 +257,9 @@ class Repository:
     @staticmethod
     def _key_files(store: Store) -> list[tuple[str, bytes]]:
         """Every key file, verified against its name."""
-        names = sorted(e.key for e in store.list("keys"))
+        names = sorted(e.key for e in store.list(layout.KEYS))
         if not names:
-            raise IntegrityError(f"repository at {store.url} has no key files", key="keys")
+            raise IntegrityError(f"repository at {store.url} has no key files", key=layout.KEYS)
         return [(name, get_named(store, name)) for name in names]
 
     @classmethod
@@ -274,6 +286,42 @@ class Repository:
         """Where the repository is."""
         return self.store.url
 
+    @property
+    def pack_size(self) -> int:
+        """Target size of a pack in bytes."""
+        return self.config.pack_size
+
+    @property
+    def spool_dir(self) -> str | None:
+        """A local folder where packs can be built in files and linked into place, if the store has one."""
+        return self.store.capabilities.spool_dir
+
+    @property
+    def content_id_fingerprint(self) -> bytes:
+        """A digest of the content-ID key, safe to compare and to show.
+
+        Two repositories with equal fingerprints give the same data the same blob IDs
+        (``Repository.init(..., copy_params_from=...)``), so blobs and trees move between them
+        as they are.
+        """
+        return object_hash(b"snapvault content-id fingerprint\0" + self.keys.id_key)
+
+    # -- objects by key --------------------------------------------------------------------
+
+    def list_keys(self, folder: str) -> list[str]:
+        """Keys of every object in ``folder`` (one of :data:`~snapvault.repository.layout.FOLDERS`), sorted."""
+        return sorted(e.key for e in self.store.list(folder))
+
+    def read_named(self, key: str) -> bytes:
+        """The stored bytes of a content-named object, checked against its name.
+
+        Raises
+        ------
+        IntegrityError
+            If the bytes do not hash to the name.
+        """
+        return get_named(self.store, key)
+
     # -- sealed files ----------------------------------------------------------------------
 
     def read_sealed(self, key: str, ad: bytes) -> bytes:
@@ -288,7 +336,7 @@ class Repository:
         """Seal ``data`` and store it as ``folder/<hash>``; return the name."""
         stored = self.sealer.seal(data, ad, random=self.random(28))
         name = object_hash(stored).hex()
-        self.store.put_if_absent(f"{folder}/{name}", stored)
+        self.store.put_if_absent(layout.object_key(folder, name), stored)
         return name
 
     # -- index -----------------------------------------------------------------------------
@@ -317,8 +365,8 @@ class Repository:
     def quarantined_packs(self) -> frozenset[bytes]:
         """Packs that a failed read-back showed to be damaged; never reused."""
         out: set[bytes] = set()
-        for e in self.store.list("quarantine"):
-            doc = json.loads(self.read_sealed(e.key, QUARANTINE_AD))
+        for key in self.list_keys(layout.QUARANTINE):
+            doc = json.loads(self.read_sealed(key, QUARANTINE_AD))
             out.update(bytes.fromhex(h) for h in doc["packs"])
         return frozenset(out)
 
@@ -332,12 +380,12 @@ class Repository:
         if not packs:
             return
         body = json.dumps({"packs": packs, "reason": reason}, sort_keys=True).encode()
-        self.write_sealed("quarantine", body, QUARANTINE_AD)
+        self.write_sealed(layout.QUARANTINE, body, QUARANTINE_AD)
         self._index = None
 
     def index_files(self) -> list[str]:
         """Keys of every index file."""
-        return sorted(e.key for e in self.store.list("index"))
+        return self.list_keys(layout.INDEX)
 
     def _load_index_files(self, idx: Index) -> None:
         for key in self.index_files():
@@ -357,7 +405,7 @@ class Repository:
     def write_index(self, packs: Iterable[tuple[bytes, list[PackEntry]]]) -> str:
         """Write one index file for ``packs`` and add them to the loaded index."""
         packs = list(packs)
-        key = "index/" + self.write_sealed("index", encode_index(packs), INDEX_AD)
+        key = layout.object_key(layout.INDEX, self.write_sealed(layout.INDEX, encode_index(packs), INDEX_AD))
         with self._lock:
             if self._index is not None:
                 for pid, entries in packs:
@@ -373,7 +421,54 @@ class Repository:
         """Store a finished pack built in the store's spool folder (the file is consumed)."""
         self.store.put_file_if_absent(pack_key(pack_id), path)
 
+    def finish_pack(self, packer: PackBuilder[_T]) -> tuple[bytes, _T, list[PackEntry]]:
+        """Seal the header of a pack being built with this repository's key; see :class:`PackBuilder`."""
+        return packer.finish(self.sealer, self.random)
+
+    def packs(self) -> Iterator[tuple[str, int]]:
+        """(hex pack ID, size) of every pack in the store."""
+        for e in self.store.list(layout.DATA):
+            yield layout.name_of(e.key), e.size
+
+    def read_pack(self, pack_id: bytes | str) -> bytes:
+        """The whole stored pack (its ID, or its hex name); not checked against its name."""
+        return self.store.get(pack_key(pack_id))
+
+    def read_pack_range(self, pack_id: bytes, offset: int, length: int) -> bytes:
+        """``length`` bytes of a pack from ``offset`` (fewer at its end)."""
+        return self.store.get_range(pack_key(pack_id), offset, length)
+
+    def pack_header(self, data: bytes | memoryview) -> list[PackEntry]:
+        """Open and parse the header of a whole pack held in memory.
+
+        Raises
+        ------
+        IntegrityError
+            If the header is damaged or does not authenticate.
+        """
+        return parse_pack(self.sealer, data)
+
     # -- blobs and trees -------------------------------------------------------------------
+
+    def blob_id(self, data: bytes | memoryview) -> bytes:
+        """The ID this repository gives a blob with plaintext ``data`` (keyed, so not guessable)."""
+        return blob_id(self.keys.id_key, data)
+
+    def seal_blob(self, btype: BlobType, bid: bytes, data: bytes | memoryview, codec: Codec | None = None) -> bytearray:
+        """Compress ``data`` with ``codec`` (default :attr:`codec`) and seal it as blob ``bid``."""
+        return seal_blob(self.sealer, codec or self.codec, btype, bid, data, self.random(28))
+
+    def open_blob(
+        self, btype: BlobType, bid: bytes, sealed: bytes | memoryview, raw_length: int | None = None
+    ) -> bytes:
+        """Unseal, decompress and verify a sealed blob read from a pack.
+
+        Raises
+        ------
+        IntegrityError
+            If it does not authenticate, decode to ``raw_length`` bytes, or hash to ``bid``.
+        """
+        return open_blob(self.sealer, self.keys.id_key, btype, bid, sealed, raw_length)
 
     def locate(self, bid: bytes) -> BlobLocation:
         """Return where blob ``bid`` is stored."""
@@ -390,7 +485,7 @@ class Repository:
         key = pack_key(loc.pack_id)
         sealed = self.store.get_range(key, loc.offset, loc.length)
         try:
-            return open_blob(self.sealer, self.keys.id_key, loc.type, bid, sealed, loc.raw_length)
+            return self.open_blob(loc.type, bid, sealed, loc.raw_length)
         except IntegrityError as e:
             raise IntegrityError(
                 f"blob {bid.hex()[:16]} in pack {loc.pack_id.hex()[:16]}: {e}",
@@ -412,13 +507,13 @@ class Repository:
     def save_manifest(self, manifest: Manifest) -> Manifest:
         """Write a manifest (the commit point of a backup) and return it with its ID."""
         data = manifest.model_dump_json().encode()
-        name = self.write_sealed("snapshots", data, SNAPSHOT_AD)
+        name = self.write_sealed(layout.SNAPSHOTS, data, SNAPSHOT_AD)
         return manifest.model_copy(update={"id": name})
 
     def load_manifest(self, snapshot_id: str) -> Manifest:
         """Load the manifest with this full ID."""
         try:
-            data = self.read_sealed(f"snapshots/{snapshot_id}", SNAPSHOT_AD)
+            data = self.read_sealed(layout.snapshot_key(snapshot_id), SNAPSHOT_AD)
         except ObjectNotFound:
             raise SnapshotNotFound(f"no snapshot {snapshot_id}", snapshot_id=snapshot_id) from None
         try:
@@ -429,7 +524,7 @@ class Repository:
 
     def snapshot_ids(self) -> list[str]:
         """IDs of every snapshot."""
-        return sorted(e.key.rsplit("/", 1)[-1] for e in self.store.list("snapshots"))
+        return [layout.name_of(key) for key in self.list_keys(layout.SNAPSHOTS)]
 
     def snapshots(self) -> list[Manifest]:
         """Every snapshot's manifest, oldest first."""
@@ -461,109 +556,9 @@ class Repository:
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a snapshot manifest (its data stays until a prune)."""
-        self.store.delete(f"snapshots/{snapshot_id}")
+        self.store.delete(layout.snapshot_key(snapshot_id))
 
-    def copy_snapshots(
-        self, dst: Repository, snapshots: Iterable[str | Manifest] | None = None, **options: Any
-    ) -> CopyResult:
-        """Copy snapshots from this repository into ``dst``; see :mod:`snapvault.maintenance.copy`."""
-        from snapvault.maintenance.copy import copy_snapshots
-
-        return copy_snapshots(self, dst, snapshots, **options)
-
-    # -- policies and runs ---------------------------------------------------------------
-
-    def save_policy(self, policy: Policy, *, now: datetime | None = None) -> None:
-        """Store ``policy`` (encrypted) under its name, replacing an earlier one.
-
-        Raises
-        ------
-        UnknownStrategy
-            If its retention strategy is not registered (:func:`snapvault.register_strategy`)
-            or installed as an entry point, so the stored policy could not be read back.
-        ConfigError
-            If the policy has Python callables as hooks (only shell commands can be stored),
-            or its retention strategy would read back as another class or value.
-        """
-        from snapvault.policy.records import save_policy_record
-
-        save_policy_record(self, policy.name, policy, now or datetime.now(UTC))
-
-    def load_policy(self, name: str) -> Policy:
-        """Load the stored policy called ``name``.
-
-        Raises
-        ------
-        PolicyNotFound
-            If there is none.
-        UnknownStrategy
-            If its retention strategy is not installed or registered here.
-        IntegrityError
-            If its record is damaged or does not validate.
-        """
-        from snapvault.policy.records import read_policies
-
-        found = read_policies(self)
-        if name in found.policies:
-            return found.policies[name]
-        for b in found.broken:
-            if b.name == name:
-                raise b.error
-        raise PolicyNotFound(f"no policy named {name!r}", name=name)
-
-    def policies(self) -> dict[str, Policy]:
-        """Every stored policy this process can read, by name.
-
-        A record that cannot be read hides no other; :meth:`broken_policies` names it.
-        """
-        from snapvault.policy.records import read_policies
-
-        return read_policies(self).policies
-
-    def broken_policies(self) -> list[BrokenPolicy]:
-        """The stored policy records that cannot be read here, and why.
-
-        A policy whose retention strategy is not installed here, or whose newest record is
-        damaged, is listed by name; a record that cannot be decrypted or parsed at all, by key
-        only. :meth:`remove_policy` removes a policy listed by name.
-        """
-        from snapvault.policy.records import read_policies
-
-        return read_policies(self).broken
-
-    def remove_policy(self, name: str, *, now: datetime | None = None) -> None:
-        """Remove the stored policy ``name`` (its snapshots stay), also one that cannot be read.
-
-        Raises
-        ------
-        PolicyNotFound
-            If there is none.
-        """
-        from snapvault.policy.records import read_policies, save_policy_record
-
-        found = read_policies(self)
-        if name not in found.policies and all(b.name != name for b in found.broken):
-            raise PolicyNotFound(f"no policy named {name!r}", name=name)
-        save_policy_record(self, name, None, now or datetime.now(UTC))
-
-    # -- verification ----------------------------------------------------------------------
-
-    def check(
-        self,
-        read_data: bool = False,
-        *,
-        read_data_subset: float | None = None,
-        seed: int | None = None,
-    ) -> CheckReport:
-        """Verify the repository; see :func:`snapvault.maintenance.check.check_repository`."""
-        from snapvault.maintenance.check import check_repository
-
-        return check_repository(self, read_data=read_data, read_data_subset=read_data_subset, seed=seed)
-
-    def packs(self) -> Iterator[tuple[str, int]]:
-        """(hex pack ID, size) of every pack in the store."""
-        for e in self.store.list("data"):
-            yield e.key.rsplit("/", 1)[-1], e.size
+    # -- about -----------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly summary of the repository's settings."""
