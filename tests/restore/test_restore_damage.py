@@ -29,7 +29,7 @@ import snapvault as sv
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.index import BlobLocation
 from snapvault.pipeline.restore_plan import ReadRun
-from snapvault.repository.repo import pack_key
+from snapvault.repository.layout import pack_key
 from snapvault.restore.fetch import read_ahead
 from snapvault.restore.restorer import RestoreFileError
 from snapvault.storage import ReadOnlyStore, Store

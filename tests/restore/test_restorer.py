@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import snapvault as sv
-from snapvault.repository.repo import pack_key
+from snapvault.repository.layout import pack_key
 from snapvault.storage import ReadOnlyStore, Store, open_store
 from tests.conftest import FAST_KDF, PASSWORD, write
 from tests.treecompare import assert_same_tree, snapshot_tree

@@ -1,11 +1,13 @@
-"""Reading packs from object stores a window at a time, shared by the threads of a restore.
+"""Reading a restore's data: pack ranges, fetched as the store is best read, and the blobs in them.
 
-A restore from a local folder reads exactly the ranges it needs: a read costs a system call. On
+:class:`PackReader` is what the restorer reads through. A restore from a local folder reads
+exactly the ranges it needs, in order: a read costs a system call. On
 an object store every read is a request, and a request's latency, not its size, is what a
 restore of many small files pays for: files of neighbouring directories sit side by side in one
 pack, but are read one directory at a time. :class:`PackWindows` turns those reads into a few
 large ones: the first read inside a ``span``-aligned window of a pack fetches the whole window
-(or up to the pack's end), and later reads inside it, from any thread, are served from it.
+(or up to the pack's end), and later reads inside it, from any thread, are served from it;
+:func:`read_ahead` keeps a few of a large file's ranges in flight.
 """
 
 from __future__ import annotations
@@ -13,12 +15,104 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from snapvault.pipeline.restore_plan import ReadRun
+from snapvault.errors import IntegrityError, ObjectNotFound
+from snapvault.pipeline.restore_plan import ReadRun, plan_reads
+from snapvault.restore.source import PackSource
 
-__all__ = ["PackWindows", "read_ahead"]
+__all__ = ["PackReader", "PackWindows", "read_ahead"]
+
+# Object stores: ranges of a large file fetched at once, and their size; the window of a pack
+# read at once for small files.
+_AHEAD = 2
+_REMOTE_RUN = 8 << 20
+_WINDOW = 16 << 20
+
+
+class PackReader:
+    """A restore's reads of pack ranges, and the verified blobs in them; shared by its threads.
+
+    A missing, short or altered pack is damage: :class:`IntegrityError` naming the pack (and
+    the blob). A pack found missing is not asked for again, file after file.
+
+    Parameters
+    ----------
+    packs : PackSource
+        Where the packs are.
+    workers : int
+        Files restored at once (the fetch threads and windows kept scale with it).
+    total_bytes : int
+        Bytes the restore writes: a restore smaller than a window reads no windows.
+    """
+
+    def __init__(self, packs: PackSource, *, workers: int, total_bytes: int) -> None:
+        self._packs = packs
+        self._missing: set[bytes] = set()
+        # On an object store a large file's ranges are fetched a few at a time (request
+        # latency, not bandwidth, bounds one stream); a local store reads them in order.
+        self._pool: ThreadPoolExecutor | None = None
+        self._windows: PackWindows | None = None
+        if packs.spool_dir is None:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sv-fetch")
+            # Files of neighbouring directories share packs: read each stretch of a pack once.
+            # Not for a restore smaller than a window (a few files picked out of a snapshot),
+            # which would download far more than it writes.
+            span = min(packs.pack_size, _WINDOW)
+            if total_bytes >= span:
+                self._windows = PackWindows(packs.read_pack_range, span=span, slots=workers + 1)
+
+    def close(self) -> None:
+        """Stop the fetches not yet started and wait for the others."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def fetch(self, pack_id: bytes, offset: int, length: int) -> bytes | memoryview:
+        """A range of a pack; a missing or short pack is damage (IntegrityError)."""
+        if pack_id in self._missing:
+            raise IntegrityError(f"pack {pack_id.hex()[:16]} is missing", pack_id=pack_id.hex())
+        try:
+            if self._windows is not None:
+                data = self._windows.read(pack_id, offset, length)
+            else:
+                data = self._packs.read_pack_range(pack_id, offset, length)
+        except ObjectNotFound:
+            self._missing.add(pack_id)
+            raise IntegrityError(f"pack {pack_id.hex()[:16]} is missing", pack_id=pack_id.hex()) from None
+        if len(data) != length:
+            raise IntegrityError(f"pack {pack_id.hex()[:16]} is truncated", pack_id=pack_id.hex())
+        return data
+
+    def read(self, runs: Iterable[ReadRun]) -> Iterator[tuple[ReadRun, bytes | memoryview]]:
+        """Each run with its bytes, fetched when it is reached."""
+        for run in runs:
+            yield run, self.fetch(run.pack_id, run.offset, run.length)
+
+    def file_runs(self, content: Sequence[bytes]) -> Iterator[tuple[ReadRun, bytes | memoryview]]:
+        """The read runs of a file with these chunks, in order, each with its bytes; chunks are
+        located as they are reached (IntegrityError for one the index does not hold)."""
+        if self._pool is None or len(content) < 2:
+            return self.read(plan_reads(content, self._packs.locate))
+        # Smaller runs, _AHEAD of them in flight: at most (_AHEAD + 1) * _REMOTE_RUN bytes per
+        # file being restored.
+        runs = plan_reads(content, self._packs.locate, max_run=_REMOTE_RUN)
+        return read_ahead(runs, self.fetch, self._pool, _AHEAD)
+
+    def blobs(self, run: ReadRun, data: bytes | memoryview) -> Iterator[bytes]:
+        """The plaintext of each blob of ``run``, verified, from the run's bytes ``data``."""
+        view = memoryview(data)
+        for bid, loc in run.blobs:
+            start = loc.offset - run.offset
+            try:
+                plain = self._packs.open_blob(loc.type, bid, view[start : start + loc.length], loc.raw_length)
+            except IntegrityError as e:
+                raise IntegrityError(
+                    f"blob {bid.hex()[:16]} in pack {run.pack_id.hex()[:16]}: {e}",
+                    pack_id=run.pack_id.hex(),
+                    blob_id=bid.hex(),
+                ) from None
+            yield plain
 
 
 def read_ahead(
@@ -26,7 +120,7 @@ def read_ahead(
     fetch: Callable[[bytes, int, int], bytes | memoryview],
     pool: ThreadPoolExecutor,
     ahead: int,
-) -> Iterator[tuple[ReadRun, bytes | memoryview]]:
+) -> Generator[tuple[ReadRun, bytes | memoryview], None, None]:
     """Each run with its bytes, in order, with up to ``ahead`` later runs being fetched on
     ``pool`` while one is waited for (one stream from an object store is bound by request
     latency).

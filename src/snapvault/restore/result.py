@@ -1,0 +1,73 @@
+"""What a restore reports: :class:`RestoreResult`, and a :class:`RestoreFileError` per path
+not restored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from snapvault.repository.manifest import FileError
+
+__all__ = ["RestoreFileError", "RestoreResult"]
+
+
+class RestoreFileError(FileError):
+    """A path a restore did not restore, and why.
+
+    Attributes
+    ----------
+    path : str
+        The path inside the snapshot, as below the target (``home/me/a.txt``).
+    error : str
+        The reason, one line.
+    kind : {"damaged", "failed", "skipped"}
+        ``damaged``: its stored data (for a directory: its tree) is missing or fails
+        verification; nothing was written under its name, and for a directory nothing below
+        it. ``failed``: the target refused to create it (an OS error). ``skipped``: a type
+        this restore does not create (a socket; a device unless run as root).
+    type : str
+        The entry's type: ``file``, ``dir``, ``symlink``, ``fifo``, ...
+    pack_id, blob_id : str or None
+        Where the damage is, in hex, when known.
+    """
+
+    kind: Literal["damaged", "failed", "skipped"] = "failed"
+    type: str = "file"
+    pack_id: str | None = None
+    blob_id: str | None = None
+
+
+@dataclass
+class RestoreResult:
+    """What a restore did.
+
+    Attributes
+    ----------
+    snapshot_id : str
+        The snapshot restored.
+    target : str
+        The absolute target directory.
+    files, dirs, symlinks, hardlinks, other : int
+        Entries restored, by kind (``files`` counts each file written once; further names
+        of it are ``hardlinks``).
+    bytes_written : int
+        Bytes of the files restored.
+    errors : list of RestoreFileError
+        Each path not restored, with the reason; damaged files and unreadable directories
+        among them.
+    """
+
+    snapshot_id: str
+    target: str
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    hardlinks: int = 0
+    other: int = 0
+    bytes_written: int = 0
+    errors: list[RestoreFileError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every selected path was restored (a ``skipped`` entry aside)."""
+        return all(e.kind == "skipped" for e in self.errors)

@@ -1,0 +1,304 @@
+"""The confined writer: the one part of a restore that touches the target directory.
+
+Confinement does not rely on checking path strings alone. Every name comes from a validated
+tree (one component, not ``.`` or ``..``, no ``/`` or NUL), and every file system call is made
+relative to an open directory descriptor with ``O_NOFOLLOW``: a symlink, whether restored
+from the snapshot or already in the target, is never followed as a path component.
+
+Every entry is made under a temporary name in its directory and renamed over its final name
+only once it is complete, so a final name holds either what was there before or the entry as
+stored, never a part of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import itertools
+import os
+import re
+import stat
+import threading
+from types import TracebackType
+
+from snapvault.errors import ConfigError, UnsafePathError
+from snapvault.pipeline.restore_plan import PlannedDir
+from snapvault.pipeline.tree import Node
+
+__all__ = ["TEMP_PREFIX", "DirHandle", "NewFile", "TargetWriter", "local_target"]
+
+#: Temporary names of entries being restored start with this.
+TEMP_PREFIX = ".sv-restore-"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+# A URL's scheme, or a chain of them as fsspec writes it (``simplecache::s3://``).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?:::[A-Za-z][A-Za-z0-9+.-]*)*://")
+
+
+def local_target(target: str | os.PathLike[str]) -> str:
+    """The local directory that a restore ``target`` names.
+
+    Restores write to local directories only (for now). A target that starts with a URL
+    scheme (``memory://x``, ``s3://bucket/p``, ``simplecache::s3://...``) is refused rather
+    than taken as a relative path, which would make a folder ``memory:`` in the working
+    directory. ``file:///path`` and ``file://localhost/path`` name the local ``/path``. A
+    local folder whose name looks like a URL can be given as ``./memory://x``.
+
+    Raises
+    ------
+    ConfigError
+        If ``target`` is any other URL.
+    """
+    text = os.fspath(target)
+    m = _URL.match(text)
+    if m is None:
+        return text
+    if m.group(0).lower() == "file://":
+        host, slash, path = text[len("file://") :].partition("/")
+        if slash and host.lower() in ("", "localhost"):
+            from urllib.parse import unquote
+
+            return "/" + unquote(path)
+    raise ConfigError(
+        f"restore target {text!r} is a URL: restores write to a local directory only (give a path, or file:///path)"
+    )
+
+
+class DirHandle:
+    """An open directory of the target, shared by tasks; closed when the last user lets go."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._refs = 1
+        self._lock = threading.Lock()
+
+    def acquire(self) -> DirHandle:
+        """Take another reference (for a task that will :meth:`release` it)."""
+        with self._lock:
+            self._refs += 1
+        return self
+
+    def release(self) -> None:
+        """Let go of a reference; the last one closes the directory."""
+        with self._lock:
+            self._refs -= 1
+            last = self._refs == 0
+        if last:
+            os.close(self.fd)
+
+
+def _open_dir(parent_fd: int, name: str, create: bool, mode: int = 0o700) -> int:
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, mode, dir_fd=parent_fd)
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePathError(
+                f"refusing to restore through {name!r}: it is not a plain directory", path=name
+            ) from None
+        raise
+
+
+_tmp_counter = itertools.count()
+
+
+def _temp_name() -> str:
+    # Unique within this process; O_EXCL turns a clash with a stale file into an error, never
+    # an overwrite. Drawing random bytes per file cost more than the file's own write.
+    return f"{TEMP_PREFIX}{os.getpid()}-{next(_tmp_counter)}"
+
+
+class NewFile:
+    """A file being written under a temporary name, renamed over its final name on :meth:`commit`.
+
+    Use it as a context manager: leaving the block without a commit (the file turned out
+    damaged, the restore was stopped, or anything raised) removes the temporary file, so the
+    final name keeps what it held before.
+    """
+
+    __slots__ = ("_committed", "_dfd", "_fd", "_set_owner", "_tmp")
+
+    def __init__(self, dfd: int, set_owner: bool) -> None:
+        self._dfd = dfd
+        self._set_owner = set_owner
+        self._tmp = _temp_name()
+        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+        self._committed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append all of ``data``."""
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def commit(self, node: Node) -> None:
+        """Give the file ``node``'s metadata and rename it to ``node.name``."""
+        fd = self._fd
+        if self._set_owner:
+            with contextlib.suppress(OSError):
+                os.fchown(fd, node.uid, node.gid)
+        os.fchmod(fd, node.mode & 0o7777)
+        for name, value in node.xattrs:
+            with contextlib.suppress(OSError):
+                os.setxattr(fd, name, base64.b64decode(value))
+        os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
+        os.rename(self._tmp, node.name, src_dir_fd=self._dfd, dst_dir_fd=self._dfd)
+        self._committed = True
+
+    def __enter__(self) -> NewFile:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        os.close(self._fd)
+        if not self._committed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp, dir_fd=self._dfd)
+
+
+class TargetWriter:
+    """Writes entries into one target directory and never outside it.
+
+    Parameters
+    ----------
+    target : str
+        The local directory (created if missing).
+    as_root : bool
+        Whether entries get their stored owner, and device nodes are made.
+
+    Its counters (``dirs``, ``symlinks``, ``other``, ``hardlinks``) count what it made; they
+    are updated by the thread that walks the plan, which is the one that makes directories,
+    special entries and hardlinks. Files are written from any thread through :meth:`new_file`.
+    """
+
+    def __init__(self, target: str, *, as_root: bool) -> None:
+        self.as_root = as_root
+        self.dirs = self.symlinks = self.other = self.hardlinks = 0
+        os.makedirs(target, exist_ok=True)
+        self.root = DirHandle(os.open(target, os.O_RDONLY | os.O_DIRECTORY))
+
+    def close(self) -> None:
+        """Let go of the target (directories still held by tasks close when they finish)."""
+        self.root.release()
+
+    def subdir(self, parent: DirHandle, name: str) -> DirHandle:
+        """Open directory ``name`` of ``parent``, made (owner-only until :meth:`dir_metadata`)
+        if missing.
+
+        Raises
+        ------
+        UnsafePathError
+            If ``name`` is a symlink or anything but a directory.
+        """
+        handle = DirHandle(_open_dir(parent.fd, name, create=True))
+        self.dirs += 1
+        return handle
+
+    def new_file(self, dfd: int) -> NewFile:
+        """Start a file in the directory open as ``dfd``, under a temporary name."""
+        return NewFile(dfd, self.as_root)
+
+    def makes(self, node_type: str) -> bool:
+        """Whether :meth:`special` makes entries of this type (others are skipped)."""
+        return node_type in ("symlink", "fifo") or (self.as_root and node_type in ("chardev", "blockdev"))
+
+    def special(self, dfd: int, node: Node) -> OSError | None:
+        """Make a symlink, FIFO or device node (a type :meth:`makes`) as ``node.name``.
+
+        Returns None once it is in place, else the error with which the target refused it;
+        then nothing is left under its temporary name.
+        """
+        tmp = _temp_name()
+        try:
+            if node.type == "symlink":
+                assert node.target is not None
+                os.symlink(node.target, tmp, dir_fd=dfd)
+                self.symlinks += 1
+            elif node.type == "fifo":
+                os.mkfifo(tmp, node.mode & 0o7777, dir_fd=dfd)
+                self.other += 1
+            elif self.makes(node.type):
+                kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
+                os.mknod(tmp, kind | (node.mode & 0o7777), node.rdev, dir_fd=dfd)
+                self.other += 1
+            else:
+                raise ValueError(f"{node.type} is not a type this writer makes")
+            if self.as_root:
+                with contextlib.suppress(OSError):
+                    os.chown(tmp, node.uid, node.gid, dir_fd=dfd, follow_symlinks=False)
+            if node.type != "symlink":
+                os.chmod(tmp, node.mode & 0o7777, dir_fd=dfd)
+            with contextlib.suppress(NotImplementedError, OSError):
+                os.utime(tmp, ns=(node.mtime_ns, node.mtime_ns), dir_fd=dfd, follow_symlinks=False)
+            os.rename(tmp, node.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+            return e
+        return None
+
+    def _open_parent(self, rel: str) -> tuple[int, str]:
+        parts = rel.split("/")
+        fd = os.dup(self.root.fd)
+        try:
+            for p in parts[:-1]:
+                nfd = _open_dir(fd, p, create=False)
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, parts[-1]
+
+    def hardlink(self, src: str, dst: str) -> OSError | None:
+        """Make ``dst`` another name of ``src`` (paths below the target), replacing ``dst``.
+
+        Returns None once linked, else the error with which the target refused the link.
+
+        Raises
+        ------
+        UnsafePathError, OSError
+            If a parent directory of either path cannot be opened as a plain directory.
+        """
+        sfd, sname = self._open_parent(src)
+        try:
+            dfd, dname = self._open_parent(dst)
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(dname, dir_fd=dfd)
+                os.link(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+                self.hardlinks += 1
+            except OSError as e:
+                return e
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(sfd)
+        return None
+
+    def dir_metadata(self, plan: PlannedDir) -> None:
+        """Give each directory below the root of ``plan`` its stored metadata, deepest first
+        (writing into a directory would change its times, and its mode may forbid writing)."""
+        self._dir_metadata(plan, self.root.fd)
+
+    def _dir_metadata(self, d: PlannedDir, fd: int) -> None:
+        for sub in d.dirs:
+            assert sub.node is not None
+            cfd = _open_dir(fd, sub.node.name, create=False)
+            try:
+                self._dir_metadata(sub, cfd)
+                node = sub.node
+                if self.as_root:
+                    with contextlib.suppress(OSError):
+                        os.fchown(cfd, node.uid, node.gid)
+                for name, value in node.xattrs:
+                    with contextlib.suppress(OSError):
+                        os.setxattr(cfd, name, base64.b64decode(value))
+                os.fchmod(cfd, node.mode & 0o7777)
+                os.utime(cfd, ns=(node.mtime_ns, node.mtime_ns))
+            finally:
+                os.close(cfd)

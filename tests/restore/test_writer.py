@@ -1,0 +1,153 @@
+"""The confined writer on its own: temporary names, metadata, and never a step outside the target."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from snapvault.errors import UnsafePathError
+from snapvault.pipeline.restore_plan import PlannedDir
+from snapvault.pipeline.tree import Node
+from snapvault.restore.writer import TEMP_PREFIX, TargetWriter
+
+T = 1_700_000_000_123_456_789
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[TargetWriter]:
+    w = TargetWriter(str(tmp_path / "target"), as_root=False)
+    yield w
+    w.close()
+
+
+def names(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_a_committed_file_appears_whole_with_its_metadata(writer: TargetWriter, tmp_path: Path) -> None:
+    node = Node("f.txt", "file", mode=0o640, mtime_ns=T)
+    with writer.new_file(writer.root.fd) as f:
+        f.write(b"hello ")
+        # Mid-write only the temporary name exists.
+        assert [n.startswith(TEMP_PREFIX) for n in names(tmp_path / "target")] == [True]
+        f.write(memoryview(b"world"))
+        f.commit(node)
+    target = tmp_path / "target"
+    assert names(target) == ["f.txt"]
+    assert (target / "f.txt").read_bytes() == b"hello world"
+    st = os.stat(target / "f.txt")
+    assert stat.S_IMODE(st.st_mode) == 0o640
+    assert st.st_mtime_ns == T
+
+
+def test_a_file_not_committed_leaves_the_old_content_and_no_temporary(writer: TargetWriter, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    (target / "f.txt").write_bytes(b"before")
+    with writer.new_file(writer.root.fd) as f:
+        f.write(b"damaged half")
+
+    def fail_mid_file() -> None:
+        with writer.new_file(writer.root.fd) as f:
+            f.write(b"x")
+            raise RuntimeError("the restore failed mid-file")
+
+    with pytest.raises(RuntimeError):
+        fail_mid_file()
+    assert names(target) == ["f.txt"]
+    assert (target / "f.txt").read_bytes() == b"before"
+
+
+def test_a_file_replaces_a_symlink_and_never_writes_through_it(writer: TargetWriter, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"canary")
+    os.symlink(outside, tmp_path / "target" / "f")
+    with writer.new_file(writer.root.fd) as f:
+        f.write(b"restored")
+        f.commit(Node("f", "file", mode=0o600))
+    assert outside.read_bytes() == b"canary"
+    assert not (tmp_path / "target" / "f").is_symlink()
+    assert (tmp_path / "target" / "f").read_bytes() == b"restored"
+
+
+@pytest.mark.parametrize("planted", ["symlink", "file"])
+def test_a_directory_is_never_entered_through_a_symlink_or_a_file(
+    writer: TargetWriter, tmp_path: Path, planted: str
+) -> None:
+    (tmp_path / "outside").mkdir()
+    if planted == "symlink":
+        os.symlink(tmp_path / "outside", tmp_path / "target" / "d")
+    else:
+        (tmp_path / "target" / "d").write_bytes(b"")
+    with pytest.raises(UnsafePathError):
+        writer.subdir(writer.root, "d")
+    assert writer.dirs == 0
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
+def test_subdirectories_are_made_private_and_counted(writer: TargetWriter, tmp_path: Path) -> None:
+    d = writer.subdir(writer.root, "d")
+    try:
+        inner = writer.subdir(d, "e")
+        inner.release()
+    finally:
+        d.release()
+    assert writer.dirs == 2
+    assert stat.S_IMODE(os.stat(tmp_path / "target" / "d" / "e").st_mode) == 0o700
+
+
+def test_directory_metadata_is_set_deepest_first(writer: TargetWriter, tmp_path: Path) -> None:
+    d, e = Node("d", "dir", mode=0o555, mtime_ns=T), Node("e", "dir", mode=0o750, mtime_ns=T + 1000)
+    plan = PlannedDir(None, "", [], [PlannedDir(d, "d", [], [PlannedDir(e, "d/e", [], [], [])], [])], [])
+    writer.subdir(writer.root, "d").release()
+    (tmp_path / "target" / "d" / "e").mkdir()
+    writer.dir_metadata(plan)
+    # d is read-only now: its child was done before it.
+    assert stat.S_IMODE(os.stat(tmp_path / "target" / "d").st_mode) == 0o555
+    assert os.stat(tmp_path / "target" / "d" / "e").st_mtime_ns == T + 1000
+    assert os.stat(tmp_path / "target" / "d").st_mtime_ns == T
+    os.chmod(tmp_path / "target" / "d", 0o755)  # let tmp_path be cleaned up
+
+
+def test_special_entries(writer: TargetWriter, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    assert writer.makes("symlink")
+    assert writer.makes("fifo")
+    assert not writer.makes("socket")
+    assert not writer.makes("chardev")  # only as root
+    assert writer.special(writer.root.fd, Node("l", "symlink", target="../../outside", mtime_ns=T)) is None
+    assert writer.special(writer.root.fd, Node("p", "fifo", mode=0o604, mtime_ns=T)) is None
+    assert os.readlink(target / "l") == "../../outside"
+    assert stat.S_ISFIFO(os.lstat(target / "p").st_mode)
+    assert stat.S_IMODE(os.lstat(target / "p").st_mode) == 0o604
+    assert (writer.symlinks, writer.other) == (1, 1)
+    # A name the target will not give up (a directory that is not empty) is refused, not raised.
+    (target / "busy").mkdir()
+    (target / "busy" / "x").write_bytes(b"")
+    refused = writer.special(writer.root.fd, Node("busy", "symlink", target="x"))
+    assert isinstance(refused, OSError)
+    assert sorted(n for n in names(target) if n.startswith(TEMP_PREFIX)) == []
+
+
+def test_hardlinks_are_made_between_paths_below_the_target(writer: TargetWriter, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    (target / "a").mkdir()
+    (target / "b").mkdir()
+    (target / "a" / "f").write_bytes(b"shared")
+    (target / "b" / "g").write_bytes(b"old")
+    assert writer.hardlink("a/f", "b/g") is None
+    assert os.stat(target / "b" / "g").st_ino == os.stat(target / "a" / "f").st_ino
+    assert writer.hardlink("a/missing", "b/h") is not None
+    assert writer.hardlinks == 1
+
+
+def test_a_hardlink_never_goes_through_a_symlinked_directory(writer: TargetWriter, tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "target" / "f").write_bytes(b"x")
+    os.symlink(tmp_path / "outside", tmp_path / "target" / "d")
+    with pytest.raises(UnsafePathError):
+        writer.hardlink("f", "d/g")
+    assert list((tmp_path / "outside").iterdir()) == []
