@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from snapvault.cli.exits import ExitCode
 from tests.conftest import write
 
 PASSWORD = "cli password"
+
+
+def observed(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """Every exit code a CLI test sees must be one of the exit-code table's."""
+    assert proc.returncode in set(ExitCode), (proc.returncode, proc.stderr)
+    return proc
 
 
 def run(
@@ -23,7 +30,7 @@ def run(
     if password is not None:
         full_env["SNAPVAULT_PASSWORD"] = password
     full_env.update(env or {})
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "snapvault.cli.main", *args],
         capture_output=True,
         text=True,
@@ -32,9 +39,10 @@ def run(
         stdin=subprocess.DEVNULL,
         timeout=120,
     )
+    return observed(proc)
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int = 1) -> str:
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int = ExitCode.ERROR) -> str:
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -162,7 +170,7 @@ def test_partial_backup_exits_3(repo_url: str, tmp_path: Path) -> None:
         )
     else:
         proc = run(*cmd)
-    assert proc.returncode == 3, proc.stderr
+    assert observed(proc).returncode == 3, proc.stderr
     assert "could not read" in proc.stderr
     assert "locked" in proc.stderr
     assert len(json.loads(run("-r", repo_url, "snapshots", "--json").stdout)) == 1
@@ -201,7 +209,7 @@ def test_a_closed_stdout_is_not_an_error(repo_url: str, tmp_path: Path) -> None:
         timeout=120,
         preexec_fn=lambda: os.close(1),  # the child's stdout only
     )
-    assert proc.returncode == 0, proc.stderr
+    assert observed(proc).returncode == 0, proc.stderr
     assert proc.stderr == ""
     listed = run("-r", repo_url, "snapshots")
     assert listed.returncode == 0

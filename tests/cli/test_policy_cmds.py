@@ -133,7 +133,7 @@ def repo_with_a_plugin_policy(repo_url: str, tmp_path: Path, monkeypatch: pytest
     odd = sv.Policy(name="odd", sources=[str(src)], schedule="0 3 * * *", retention=KeepOldest(1))
     repo.save_policy(odd)
     engine = sv.Engine(repo)
-    ids = [engine.backup(odd, now=datetime(2026, 1, d, tzinfo=UTC)).id for d in (1, 2)]
+    ids = [engine.run_policy(odd, now=datetime(2026, 1, d, tzinfo=UTC)).id for d in (1, 2)]
     return repo_url, ids
 
 

@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import json
 import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +13,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from snapvault.cli.main import EXIT_ERROR, Context, _fail, cli, report_backup
+from snapvault.cli.common import Context, fail, report_backup
+from snapvault.cli.exits import Outcome, worst
 
 if TYPE_CHECKING:
     from snapvault.handle import Repository
@@ -26,8 +26,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _report_broken(broken: list[BrokenPolicy]) -> int:
-    """One stderr line per stored policy that cannot be read; the exit code that deserves.
+def _report_broken(broken: list[BrokenPolicy]) -> Outcome:
+    """One stderr line per stored policy that cannot be read; the outcome that deserves.
 
     The commands that read every policy still do their work for the others, but exit 1: a
     scheduled ``due --run`` or ``forget`` that silently skipped a policy would go unnoticed.
@@ -38,10 +38,10 @@ def _report_broken(broken: list[BrokenPolicy]) -> int:
             click.echo(f"policy {b.name}: error: {reason}; 'snapvault policy remove {b.name}' removes it", err=True)
         else:
             click.echo(f"policy record {b.key}: error: {reason}", err=True)
-    return EXIT_ERROR if broken else 0
+    return Outcome.POLICIES_UNREADABLE if broken else Outcome.DONE
 
 
-@cli.group()
+@click.group()
 def policy() -> None:
     """Manage the policies stored in the repository."""
 
@@ -102,15 +102,15 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
         try:
             text = Path(from_file).read_text(encoding="utf-8")
         except OSError as e:
-            _fail(f"cannot read {from_file}: {e.strerror}")
+            fail(f"cannot read {from_file}: {e.strerror}")
         pol = Policy.from_json(text)
         if name and name != pol.name:
-            _fail(f"the file defines policy {pol.name!r}, not {name!r}")
+            fail(f"the file defines policy {pol.name!r}, not {name!r}")
     else:
         if not name:
-            _fail("give a policy NAME (or --file)")
+            fail("give a policy NAME (or --file)")
         if not opts["source"]:
-            _fail("give at least one --source")
+            fail("give at least one --source")
         pol = Policy(
             name=name,
             sources=[os.path.abspath(s) for s in opts["source"]],
@@ -132,7 +132,7 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
     stored = read_policies(repo)
     exists = pol.name in stored.policies or any(b.name == pol.name for b in stored.broken)
     if exists and not replace:
-        _fail(f"policy {pol.name!r} exists; use --replace to change it")
+        fail(f"policy {pol.name!r} exists; use --replace to change it")
     repo.save_policy(pol, now=_now())
     click.echo(f"saved policy {pol.name}")
 
@@ -140,7 +140,7 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
 @policy.command(name="list")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def policy_list(obj: Context, as_json: bool) -> None:
+def policy_list(obj: Context, as_json: bool) -> Outcome:
     """List stored policies (one that cannot be read here is named on stderr; exit code 1)."""
     from snapvault.policy.records import read_policies
 
@@ -150,8 +150,7 @@ def policy_list(obj: Context, as_json: bool) -> None:
     else:
         for name, p in sorted(policies.items()):
             click.echo(f"{name:<20} {p.backup_type:<12} {p.schedule or '-':<16} {' '.join(p.sources)}")
-    if _report_broken(broken):
-        sys.exit(EXIT_ERROR)
+    return _report_broken(broken)
 
 
 @policy.command(name="show")
@@ -171,22 +170,20 @@ def policy_remove(obj: Context, name: str) -> None:
     click.echo(f"removed policy {name}")
 
 
-def _run_one(repo: Repository, pol: Policy, as_json: bool) -> int:
+def _run_one(repo: Repository, pol: Policy, as_json: bool) -> Outcome:
     from snapvault import Engine
 
     return report_backup(Engine(repo).run_policy(pol), as_json, prefix=f"policy {pol.name}: ")
 
 
-@cli.command(name="run")
+@click.command(name="run")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def run_cmd(obj: Context, name: str, as_json: bool) -> None:
+def run_cmd(obj: Context, name: str, as_json: bool) -> Outcome:
     """Run the stored policy NAME once, now."""
     repo = obj.open()
-    code = _run_one(repo, repo.load_policy(name), as_json)
-    if code:
-        sys.exit(code)
+    return _run_one(repo, repo.load_policy(name), as_json)
 
 
 def _lock_dir() -> Path:
@@ -211,11 +208,11 @@ def _policy_lock(repo_id: str, name: str) -> Iterator[bool]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-@cli.command()
+@click.command()
 @click.option("--run", "run_due", is_flag=True, help="Run every due policy.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def due(obj: Context, run_due: bool, as_json: bool) -> None:
+def due(obj: Context, run_due: bool, as_json: bool) -> Outcome:
     """Show which scheduled policies are due (and with --run, run them).
 
     A policy is due when a scheduled time has passed since its last run started; one that
@@ -234,7 +231,7 @@ def due(obj: Context, run_due: bool, as_json: bool) -> None:
         last[r.policy] = r.started
     rows = []
     policies, broken = read_policies(repo)
-    worst = _report_broken(broken)
+    outcomes = [_report_broken(broken)]
     for name, pol in sorted(policies.items()):
         if pol.schedule is None:
             continue
@@ -252,22 +249,21 @@ def due(obj: Context, run_due: bool, as_json: bool) -> None:
                     click.echo(f"policy {name}: still running elsewhere on this machine; skipped", err=True)
                     continue
                 try:
-                    worst = max(worst, _run_one(repo, pol, as_json))
+                    outcomes.append(_run_one(repo, pol, as_json))
                 except SnapvaultError as e:
                     click.echo(f"policy {name}: error: {' '.join(str(e).split())}", err=True)
-                    worst = EXIT_ERROR
+                    outcomes.append(Outcome.POLICY_FAILED)
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
-    if worst:
-        sys.exit(1 if worst == EXIT_ERROR else worst)
+    return worst(outcomes)
 
 
-@cli.command()
+@click.command()
 @click.option("--policy", "policy_name", help="Only this policy.")
 @click.option("--dry-run", is_flag=True, help="Show the decisions; remove nothing.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) -> None:
+def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) -> Outcome:
     """Remove the snapshots each policy's retention does not keep (data stays until a prune).
 
     A policy that cannot be read here is skipped, named on stderr, and the exit code is 1.
@@ -277,7 +273,7 @@ def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) 
     repo = obj.open()
     results = do_forget(repo, policy=policy_name, now=_now(), dry_run=dry_run)
     # With --policy, forget has already read that one policy or failed.
-    code = 0 if policy_name else _report_broken(repo.broken_policies())
+    outcome = Outcome.DONE if policy_name else _report_broken(repo.broken_policies())
     if as_json:
         click.echo(
             json.dumps(
@@ -303,11 +299,10 @@ def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) 
                 click.echo(f"{r.policy}: {verb} {sid[:8]}  {', '.join(r.decision.reasons[sid])}")
         if not results:
             click.echo("no policy with a retention rule")
-    if code:
-        sys.exit(code)
+    return outcome
 
 
-@cli.command()
+@click.command()
 @click.option("--policy", "policy_name", help="Only this policy.")
 @click.option("--last", default=30, show_default=True, help="How many recent runs to count.")
 @click.option("--json", "as_json", is_flag=True)

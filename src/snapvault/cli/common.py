@@ -1,0 +1,190 @@
+"""What every command module shares: the :class:`Context`, options, passwords, output helpers.
+
+Command modules import this module and :mod:`snapvault.cli.exits`, never each other or
+:mod:`snapvault.cli.main`, so the package has no import cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from snapvault.cli.exits import CliError, Outcome
+
+if TYPE_CHECKING:
+    from snapvault.handle import Repository
+    from snapvault.repository.manifest import Manifest
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the command with ``snapvault: error: MESSAGE`` on stderr (exit code 1)."""
+    raise CliError(message)
+
+
+def parse_options(pairs: tuple[str, ...], options_file: str | None = None) -> dict[str, Any]:
+    """Storage options: a JSON file's object first, then each KEY=VALUE on top.
+
+    A value of ``true``/``false`` becomes a boolean and one starting with ``{`` or ``[`` is
+    parsed as JSON (nested options such as ``client_kwargs``); everything else stays text.
+    """
+    out: dict[str, Any] = {}
+    if options_file:
+        try:
+            with open(options_file, encoding="utf-8") as f:
+                loaded = json.load(f)
+        except OSError as e:
+            fail(f"cannot read options file {options_file}: {e.strerror}")
+        except ValueError as e:
+            fail(f"options file {options_file} is not JSON: {e}")
+        if not isinstance(loaded, dict):
+            fail(f"options file {options_file} must hold a JSON object")
+        out.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"storage option {pair!r} is not KEY=VALUE")
+        low = value.lower()
+        if low in ("true", "false"):
+            out[key] = low == "true"
+        elif value[:1] in ("{", "["):
+            try:
+                out[key] = json.loads(value)
+            except ValueError as e:
+                fail(f"storage option {key} is not valid JSON: {e}")
+        else:
+            out[key] = value
+    return out
+
+
+def read_password(password_file: str | None, env_prefix: str, prompt: str, *, confirm: bool = False) -> str:
+    """A password from the file option, ``<PREFIX>_PASSWORD_FILE``, ``<PREFIX>_PASSWORD``, or a TTY."""
+    path = password_file or os.environ.get(f"{env_prefix}_PASSWORD_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read().rstrip("\r\n")
+        except OSError as e:
+            fail(f"cannot read password file {path}: {e.strerror}")
+    env = os.environ.get(f"{env_prefix}_PASSWORD")
+    if env is not None:
+        return env
+    if sys.stdin.isatty():
+        value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+        return value
+    fail(f"no {prompt} given: set {env_prefix}_PASSWORD or {env_prefix}_PASSWORD_FILE, or use a password file option")
+
+
+def open_repository(url: str, options: dict[str, Any], password: Callable[[], str]) -> Repository:
+    """Open a repository for the CLI: no password prompt for an unencrypted one, and a note."""
+    from snapvault.errors import RepositoryNotFound
+    from snapvault.handle import Repository
+    from snapvault.repository.config import RepoConfig
+    from snapvault.repository.layout import CONFIG as CONFIG_KEY
+    from snapvault.storage import open_store
+
+    store = open_store(url, storage_options=options)
+    if not store.exists(CONFIG_KEY):
+        raise RepositoryNotFound(f"no snapvault repository at {store.url}")
+    config = RepoConfig.from_bytes(store.get(CONFIG_KEY))
+    repo = Repository.open(url, None if config.encryption == "none" else password(), store=store)
+    if not repo.encrypted:
+        click.echo(f"note: the repository at {repo.url} is NOT encrypted", err=True)
+    return repo
+
+
+class Context:
+    """Options shared by every subcommand."""
+
+    def __init__(self, repo: str | None, options: dict[str, Any], password_file: str | None) -> None:
+        self.repo_url = repo
+        self.options = options
+        self.password_file = password_file
+
+    def url(self) -> str:
+        if not self.repo_url:
+            fail("no repository given: use -r URL or set SNAPVAULT_REPOSITORY")
+        return self.repo_url
+
+    def password(self, *, confirm: bool = False) -> str:
+        return read_password(self.password_file, "SNAPVAULT", "repository password", confirm=confirm)
+
+    def open(self) -> Repository:
+        return open_repository(self.url(), self.options, self.password)
+
+
+def from_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options naming a second (source) repository: --from-option, --from-options-file,
+    --from-password-file (or SNAPVAULT_FROM_PASSWORD[_FILE])."""
+    decorators = (
+        click.option("--from-password-file", type=click.Path(dir_okay=False), help="Source repository password file."),
+        click.option(
+            "--from-options-file", type=click.Path(dir_okay=False), help="JSON file of source storage options."
+        ),
+        click.option("--from-option", multiple=True, metavar="KEY=VALUE", help="Source storage option; repeatable."),
+    )
+    for decorate in decorators:
+        f = decorate(f)
+    return f
+
+
+def open_source(
+    url: str, from_option: tuple[str, ...], from_options_file: str | None, from_password_file: str | None
+) -> Repository:
+    """Open the repository named by the --from options."""
+    options = parse_options(from_option, from_options_file)
+    return open_repository(
+        url, options, lambda: read_password(from_password_file, "SNAPVAULT_FROM", "source repository password")
+    )
+
+
+def progress(enabled: bool) -> Callable[[int, str], None] | None:
+    """A progress line on stderr (bytes so far and the current path), redrawn at most 5 times a second."""
+    if not enabled:
+        return None
+    state = {"bytes": 0, "last": 0.0}
+
+    def report(n: int, path: str) -> None:
+        state["bytes"] += n
+        now = time.monotonic()
+        if now - state["last"] >= 0.2:
+            state["last"] = now
+            shown = path if len(path) <= 50 else "..." + path[-47:]
+            click.echo(f"\r{state['bytes'] / 2**20:10.1f} MiB  {shown:<50}", nl=False, err=True)
+
+    return report
+
+
+def clear_progress(enabled: bool) -> None:
+    if enabled:
+        click.echo("\r" + " " * 72 + "\r", nl=False, err=True)
+
+
+def manifest_json(m: Manifest) -> dict[str, Any]:
+    d: dict[str, Any] = json.loads(m.model_dump_json())
+    return {"id": m.id, "short_id": m.short_id, **d}
+
+
+def report_backup(m: Manifest, as_json: bool, prefix: str = "") -> Outcome:
+    """Print a finished backup (a summary line or the manifest as JSON) and its warnings; a
+    snapshot whose sources could not all be read consistently is a partial success."""
+    if as_json:
+        click.echo(json.dumps(manifest_json(m), indent=2))
+    else:
+        s = m.stats
+        kind = f"{m.backup_type} " if m.backup_type else ""
+        click.echo(
+            f"{prefix}{kind}snapshot {m.short_id} saved: {s.total_files} files ({s.files_new} new, "
+            f"{s.files_changed} changed, {s.files_unchanged} unchanged, {s.files_removed} removed), "
+            f"{s.total_bytes / 2**20:.1f} MiB, {s.bytes_stored / 2**20:.1f} MiB added, {s.duration_s:.1f}s"
+        )
+    for err in m.errors:
+        click.echo(f"warning: could not read {err.path}: {err.error}", err=True)
+    for path in m.inconsistent:
+        click.echo(f"warning: {path} changed while it was read", err=True)
+    return Outcome.SOURCES_UNREADABLE if m.errors or m.inconsistent else Outcome.DONE

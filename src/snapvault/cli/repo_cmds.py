@@ -1,0 +1,142 @@
+"""CLI commands about a repository as a whole: ``init``, ``copy``, ``check``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import click
+
+from snapvault.cli.common import Context, fail, from_options, open_source
+from snapvault.cli.exits import Outcome
+
+
+@click.command()
+@click.option("--no-encryption", is_flag=True, help="Create an UNENCRYPTED repository.")
+@click.option("--compression", default="zstd:3", show_default=True, help="'zstd:LEVEL' or 'none'.")
+@click.option("--copy-params-from", metavar="SRC", help="Share chunker parameters and content IDs with SRC.")
+@from_options
+@click.option("--json", "as_json", is_flag=True, help="Print the new repository as JSON.")
+@click.pass_obj
+def init(
+    obj: Context,
+    no_encryption: bool,
+    compression: str,
+    copy_params_from: str | None,
+    from_option: tuple[str, ...],
+    from_options_file: str | None,
+    from_password_file: str | None,
+    as_json: bool,
+) -> None:
+    """Create a new repository."""
+    from snapvault import Repository
+    from snapvault.pipeline.codecs import codec_from_spec
+
+    # Parsed before any password prompt; a ConfigError names the accepted forms (exit 1).
+    codec = codec_from_spec(compression)
+    source = None
+    if copy_params_from:
+        source = open_source(copy_params_from, from_option, from_options_file, from_password_file)
+    if no_encryption:
+        repo = Repository.init(
+            obj.url(), None, storage_options=obj.options, encryption="none", compression=codec, copy_params_from=source
+        )
+        click.echo("WARNING: anyone who can read this storage can read your backups", err=True)
+    else:
+        password = obj.password(confirm=True)
+        repo = Repository.init(
+            obj.url(), password, storage_options=obj.options, compression=codec, copy_params_from=source
+        )
+    if as_json:
+        doc = {
+            "id": repo.config.repository_id,
+            "url": repo.url,
+            "encrypted": repo.encrypted,
+            "params_from": source.url if source is not None else None,
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    plain = "" if repo.encrypted else "UNENCRYPTED "
+    click.echo(f"created {plain}repository {repo.config.repository_id[:8]} at {repo.url}")
+    if source is not None:
+        click.echo(f"chunker parameters and content IDs shared with {source.url}")
+
+
+@click.command()
+@click.argument("snapshots", nargs=-1)
+@click.option("--from", "from_url", required=True, metavar="SRC", help="The source repository.")
+@from_options
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def copy(
+    obj: Context,
+    snapshots: tuple[str, ...],
+    from_url: str,
+    from_option: tuple[str, ...],
+    from_options_file: str | None,
+    from_password_file: str | None,
+    as_json: bool,
+) -> None:
+    """Copy SNAPSHOTS (default: all) from --from SRC into this repository.
+
+    Only blobs this repository lacks are uploaded; snapshots already copied are skipped, so an
+    interrupted copy resumes and a repeated one transfers nothing.
+    """
+    source = open_source(from_url, from_option, from_options_file, from_password_file)
+    dest = obj.open()
+    result = source.copy_snapshots(dest, list(snapshots) or None)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "copied": result.copied,
+                    "skipped": result.skipped,
+                    "blobs_uploaded": result.blobs_uploaded,
+                    "bytes_uploaded": result.bytes_uploaded,
+                }
+            )
+        )
+        return
+    for src_id, dst_id in result.copied:
+        click.echo(f"copied snapshot {src_id[:8]} as {dst_id[:8]}")
+    click.echo(
+        f"{len(result.copied)} copied, {len(result.skipped)} already present, "
+        f"{result.blobs_uploaded} blobs ({result.bytes_uploaded / 2**20:.1f} MiB) uploaded"
+    )
+
+
+@click.command()
+@click.option("--read-data", is_flag=True, help="Decrypt and verify every blob.")
+@click.option("--read-data-subset", metavar="N%", help="Verify a random N% of the packs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def check(obj: Context, read_data: bool, read_data_subset: str | None, as_json: bool) -> Outcome:
+    """Verify the repository's structure and, optionally, its data."""
+    subset = None
+    if read_data_subset is not None:
+        if read_data:
+            fail("give --read-data or --read-data-subset, not both")
+        text = read_data_subset.rstrip("%")
+        try:
+            subset = float(text) / 100
+        except ValueError:
+            fail(f"bad --read-data-subset {read_data_subset!r}: use a percentage like 10%")
+        if not 0 < subset <= 1:
+            fail("--read-data-subset must be within (0%, 100%]")
+    repo = obj.open()
+    report = repo.check(read_data=read_data, read_data_subset=subset)
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
+    for p in report.problems:
+        click.echo(f"error: {p}", err=True)
+    if as_json:
+        # Every field of the report and of each problem, as the library names them.
+        doc = {"ok": report.ok, **dataclasses.asdict(report)}
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        click.echo(
+            f"checked {report.snapshots} snapshots, {report.trees} trees, {report.packs} packs"
+            + (f", read {report.packs_read} packs / {report.blobs_read} blobs" if report.packs_read else "")
+            + (": no problems" if report.ok else f": {len(report.problems)} problems")
+        )
+    return Outcome.DONE if report.ok else Outcome.DAMAGE_FOUND

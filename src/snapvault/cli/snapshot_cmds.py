@@ -1,0 +1,167 @@
+"""CLI commands that make and read snapshots: ``backup``, ``snapshots``, ``restore``, ``ls``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from snapvault.cli.common import Context, clear_progress, manifest_json, progress, report_backup
+from snapvault.cli.exits import Outcome
+
+if TYPE_CHECKING:
+    from snapvault.pipeline.tree import Node
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--exclude", "-e", multiple=True, help="gitignore-style pattern; repeatable.")
+@click.option("--tag", multiple=True, help="Tag for the snapshot; repeatable.")
+@click.option("--host", default=None, help="Host name to record.")
+@click.option("--full", is_flag=True, help="Read every file; do not trust the parent snapshot.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.pass_obj
+def backup(
+    obj: Context,
+    paths: tuple[str, ...],
+    exclude: tuple[str, ...],
+    tag: tuple[str, ...],
+    host: str | None,
+    full: bool,
+    as_json: bool,
+) -> Outcome:
+    """Back up PATHS into a new snapshot."""
+    from snapvault import Engine
+
+    repo = obj.open()
+    tty = sys.stderr.isatty() and not as_json
+    m = Engine(repo).backup(list(paths), exclude=exclude, tags=tag, hostname=host, full=full, progress=progress(tty))
+    clear_progress(tty)
+    return report_backup(m, as_json)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_obj
+def snapshots(obj: Context, as_json: bool) -> None:
+    """List snapshots, oldest first."""
+    repo = obj.open()
+    snaps = repo.snapshots()
+    if as_json:
+        click.echo(json.dumps([manifest_json(m) for m in snaps], indent=2))
+        return
+    click.echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<16}Paths")
+    for m in snaps:
+        click.echo(
+            f"{m.short_id:<10}{m.time.isoformat(timespec='seconds'):<27}{m.hostname[:15]:<16}"
+            f"{','.join(m.tags)[:15]:<16}{' '.join(m.paths)}"
+        )
+    click.echo(f"{len(snaps)} snapshots")
+
+
+@click.command()
+@click.argument("snapshot")
+@click.option(
+    "--target", "-t", required=True, type=click.Path(file_okay=False), help="Local directory to restore into."
+)
+@click.option("--include", "-i", multiple=True, help="Restore only matching paths; repeatable.")
+@click.option("--exclude", "-e", multiple=True, help="Leave out matching paths; repeatable.")
+@click.option("--stop-on-error", is_flag=True, help="Stop at the first damaged file instead of restoring the rest.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def restore(
+    obj: Context,
+    snapshot: str,
+    target: str,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    stop_on_error: bool,
+    as_json: bool,
+) -> Outcome:
+    """Restore SNAPSHOT (ID, unique prefix or 'latest') into --target.
+
+    Damaged files are left out and listed, the rest is restored, and the exit code is 1.
+    """
+    from snapvault.restore.restorer import Restorer, local_target
+
+    local_target(target)  # a URL is refused before anything is opened or asked for
+    repo = obj.open()
+    tty = sys.stderr.isatty() and not as_json
+    r = Restorer(repo).restore(
+        snapshot, target, include=include, exclude=exclude, progress=progress(tty), stop_on_error=stop_on_error
+    )
+    clear_progress(tty)
+    if as_json:
+        doc: dict[str, Any] = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
+        doc["ok"] = r.ok
+        doc["errors"] = [e.model_dump() for e in r.errors]
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(
+            f"restored snapshot {r.snapshot_id[:8]} into {r.target}: {r.files} files, {r.dirs} dirs, "
+            f"{r.symlinks} symlinks, {r.hardlinks} hardlinks, {r.bytes_written / 2**20:.1f} MiB"
+        )
+    for err in r.errors:
+        click.echo(f"{'warning' if err.kind == 'skipped' else 'error'}: {err.path}: {err.error}", err=True)
+    if r.ok:
+        return Outcome.DONE
+    lost = sum(1 for e in r.errors if e.kind != "skipped")
+    click.echo(f"snapvault: error: {lost} paths could not be restored", err=True)
+    return Outcome.PATHS_NOT_RESTORED
+
+
+def _node_json(rel: str, node: Node) -> dict[str, Any]:
+    from datetime import datetime
+
+    ns = node.mtime_ns
+    # Built from whole seconds: a float of nanoseconds since 1970 has lost the microseconds.
+    mtime = datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=ns // 1000 % 10**6)
+    return {
+        "path": f"/{rel}",
+        "type": node.type,
+        "size": node.size,
+        "mode": node.mode,
+        "mtime": mtime.isoformat(),
+        "mtime_ns": ns,
+        "target": node.target,
+    }
+
+
+@click.command(name="ls")
+@click.argument("snapshot")
+@click.argument("path", required=False, default="")
+@click.option("--long", "-l", "long_", is_flag=True, help="Show type, mode, size and time.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of entries.")
+@click.pass_obj
+def ls_cmd(obj: Context, snapshot: str, path: str, long_: bool, as_json: bool) -> None:
+    """List the files of SNAPSHOT, optionally below PATH."""
+    from snapvault.maintenance.browse import walk_snapshot
+
+    repo = obj.open()
+    m = repo.resolve(snapshot)
+    entries = walk_snapshot(repo, m, path)
+    if as_json:
+        # Streamed, one entry a line: a snapshot of millions of files is never held whole. The
+        # first entry is read before anything is printed, so a bad PATH prints no JSON.
+        first = next(entries, None)
+        click.echo("[")
+        if first is not None:
+            click.echo(json.dumps(_node_json(*first)), nl=False)
+            for rel, node in entries:
+                click.echo(",\n" + json.dumps(_node_json(rel, node)), nl=False)
+            click.echo()
+        click.echo("]")
+        return
+    for rel, node in entries:
+        if long_:
+            from datetime import datetime
+
+            t = datetime.fromtimestamp(node.mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
+            extra = f" -> {node.target}" if node.target else ""
+            click.echo(f"{node.type:<8} {node.mode:04o} {node.size:>12} {t} /{rel}{extra}")
+        else:
+            click.echo(f"/{rel}")
