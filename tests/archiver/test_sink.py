@@ -81,4 +81,16 @@ def test_open_data_packs_do_not_grow_with_the_worker_count(small_pack_memory_rep
             sink.add(BlobType.DATA, blob)
         sink.flush()
         # About 6.3 MiB: six full 1 MiB packs plus at most two partial ones.
-        assert sink.stats.packs <= total // (1 << 20) + 2
+        assert sink.stats.packs_written <= total // (1 << 20) + 2
+
+
+def test_the_counters_cover_the_manifest_statistics() -> None:
+    """Every count a manifest records comes from the walker or the sink, under its own name."""
+    from dataclasses import fields
+
+    from snapvault.archiver.sink import SinkStats
+    from snapvault.archiver.walker import WalkStats
+
+    counted = {f.name for f in fields(WalkStats)} | {f.name for f in fields(SinkStats)}
+    derived = {"total_files", "duration_s"}
+    assert set(sv.SnapshotStats.model_fields) - derived <= counted

@@ -82,13 +82,13 @@ _INDEX_EVERY = 16
 
 @dataclass
 class SinkStats:
-    """What the sink added to the repository."""
+    """What the sink added to the repository (named as in :class:`SnapshotStats`)."""
 
-    data_blobs: int = 0
-    tree_blobs: int = 0
+    data_blobs_added: int = 0
+    tree_blobs_added: int = 0
     bytes_added: int = 0
     bytes_stored: int = 0
-    packs: int = 0
+    packs_written: int = 0
 
 
 class SpoolPackWriter:
@@ -322,9 +322,9 @@ class BlobSink:
                     full, self._tree_packer = tree_packer, None
         with self._lock:
             if btype is BlobType.DATA:
-                self.stats.data_blobs += 1
+                self.stats.data_blobs_added += 1
             else:
-                self.stats.tree_blobs += 1
+                self.stats.tree_blobs_added += 1
             self.stats.bytes_added += n
             self.stats.bytes_stored += len(sealed)
         if full is not None:
@@ -359,7 +359,7 @@ class BlobSink:
                 self.repo.write_pack(pack_id, data)
             batch = None
             with self._lock:
-                self.stats.packs += 1
+                self.stats.packs_written += 1
                 self.packs_written.append(pack_id)
                 self._uploaded.append((pack_id, entries))
                 if len(self._uploaded) >= _INDEX_EVERY:

@@ -28,7 +28,7 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLO
 
 @dataclass
 class WalkStats:
-    """Per-run counts collected by the walker."""
+    """Per-run counts collected by the walker (the counts named as in :class:`SnapshotStats`)."""
 
     files_new: int = 0
     files_changed: int = 0

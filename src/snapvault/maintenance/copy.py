@@ -163,6 +163,6 @@ def copy_snapshots(
             new = dst.save_manifest(copy)
             mapping[m.id] = new.id
             result.copied.append((m.id, new.id))
-        result.blobs_uploaded = sink.stats.data_blobs + sink.stats.tree_blobs
+        result.blobs_uploaded = sink.stats.data_blobs_added + sink.stats.tree_blobs_added
         result.bytes_uploaded = sink.stats.bytes_stored
     return result
