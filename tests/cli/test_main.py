@@ -183,7 +183,7 @@ def test_unencrypted_repository_says_so(tmp_path: Path) -> None:
     assert "UNENCRYPTED" in proc.stdout
     src = write(tmp_path / "src" / "f", "x").parent
     for args in (["backup", str(src)], ["check", "--read-data"], ["snapshots"]):
-        proc = run("-r", url, *args, password=None)
+        proc = run("-r", url, "--insecure-no-password", *args, password=None)
         assert proc.returncode == 0, proc.stderr
         assert "NOT encrypted" in proc.stderr
 

@@ -80,9 +80,18 @@ def read_password(password_file: str | None, env_prefix: str, prompt: str, *, co
     fail(f"no {prompt} given: set {env_prefix}_PASSWORD or {env_prefix}_PASSWORD_FILE, or use a password file option")
 
 
-def open_repository(url: str, options: dict[str, Any], password: Callable[[], str]) -> Repository:
-    """Open a repository for the CLI: no password prompt for an unencrypted one, and a note."""
-    from snapvault.errors import RepositoryNotFound
+def open_repository(
+    url: str, options: dict[str, Any], password: Callable[[], str], *, no_password: bool, flag: str
+) -> Repository:
+    """Open a repository for the CLI, keeping docs/format.md's promise that nothing is written
+    in clear to a repository the user believes is encrypted.
+
+    An unencrypted repository is opened only when the user said so with ``flag``
+    (``no_password``); without it the config's ``"encryption": "none"`` is refused before any
+    password is read or anything written, since anyone who can write the storage can swap the
+    config. With ``flag`` an encrypted repository is refused too: the flag never falls back.
+    """
+    from snapvault.errors import RepositoryNotFound, WrongPassword
     from snapvault.handle import Repository
     from snapvault.repository.config import RepoConfig
     from snapvault.repository.layout import CONFIG as CONFIG_KEY
@@ -92,7 +101,15 @@ def open_repository(url: str, options: dict[str, Any], password: Callable[[], st
     if not store.exists(CONFIG_KEY):
         raise RepositoryNotFound(f"no snapvault repository at {store.url}")
     config = RepoConfig.from_bytes(store.get(CONFIG_KEY))
-    repo = Repository.open(url, None if config.encryption == "none" else password(), store=store)
+    plain = config.encryption == "none"
+    if plain and not no_password:
+        raise WrongPassword(
+            f"the repository at {store.url} is NOT encrypted; refusing to use it "
+            f"(if you created it unencrypted on purpose, pass {flag})"
+        )
+    if no_password and not plain:
+        raise WrongPassword(f"the repository at {store.url} is encrypted; drop {flag} and give its password")
+    repo = Repository.open(url, None if plain else password(), store=store)
     if not repo.encrypted:
         click.echo(f"note: the repository at {repo.url} is NOT encrypted", err=True)
     return repo
@@ -101,10 +118,13 @@ def open_repository(url: str, options: dict[str, Any], password: Callable[[], st
 class Context:
     """Options shared by every subcommand."""
 
-    def __init__(self, repo: str | None, options: dict[str, Any], password_file: str | None) -> None:
+    def __init__(
+        self, repo: str | None, options: dict[str, Any], password_file: str | None, *, no_password: bool = False
+    ) -> None:
         self.repo_url = repo
         self.options = options
         self.password_file = password_file
+        self.no_password = no_password
 
     def url(self) -> str:
         if not self.repo_url:
@@ -115,13 +135,18 @@ class Context:
         return read_password(self.password_file, "SNAPVAULT", "repository password", confirm=confirm)
 
     def open(self) -> Repository:
-        return open_repository(self.url(), self.options, self.password)
+        return open_repository(
+            self.url(), self.options, self.password, no_password=self.no_password, flag="--insecure-no-password"
+        )
 
 
 def from_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The options naming a second (source) repository: --from-option, --from-options-file,
-    --from-password-file (or SNAPVAULT_FROM_PASSWORD[_FILE])."""
+    --from-password-file (or SNAPVAULT_FROM_PASSWORD[_FILE]), --from-insecure-no-password."""
     decorators = (
+        click.option(
+            "--from-insecure-no-password", is_flag=True, help="The source repository is unencrypted; use it anyway."
+        ),
         click.option("--from-password-file", type=click.Path(dir_okay=False), help="Source repository password file."),
         click.option(
             "--from-options-file", type=click.Path(dir_okay=False), help="JSON file of source storage options."
@@ -134,12 +159,20 @@ def from_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_source(
-    url: str, from_option: tuple[str, ...], from_options_file: str | None, from_password_file: str | None
+    url: str,
+    from_option: tuple[str, ...],
+    from_options_file: str | None,
+    from_password_file: str | None,
+    from_insecure_no_password: bool = False,
 ) -> Repository:
     """Open the repository named by the --from options."""
     options = parse_options(from_option, from_options_file)
     return open_repository(
-        url, options, lambda: read_password(from_password_file, "SNAPVAULT_FROM", "source repository password")
+        url,
+        options,
+        lambda: read_password(from_password_file, "SNAPVAULT_FROM", "source repository password"),
+        no_password=from_insecure_no_password,
+        flag="--from-insecure-no-password",
     )
 
 

@@ -43,13 +43,24 @@ COMMANDS: tuple[click.Command, ...] = (
     help="JSON file of storage options (-o overrides it).",
 )
 @click.option("--password-file", type=click.Path(dir_okay=False), help="Read the password from this file.")
+@click.option(
+    "--insecure-no-password",
+    "no_password",
+    is_flag=True,
+    help="Use an UNENCRYPTED repository (without it one is refused: its config may have been swapped).",
+)
 @click.version_option(package_name="snapvault")
 @click.pass_context
 def cli(
-    ctx: click.Context, repo: str | None, options: tuple[str, ...], options_file: str | None, password_file: str | None
+    ctx: click.Context,
+    repo: str | None,
+    options: tuple[str, ...],
+    options_file: str | None,
+    password_file: str | None,
+    no_password: bool,
 ) -> None:
     """Deduplicated, compressed, encrypted backups into any fsspec store."""
-    ctx.obj = Context(repo, parse_options(options, options_file), password_file)
+    ctx.obj = Context(repo, parse_options(options, options_file), password_file, no_password=no_password)
 
 
 for _command in COMMANDS:

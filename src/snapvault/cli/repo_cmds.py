@@ -26,6 +26,7 @@ def init(
     from_option: tuple[str, ...],
     from_options_file: str | None,
     from_password_file: str | None,
+    from_insecure_no_password: bool,
     as_json: bool,
 ) -> None:
     """Create a new repository."""
@@ -36,7 +37,9 @@ def init(
     codec = codec_from_spec(compression)
     source = None
     if copy_params_from:
-        source = open_source(copy_params_from, from_option, from_options_file, from_password_file)
+        source = open_source(
+            copy_params_from, from_option, from_options_file, from_password_file, from_insecure_no_password
+        )
     if no_encryption:
         repo = Repository.init(
             obj.url(), None, storage_options=obj.options, encryption="none", compression=codec, copy_params_from=source
@@ -75,6 +78,7 @@ def copy(
     from_option: tuple[str, ...],
     from_options_file: str | None,
     from_password_file: str | None,
+    from_insecure_no_password: bool,
     as_json: bool,
 ) -> None:
     """Copy SNAPSHOTS (default: all) from --from SRC into this repository.
@@ -82,7 +86,7 @@ def copy(
     Only blobs this repository lacks are uploaded; snapshots already copied are skipped, so an
     interrupted copy resumes and a repeated one transfers nothing.
     """
-    source = open_source(from_url, from_option, from_options_file, from_password_file)
+    source = open_source(from_url, from_option, from_options_file, from_password_file, from_insecure_no_password)
     dest = obj.open()
     result = source.copy_snapshots(dest, list(snapshots) or None)
     if as_json:
