@@ -10,7 +10,8 @@ A command ends in one of three ways, and each is mapped here and nowhere else:
 0    success
 1    an error (one line on stderr, no traceback); ``check`` found damage;
      ``restore`` left out damaged files; a policy command could not read a
-     stored policy (each listed on stderr); ``due --run`` could not run a policy
+     stored policy (each listed on stderr); ``due --run`` could not run a policy;
+     ``snapshots`` could not read a snapshot (each listed on stderr)
 2    bad usage (unknown option, missing argument)
 3    the snapshot was written but some sources could not be read
 130  interrupted
@@ -47,6 +48,7 @@ class Outcome(enum.Enum):
     PATHS_NOT_RESTORED = "restore left out damaged paths"
     POLICIES_UNREADABLE = "a stored policy could not be read; the others were handled"
     POLICY_FAILED = "a due policy could not be run; the others were"
+    SNAPSHOTS_UNREADABLE = "a snapshot could not be read; the others were listed"
 
 
 OUTCOME_CODES: Mapping[Outcome, ExitCode] = {
@@ -56,6 +58,7 @@ OUTCOME_CODES: Mapping[Outcome, ExitCode] = {
     Outcome.PATHS_NOT_RESTORED: ExitCode.ERROR,
     Outcome.POLICIES_UNREADABLE: ExitCode.ERROR,
     Outcome.POLICY_FAILED: ExitCode.ERROR,
+    Outcome.SNAPSHOTS_UNREADABLE: ExitCode.ERROR,
 }
 
 

@@ -47,13 +47,17 @@ def backup(
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.pass_obj
-def snapshots(obj: Context, as_json: bool) -> None:
-    """List snapshots, oldest first."""
+def snapshots(obj: Context, as_json: bool) -> Outcome:
+    """List snapshots, oldest first (one that cannot be read is named on stderr; exit code 1)."""
     repo = obj.open()
     snaps = repo.snapshots()
+    unreadable = repo.unreadable_snapshots()
+    for sid, err in unreadable:
+        click.echo(f"snapshot {sid}: error: cannot be read: {' '.join(str(err).split())}", err=True)
+    outcome = Outcome.SNAPSHOTS_UNREADABLE if unreadable else Outcome.DONE
     if as_json:
         click.echo(json.dumps([manifest_json(m) for m in snaps], indent=2))
-        return
+        return outcome
     click.echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<16}Paths")
     for m in snaps:
         click.echo(
@@ -61,6 +65,7 @@ def snapshots(obj: Context, as_json: bool) -> None:
             f"{','.join(m.tags)[:15]:<16}{' '.join(m.paths)}"
         )
     click.echo(f"{len(snaps)} snapshots")
+    return outcome
 
 
 @click.command()

@@ -527,11 +527,32 @@ class Repository:
         return [layout.name_of(key) for key in self.list_keys(layout.SNAPSHOTS)]
 
     def snapshots(self) -> list[Manifest]:
-        """Every snapshot's manifest, oldest first."""
-        return sorted((self.load_manifest(i) for i in self.snapshot_ids()), key=lambda m: (m.time, m.id))
+        """Every readable snapshot's manifest, oldest first.
+
+        A manifest this repository's keys cannot open or parse (one copied from another
+        repository, stray bytes under ``snapshots/``) hides no other: it is left out here and
+        named by :meth:`unreadable_snapshots`; ``check`` reports it as a problem.
+        """
+        return self._scan_snapshots()[0]
+
+    def unreadable_snapshots(self) -> list[tuple[str, IntegrityError]]:
+        """The snapshot objects :meth:`snapshots` leaves out, as (ID, why), by ID."""
+        return self._scan_snapshots()[1]
+
+    def _scan_snapshots(self) -> tuple[list[Manifest], list[tuple[str, IntegrityError]]]:
+        readable, unreadable = [], []
+        for sid in self.snapshot_ids():
+            try:
+                readable.append(self.load_manifest(sid))
+            except SnapshotNotFound:
+                continue  # removed since it was listed (a concurrent forget): not a problem
+            except IntegrityError as e:
+                unreadable.append((sid, e))
+        return sorted(readable, key=lambda m: (m.time, m.id)), unreadable
 
     def resolve(self, ref: str) -> Manifest:
-        """Find a snapshot by full ID, unique prefix of at least 4 hex digits, or ``latest``.
+        """Find a snapshot by full ID, unique prefix of at least 4 hex digits, or ``latest``
+        (the newest readable one).
 
         Raises
         ------
@@ -551,6 +572,13 @@ class Repository:
         if not matches:
             raise SnapshotNotFound(f"no snapshot matches {ref}", snapshot_id=ref)
         if len(matches) > 1:
+            # An unreadable manifest is no candidate (it would make every lookup of a
+            # readable one sharing its prefix ambiguous); a lone match is loaded and, if
+            # unreadable, reported as such.
+            readable = {m.id: m for m in self.snapshots()}
+            usable = [i for i in matches if i in readable]
+            if len(usable) == 1:
+                return readable[usable[0]]
             raise AmbiguousSnapshot(f"{ref} matches {len(matches)} snapshots; give more digits", snapshot_id=ref)
         return self.load_manifest(matches[0])
 
