@@ -15,6 +15,7 @@ from fsspec.callbacks import Callback
 
 import snapvault as sv
 from snapvault.jobs import Job
+from snapvault.policy.hooks import hook_hash
 from snapvault.policy.records import load_runs
 from tests.conftest import FAST_KDF, PASSWORD, write
 
@@ -197,7 +198,7 @@ def test_failed_job_from_a_hook(local_repo: sv.Repository, tmp_path: Path) -> No
     src = tmp_path / "src"
     make_tree(src, 2)
     pol = sv.Policy(name="hookfail", sources=[str(src)], pre_hooks=["exit 7"])
-    job = sv.Engine(local_repo).submit(pol)
+    job = sv.Engine(local_repo, allowed_hooks={hook_hash("exit 7")}).submit(pol)
     assert job.wait(30) is sv.JobStatus.FAILED
     assert isinstance(job.error, sv.HookError)
     with pytest.raises(sv.HookError, match="exited with 7"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -69,12 +69,19 @@ class Engine:
     settings : BackupSettings, optional
         All of the above as one value (then leave them out), for example to share it between
         engines.
+    allowed_hooks : collection of str
+        The shell hooks a policy run may execute, each named by
+        :func:`snapvault.policy.hooks.hook_hash` (SHA-256 of the exact command, hex). Default
+        none: a stored policy is repository content, and anyone with the password can store
+        one. A policy with any other shell hook raises HookError before anything runs.
+        Python callables given as hooks always run.
 
     Attributes
     ----------
     repo : Repository
     settings : BackupSettings
         What both entry points run with.
+    allowed_hooks : frozenset of str
     """
 
     def __init__(
@@ -86,8 +93,10 @@ class Engine:
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
         settings: BackupSettings | None = None,
+        allowed_hooks: Collection[str] = frozenset(),
     ) -> None:
         self.repo = repo
+        self.allowed_hooks = frozenset(allowed_hooks)
         if settings is None:
             given: dict[str, Any] = {
                 "workers": workers or None,
@@ -278,7 +287,8 @@ class Engine:
             If the read-back after the backup failed (nothing committed; the packs the run
             uploaded are quarantined).
         HookError
-            If a pre-hook failed.
+            If a pre-hook failed, or the policy has a shell hook that ``allowed_hooks`` does
+            not allow (then nothing ran and nothing was written).
         JobCancelled
             If ``should_stop`` asked to stop.
 
@@ -310,6 +320,7 @@ class Engine:
             progress=progress,
             should_stop=should_stop,
             on_file=on_file,
+            allowed_hooks=self.allowed_hooks,
         )
 
     def submit_policy(
@@ -333,7 +344,16 @@ class Engine:
             def on_read(n: int, path: str) -> None:
                 job.advance(n, path)
 
-            return run_policy(self.repo, self.settings, policy, hostname=hostname, now=now, job=job, progress=on_read)
+            return run_policy(
+                self.repo,
+                self.settings,
+                policy,
+                hostname=hostname,
+                now=now,
+                job=job,
+                progress=on_read,
+                allowed_hooks=self.allowed_hooks,
+            )
 
         job = BackupJob(work, callback=callback, clock=self.settings.clock, name=policy.name)
         return job.start()  # type: ignore[return-value]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import snapvault as sv
+from snapvault.policy.hooks import hook_hash
 from snapvault.policy.records import load_runs
 from tests.conftest import FAST_KDF, PASSWORD, write
 
@@ -304,6 +305,13 @@ def test_callable_hooks_run_before_and_after_the_read(local_repo: sv.Repository,
     assert set(events[2:-1]) == {"read"}
 
 
+def allowing(repo: sv.Repository, pol: sv.Policy) -> sv.Engine:
+    """An engine that allows the policy's shell hooks (by default none runs)."""
+    return sv.Engine(
+        repo, allowed_hooks={hook_hash(h) for h in (*pol.pre_hooks, *pol.post_hooks) if isinstance(h, str)}
+    )
+
+
 def test_shell_pre_hook_output_is_in_the_snapshot(local_repo: sv.Repository, tmp_path: Path) -> None:
     src = tmp_path / "src"
     files = make_tree(src)
@@ -315,7 +323,7 @@ def test_shell_pre_hook_output_is_in_the_snapshot(local_repo: sv.Repository, tmp
         pre_hooks=[f"echo 'CREATE TABLE t;' > '{dump}'", f"echo pre >> '{log}'"],
         post_hooks=[f"rm '{dump}'", f"echo post >> '{log}'"],
     )
-    m = sv.Engine(local_repo).backup(pol, now=T0)
+    m = allowing(local_repo, pol).backup(pol, now=T0)
     assert log.read_text().split() == ["pre", "post"]
     assert not dump.exists()  # the post-hook removed it
     files["dump.sql"] = b"CREATE TABLE t;\n"
@@ -332,7 +340,7 @@ def test_post_hooks_run_when_the_backup_fails(local_repo: sv.Repository, tmp_pat
         post_hooks=[lambda: events.append("post"), f"touch '{marker}'"],
     )
     with pytest.raises(sv.SourceError):
-        sv.Engine(local_repo).backup(pol, now=T0)
+        allowing(local_repo, pol).backup(pol, now=T0)
     assert events == ["pre", "post"]
     assert marker.exists()
     assert local_repo.snapshots() == []
@@ -368,7 +376,7 @@ def test_post_hooks_run_when_a_shell_pre_hook_fails(local_repo: sv.Repository, t
     marker = tmp_path / "post-ran"
     pol = policy(src, "full", pre_hooks=["echo cannot lock >&2; exit 3"], post_hooks=[f"touch '{marker}'"])
     with pytest.raises(sv.HookError, match="exited with 3: cannot lock"):
-        sv.Engine(local_repo).backup(pol, now=T0)
+        allowing(local_repo, pol).backup(pol, now=T0)
     assert marker.exists()
     assert local_repo.snapshots() == []
 
@@ -378,7 +386,7 @@ def test_failing_post_hook_after_a_good_backup_keeps_the_snapshot(local_repo: sv
     make_tree(src)
     pol = policy(src, "incremental", post_hooks=["exit 1"])
     with pytest.raises(sv.HookError):
-        sv.Engine(local_repo).backup(pol, now=T0)
+        allowing(local_repo, pol).backup(pol, now=T0)
     snaps = local_repo.snapshots()
     assert len(snaps) == 1
     assert snaps[0].policy == "p"

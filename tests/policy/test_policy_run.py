@@ -15,6 +15,7 @@ from fsspec.callbacks import Callback
 
 import snapvault as sv
 from snapvault.policy import retention
+from snapvault.policy.hooks import hook_hash
 from snapvault.policy.records import load_runs
 from snapvault.policy.retention import KeepLast
 from snapvault.storage import open_store
@@ -362,7 +363,7 @@ def test_cancelled_restore_job(local_repo: sv.Repository, tmp_path: Path) -> Non
 def test_stats_after_three_successes_and_one_failure(local_repo: sv.Repository, tmp_path: Path) -> None:
     src = tmp_path / "src"
     many_files(src, 5)
-    engine = sv.Engine(local_repo, clock=Clock(T0))
+    engine = sv.Engine(local_repo, clock=Clock(T0), allowed_hooks={hook_hash("exit 2"), hook_hash("exit 1")})
     ok = sv.Policy(name="mon", sources=[str(src)])
     failing = sv.Policy(name="mon", sources=[str(src)], pre_hooks=["exit 2"])
     engine.backup(ok)
@@ -631,3 +632,48 @@ def test_engine_run_policy_and_backup_of_a_policy_are_the_same_run(local_repo: s
     assert (a.policy, a.backup_type, b.policy, b.backup_type) == ("p", "full", "p", "full")
     assert [r.status for r in load_runs(local_repo, "p")] == ["completed", "completed"]
     assert engine.stats(pol).runs == 2
+
+
+# -- stored shell hooks run only where allowed (issue #17) ----------------------------------
+
+
+def test_a_stored_shell_hook_is_refused_unless_allowed(local_repo: sv.Repository, tmp_path: Path) -> None:
+    """Anyone with the password can store a newer policy record: its commands are repository
+    content, so by default none runs, and a refused policy backs up nothing."""
+    src = tmp_path / "src"
+    write(src / "f", "x")
+    marker = tmp_path / "ran"
+    hook = f"touch '{marker}'"
+    local_repo.save_policy(sv.Policy(name="p", sources=[str(src)], post_hooks=[hook]), now=T0)
+    stored = local_repo.load_policy("p")
+    for engine in (sv.Engine(local_repo), sv.Engine(local_repo, allowed_hooks={hook_hash("something else")})):
+        with pytest.raises(sv.HookError, match=hook_hash(hook)):
+            engine.run_policy(stored, now=T0)
+        with pytest.raises(sv.HookError, match=hook_hash(hook)):
+            engine.submit_policy(stored, now=T0).result(30)
+    assert not marker.exists()
+    assert local_repo.snapshots() == []
+    assert load_runs(local_repo, "p") == []
+
+    m = sv.Engine(local_repo, allowed_hooks={hook_hash(hook)}).run_policy(stored, now=T0)
+    assert marker.exists()
+    assert m.policy == "p"
+
+
+def test_the_allowed_hash_is_of_the_exact_command(local_repo: sv.Repository, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src / "f", "x")
+    engine = sv.Engine(local_repo, allowed_hooks={hook_hash("true")})
+    engine.run_policy(sv.Policy(name="p", sources=[str(src)], pre_hooks=["true"]), now=T0)
+    with pytest.raises(sv.HookError, match="not allowed"):
+        engine.run_policy(sv.Policy(name="p", sources=[str(src)], pre_hooks=["true", "true "]), now=T0)
+    assert len(local_repo.snapshots()) == 1
+
+
+def test_callable_hooks_need_no_allowing(local_repo: sv.Repository, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src / "f", "x")
+    ran: list[str] = []
+    pol = sv.Policy(name="p", sources=[str(src)], pre_hooks=[lambda: ran.append("pre")])
+    sv.Engine(local_repo).run_policy(pol, now=T0)
+    assert ran == ["pre"]

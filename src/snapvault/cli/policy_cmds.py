@@ -157,8 +157,43 @@ def policy_list(obj: Context, as_json: bool) -> Outcome:
 @click.argument("name")
 @click.pass_obj
 def policy_show(obj: Context, name: str) -> None:
-    """Print a stored policy as JSON."""
+    """Print a stored policy as JSON ('policy allow-hooks NAME' allows its shell hooks here)."""
     click.echo(json.dumps(json.loads(obj.open().load_policy(name).to_json()), indent=2))
+
+
+@policy.command(name="allow-hooks")
+@click.argument("name")
+@click.pass_obj
+def policy_allow_hooks(obj: Context, name: str) -> None:
+    """Allow the shell hooks of the stored policy NAME on this machine.
+
+    Appends each command's SHA-256 to the allowed hooks file (``SNAPVAULT_HOOKS_ALLOW``, else
+    ``~/.config/snapvault/hooks.allow``), which ``run`` and ``due --run`` read: a stored
+    command runs only where its exact text was allowed. Review the commands first.
+    """
+    from snapvault.policy.hooks import hook_hash, shell_hooks
+
+    pol = obj.open().load_policy(name)
+    path = _allow_file()
+    allowed = _allowed_hooks(path)
+    commands = shell_hooks(pol.pre_hooks, pol.post_hooks)
+    if not commands:
+        click.echo(f"policy {name} has no shell hooks")
+        return
+    lines = []
+    for stage, command in commands:
+        digest = hook_hash(command)
+        if digest in allowed:
+            click.echo(f"already allowed: {stage}-hook {command!r} (sha256 {digest})")
+            continue
+        allowed |= {digest}
+        lines.append(f"# policy {name!r} {stage}-hook: {command!r}\n{digest}\n")
+        click.echo(f"allowed: {stage}-hook {command!r} (sha256 {digest})")
+    if lines:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(lines))
+        click.echo(f"written to {path}")
 
 
 @policy.command(name="remove")
@@ -170,10 +205,54 @@ def policy_remove(obj: Context, name: str) -> None:
     click.echo(f"removed policy {name}")
 
 
+def _allow_file() -> Path:
+    """This machine's list of allowed shell hooks: ``SNAPVAULT_HOOKS_ALLOW``, else
+    ``$XDG_CONFIG_HOME/snapvault/hooks.allow`` (``~/.config`` by default)."""
+    named = os.environ.get("SNAPVAULT_HOOKS_ALLOW")
+    if named:
+        return Path(named)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "snapvault" / "hooks.allow"
+
+
+def _allowed_hooks(path: Path) -> frozenset[str]:
+    """The SHA-256 hashes (hex, one a line; ``#`` starts a comment) in the allow file; none if
+    it does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return frozenset()
+    except OSError as e:
+        fail(f"cannot read the allowed hooks file {path}: {e.strerror}")
+    out = set()
+    for n, line in enumerate(text.splitlines(), 1):
+        word = line.split("#", 1)[0].strip().lower()
+        if not word:
+            continue
+        if len(word) != 64 or any(c not in "0123456789abcdef" for c in word):
+            fail(f"{path} line {n}: {word[:20]!r} is not a SHA-256 hash (64 hex digits)")
+        out.add(word)
+    return frozenset(out)
+
+
 def _run_one(repo: Repository, pol: Policy, as_json: bool) -> Outcome:
     from snapvault import Engine
+    from snapvault.errors import HookError
+    from snapvault.policy.hooks import hook_hash, shell_hooks
 
-    return report_backup(Engine(repo).run_policy(pol), as_json, prefix=f"policy {pol.name}: ")
+    path = _allow_file()
+    allowed = _allowed_hooks(path)
+    for stage, command in shell_hooks(pol.pre_hooks, pol.post_hooks):
+        digest = hook_hash(command)
+        if digest not in allowed:
+            # Checked before anything runs: the stored command is repository content.
+            raise HookError(
+                f"policy {pol.name!r}: {stage}-hook {command!r} is not allowed on this machine "
+                f"(sha256 {digest}); review it ('snapvault policy show {pol.name}'), then allow it "
+                f"with 'snapvault policy allow-hooks {pol.name}' or add the hash to {path}"
+            )
+    manifest = Engine(repo, allowed_hooks=allowed).run_policy(pol)
+    return report_backup(manifest, as_json, prefix=f"policy {pol.name}: ")
 
 
 @click.command(name="run")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,7 +19,7 @@ from snapvault.archiver.session import BackupOptions, BackupRepository, run_back
 from snapvault.archiver.settings import BackupSettings
 from snapvault.errors import IntegrityError, JobCancelled, SnapvaultError
 from snapvault.maintenance.verify import verify_blobs
-from snapvault.policy.hooks import run_hooks
+from snapvault.policy.hooks import check_hooks_allowed, run_hooks
 from snapvault.policy.model import Policy
 from snapvault.policy.records import RecordStore, RunRecord, load_policy, load_runs, read_policies, save_run
 from snapvault.repository.manifest import Manifest
@@ -89,12 +89,17 @@ def run_policy(
     progress: Callable[[int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_file: Callable[[str, int, bool], None] | None = None,
+    allowed_hooks: Collection[str] = frozenset(),
 ) -> Manifest:
     """Run one backup of ``policy``, record the run, and return the new snapshot's manifest.
 
     See :meth:`snapvault.Engine.run_policy` for the arguments and the backup types. ``job``,
     when given, receives per-file progress and its ``cancel`` stops the run.
+    ``allowed_hooks`` holds the :func:`~snapvault.policy.hooks.hook_hash` of each shell hook
+    the caller allows; a policy with any other shell hook raises HookError before anything
+    runs or is written (no hook, no backup, no run record). Callable hooks always run.
     """
+    check_hooks_allowed(policy.name, policy.pre_hooks, policy.post_hooks, allowed_hooks)
     started = settings.clock()
     history = policy_snapshots(repo, policy.name)
     latest = history[-1] if history else None
