@@ -151,3 +151,58 @@ def test_a_hardlink_never_goes_through_a_symlinked_directory(writer: TargetWrite
     with pytest.raises(UnsafePathError):
         writer.hardlink("f", "d/g")
     assert list((tmp_path / "outside").iterdir()) == []
+
+
+AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.mark.parametrize("as_root", [False, True])
+@pytest.mark.parametrize("devices", [False, True])
+def test_device_nodes_are_made_only_when_asked_for_and_as_root(tmp_path: Path, as_root: bool, devices: bool) -> None:
+    w = TargetWriter(str(tmp_path / "target"), as_root=as_root, devices=devices)
+    try:
+        assert w.makes("chardev") == w.makes("blockdev") == (as_root and devices)
+        assert w.makes("fifo")
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize(("setuid", "kept"), [(False, 0o1755), (True, 0o7755)])
+def test_setuid_and_setgid_bits_are_kept_only_when_asked_for(tmp_path: Path, setuid: bool, kept: int) -> None:
+    w = TargetWriter(str(tmp_path / "target"), as_root=False, setuid=setuid)
+    try:
+        with w.new_file(w.root.fd) as f:
+            f.commit(Node("f", "file", mode=0o7755))
+        assert w.special(w.root.fd, Node("p", "fifo", mode=0o7755)) is None
+        with w.new_file(w.root.fd) as f:
+            f.commit(Node("plain", "file", mode=0o1755))
+    finally:
+        w.close()
+    target = tmp_path / "target"
+    assert stat.S_IMODE(os.lstat(target / "f").st_mode) == kept
+    assert stat.S_IMODE(os.lstat(target / "p").st_mode) == kept
+    assert stat.S_IMODE(os.lstat(target / "plain").st_mode) == 0o1755
+    assert w.setuid_dropped == (0 if setuid else 2)
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="device nodes are made only as root")
+def test_a_device_node_is_private_until_it_has_its_owner_and_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[int] = []
+    mknod = os.mknod
+
+    def spy(path: str, mode: int = 0o600, device: int = 0, *, dir_fd: int | None = None) -> None:
+        made.append(stat.S_IMODE(mode))
+        mknod(path, mode, device, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mknod", spy)
+    w = TargetWriter(str(tmp_path / "target"), as_root=True, devices=True)
+    try:
+        assert w.special(w.root.fd, Node("null", "chardev", mode=0o666, rdev=os.makedev(1, 3))) is None
+    finally:
+        w.close()
+    st = os.lstat(tmp_path / "target" / "null")
+    assert stat.S_ISCHR(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o666
+    assert made == [0o600]

@@ -76,6 +76,8 @@ def snapshots(obj: Context, as_json: bool) -> Outcome:
 @click.option("--include", "-i", multiple=True, help="Restore only matching paths; repeatable.")
 @click.option("--exclude", "-e", multiple=True, help="Leave out matching paths; repeatable.")
 @click.option("--stop-on-error", is_flag=True, help="Stop at the first damaged file instead of restoring the rest.")
+@click.option("--devices", is_flag=True, help="Make device nodes (as root); without it they are skipped.")
+@click.option("--setuid", is_flag=True, help="Keep setuid and setgid bits; without it they are dropped.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def restore(
@@ -85,6 +87,8 @@ def restore(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     stop_on_error: bool,
+    devices: bool,
+    setuid: bool,
     as_json: bool,
 ) -> Outcome:
     """Restore SNAPSHOT (ID, unique prefix or 'latest') into --target.
@@ -97,7 +101,14 @@ def restore(
     repo = obj.open()
     tty = sys.stderr.isatty() and not as_json
     r = Restorer(repo).restore(
-        snapshot, target, include=include, exclude=exclude, progress=progress(tty), stop_on_error=stop_on_error
+        snapshot,
+        target,
+        include=include,
+        exclude=exclude,
+        progress=progress(tty),
+        stop_on_error=stop_on_error,
+        devices=devices,
+        setuid=setuid,
     )
     clear_progress(tty)
     if as_json:
@@ -112,6 +123,12 @@ def restore(
         )
     for err in r.errors:
         click.echo(f"{'warning' if err.kind == 'skipped' else 'error'}: {err.path}: {err.error}", err=True)
+    if r.devices_skipped:
+        click.echo(f"warning: {r.devices_skipped} device nodes skipped (made as root with --devices)", err=True)
+    if r.setuid_dropped:
+        click.echo(
+            f"warning: setuid/setgid bits dropped from {r.setuid_dropped} entries (kept with --setuid)", err=True
+        )
     if r.ok:
         return Outcome.DONE
     lost = sum(1 for e in r.errors if e.kind != "skipped")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from snapvault.errors import IntegrityError, ObjectNotFound
+from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.restore_plan import ReadRun, plan_reads
 from snapvault.restore.source import PackSource
 
@@ -100,12 +101,21 @@ class PackReader:
         return read_ahead(runs, self.fetch, self._pool, _AHEAD)
 
     def blobs(self, run: ReadRun, data: bytes | memoryview) -> Iterator[bytes]:
-        """The plaintext of each blob of ``run``, verified, from the run's bytes ``data``."""
+        """The plaintext of each blob of ``run``, verified as file data, from the run's bytes
+        ``data``.
+
+        A blob the index records as another type (a tree named as a file's chunk) is damage,
+        and every blob is opened as ``DATA``: the type is bound in its associated data, so a
+        blob sealed as anything else fails to open whatever the index says.
+        """
         view = memoryview(data)
         for bid, loc in run.blobs:
             start = loc.offset - run.offset
             try:
-                plain = self._packs.open_blob(loc.type, bid, view[start : start + loc.length], loc.raw_length)
+                if loc.type != BlobType.DATA:
+                    kind = "tree" if loc.type == BlobType.TREE else f"type {int(loc.type)}"
+                    raise IntegrityError(f"wrong type: a {kind} blob named as file data")
+                plain = self._packs.open_blob(BlobType.DATA, bid, view[start : start + loc.length], loc.raw_length)
             except IntegrityError as e:
                 raise IntegrityError(
                     f"blob {bid.hex()[:16]} in pack {run.pack_id.hex()[:16]}: {e}",

@@ -24,6 +24,7 @@ from typing import Any
 
 from snapvault.errors import ConfigError, IntegrityError, JobCancelled, ObjectNotFound, SnapshotNotFound
 from snapvault.jobs import Job, RestoreJob
+from snapvault.pipeline.blob import MAX_BLOB
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.restore_plan import (
     FileRead,
@@ -104,13 +105,17 @@ class Restorer:
         on_plan: Callable[[int, int], None] | None = None,
         on_file: Callable[[str], None] | None = None,
         stop_on_error: bool = False,
+        devices: bool = False,
+        setuid: bool = False,
     ) -> RestoreResult:
         """Restore a snapshot into ``target``.
 
         Damage does not stop the restore: each file whose data is missing or fails
         verification, and each directory whose tree cannot be read, is listed in the result's
         ``errors`` (kind ``damaged``) and everything else is restored. A damaged file is never
-        written under its name (an existing file of that name is left as it was).
+        written under its name (an existing file of that name is left as it was). So is a file
+        whose stored size and content disagree: its chunks hold more or fewer bytes than its
+        size, or it names a blob that is not file data.
 
         Parameters
         ----------
@@ -140,6 +145,14 @@ class Restorer:
             restored, or given up on as damaged (then it is in ``errors``).
         stop_on_error : bool
             Raise :class:`IntegrityError` at the first damage instead of going on.
+        devices : bool
+            Make character and block device nodes (as root only). Without it each is listed
+            in ``errors`` as ``skipped`` and counted in ``devices_skipped``: a hostile
+            snapshot must not plant a world-writable device in the target.
+        setuid : bool
+            Keep the setuid and setgid bits of files, FIFOs and devices. Without it they are
+            dropped (the other mode bits, the sticky bit included, are kept) and each entry
+            that lost them is counted in ``setuid_dropped``. A directory keeps its setgid bit.
 
         Raises
         ------
@@ -179,10 +192,17 @@ class Restorer:
             )
 
         plan = select(self._read_tree(m.tree), self._read_tree, flt, unreadable=unreadable)
+        # Before the totals: a declared size its chunks cannot hold (2^62 bytes in one chunk)
+        # must not reach them.
+        for node, rel in _drop_oversized(plan):
+            error = IntegrityError(f"size of {node.size} bytes is more than its {len(node.content)} chunks can hold")
+            if stop_on_error:
+                raise IntegrityError(f"cannot restore {rel}: {error}", path=rel, snapshot_id=m.id)
+            result.errors.append(RestoreFileError(path=rel, error=str(error), kind="damaged"))
         writes = plan_writes(plan)
         if on_plan is not None:
             on_plan(writes.files, writes.bytes)
-        writer = TargetWriter(target, as_root=self._as_root)
+        writer = TargetWriter(target, as_root=self._as_root, devices=devices, setuid=setuid)
         try:
             job = _RestoreJob(self, result, writes, writer, progress, should_stop, on_file, stop_on_error=stop_on_error)
             job.run(plan)
@@ -190,6 +210,7 @@ class Restorer:
             writer.close()
         result.dirs, result.symlinks, result.other = writer.dirs, writer.symlinks, writer.other
         result.hardlinks = writer.hardlinks
+        result.setuid_dropped = writer.setuid_dropped
         # Found by threads in no set order; listed in path order, the same on every run.
         result.errors.sort(key=lambda e: e.path)
         if should_stop is not None and should_stop():
@@ -244,6 +265,26 @@ class Restorer:
         import asyncio
 
         return await asyncio.to_thread(self.restore, snapshot, target, **options)
+
+
+def _drop_oversized(plan: PlannedDir) -> list[tuple[Node, str]]:
+    """Take out of ``plan`` each file whose declared size is more than its chunks can hold
+    (each at most ``MAX_BLOB`` bytes), and return them.
+
+    The sizes of the files left are then bounded by their content, and so are the totals a
+    restore reports; the exact check, size against the bytes the chunks hold, is made as each
+    file is written.
+    """
+    dropped: list[tuple[Node, str]] = []
+    stack = [plan]
+    while stack:
+        d = stack.pop()
+        oversized = [(n, rel) for n, rel in d.files if n.size > len(n.content) * MAX_BLOB]
+        if oversized:
+            dropped += oversized
+            d.files = [(n, rel) for n, rel in d.files if n.size <= len(n.content) * MAX_BLOB]
+        stack.extend(d.dirs)
+    return dropped
 
 
 class _RestoreJob:
@@ -395,15 +436,21 @@ class _RestoreJob:
         """Write a file's verified chunks, read as ``runs``, to ``f``; None if the restore was
         stopped or the file is damaged (then it is recorded, or raised with ``stop_on_error``)."""
         written = 0
+        size = node.size
         try:
             for run, data in runs:
                 for plain in self.reader.blobs(run, data):
+                    n = len(plain)
+                    if written + n > size:
+                        raise IntegrityError(f"content is longer than its size of {size} bytes")
                     f.write(plain)
-                    written += len(plain)
+                    written += n
                     if self.progress is not None:
-                        self.progress(len(plain), rel)
+                        self.progress(n, rel)
                 if self.stopped():
                     return None
+            if written != size:
+                raise IntegrityError(f"content is {written} bytes, not its size of {size}")
         except IntegrityError as e:
             self._file_damaged(node, rel, e, written)
             return None
@@ -431,7 +478,12 @@ class _RestoreJob:
 
     def _special(self, dfd: int, node: Node, rel: str) -> None:
         if not self.writer.makes(node.type):
-            self._record(RestoreFileError(path=rel, error=f"{node.type} not restored", kind="skipped", type=node.type))
+            reason = f"{node.type} not restored"
+            if node.type in ("chardev", "blockdev"):
+                self.result.devices_skipped += 1
+                who = "" if self.writer.as_root else "by root, and "
+                reason = f"{reason}: device nodes are made only {who}when asked for (devices=True, --devices)"
+            self._record(RestoreFileError(path=rel, error=reason, kind="skipped", type=node.type))
             return
         refused = self.writer.special(dfd, node)
         if refused is not None:

@@ -22,9 +22,11 @@ class RestoreFileError(FileError):
         The reason, one line.
     kind : {"damaged", "failed", "skipped"}
         ``damaged``: its stored data (for a directory: its tree) is missing or fails
-        verification; nothing was written under its name, and for a directory nothing below
-        it. ``failed``: the target refused to create it (an OS error). ``skipped``: a type
-        this restore does not create (a socket; a device unless run as root).
+        verification, or (for a file) disagrees with its stored size or is not file data;
+        nothing was written under its name, and for a directory nothing below it.
+        ``failed``: the target refused to create it (an OS error). ``skipped``: a type this
+        restore does not create (a socket; a device unless asked for with ``devices=True``
+        and run as root).
     type : str
         The entry's type: ``file``, ``dir``, ``symlink``, ``fifo``, ...
     pack_id, blob_id : str or None
@@ -52,6 +54,12 @@ class RestoreResult:
         of it are ``hardlinks``).
     bytes_written : int
         Bytes of the files restored.
+    devices_skipped : int
+        Device nodes not made (each also in ``errors``, kind ``skipped``): a restore makes
+        them only with ``devices=True``, as root.
+    setuid_dropped : int
+        Files, FIFOs and devices restored without their stored setuid or setgid bits (kept
+        only with ``setuid=True``).
     errors : list of RestoreFileError
         Each path not restored, with the reason; damaged files and unreadable directories
         among them.
@@ -65,6 +73,8 @@ class RestoreResult:
     hardlinks: int = 0
     other: int = 0
     bytes_written: int = 0
+    devices_skipped: int = 0
+    setuid_dropped: int = 0
     errors: list[RestoreFileError] = field(default_factory=list)
 
     @property

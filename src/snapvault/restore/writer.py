@@ -118,11 +118,11 @@ class NewFile:
     final name keeps what it held before.
     """
 
-    __slots__ = ("_committed", "_dfd", "_fd", "_set_owner", "_tmp")
+    __slots__ = ("_committed", "_dfd", "_fd", "_tmp", "_writer")
 
-    def __init__(self, dfd: int, set_owner: bool) -> None:
+    def __init__(self, writer: TargetWriter, dfd: int) -> None:
+        self._writer = writer
         self._dfd = dfd
-        self._set_owner = set_owner
         self._tmp = _temp_name()
         self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
         self._committed = False
@@ -135,12 +135,15 @@ class NewFile:
             view = view[n:]
 
     def commit(self, node: Node) -> None:
-        """Give the file ``node``'s metadata and rename it to ``node.name``."""
+        """Give the file ``node``'s metadata (its mode without the bits the writer drops) and
+        rename it to ``node.name``."""
         fd = self._fd
-        if self._set_owner:
+        w = self._writer
+        if w.as_root:
             with contextlib.suppress(OSError):
                 os.fchown(fd, node.uid, node.gid)
-        os.fchmod(fd, node.mode & 0o7777)
+        # After the owner: a change of owner clears the setuid and setgid bits.
+        os.fchmod(fd, w.file_mode(node.mode))
         for name, value in node.xattrs:
             with contextlib.suppress(OSError):
                 os.setxattr(fd, name, base64.b64decode(value))
@@ -168,15 +171,26 @@ class TargetWriter:
     target : str
         The local directory (created if missing).
     as_root : bool
-        Whether entries get their stored owner, and device nodes are made.
+        Whether entries get their stored owner.
+    devices : bool
+        Whether character and block device nodes are made (only ``as_root``).
+    setuid : bool
+        Whether files, FIFOs and devices keep their setuid and setgid bits; without it they
+        are dropped (a directory keeps its setgid bit: it makes new entries inherit the
+        directory's group, and gives no one more rights).
 
     Its counters (``dirs``, ``symlinks``, ``other``, ``hardlinks``) count what it made; they
     are updated by the thread that walks the plan, which is the one that makes directories,
-    special entries and hardlinks. Files are written from any thread through :meth:`new_file`.
+    special entries and hardlinks. Files are written from any thread through :meth:`new_file`;
+    ``setuid_dropped`` counts the entries whose setuid or setgid bits were dropped.
     """
 
-    def __init__(self, target: str, *, as_root: bool) -> None:
+    def __init__(self, target: str, *, as_root: bool, devices: bool = False, setuid: bool = False) -> None:
         self.as_root = as_root
+        self.devices = as_root and devices
+        self._mode_mask = 0o7777 if setuid else 0o7777 & ~(stat.S_ISUID | stat.S_ISGID)
+        self._lock = threading.Lock()
+        self.setuid_dropped = 0
         self.dirs = self.symlinks = self.other = self.hardlinks = 0
         os.makedirs(target, exist_ok=True)
         self.root = DirHandle(os.open(target, os.O_RDONLY | os.O_DIRECTORY))
@@ -200,11 +214,19 @@ class TargetWriter:
 
     def new_file(self, dfd: int) -> NewFile:
         """Start a file in the directory open as ``dfd``, under a temporary name."""
-        return NewFile(dfd, self.as_root)
+        return NewFile(self, dfd)
+
+    def file_mode(self, mode: int) -> int:
+        """The permission bits a file, FIFO or device is given for its stored ``mode``."""
+        kept = mode & self._mode_mask
+        if kept != mode & 0o7777:
+            with self._lock:
+                self.setuid_dropped += 1
+        return kept
 
     def makes(self, node_type: str) -> bool:
         """Whether :meth:`special` makes entries of this type (others are skipped)."""
-        return node_type in ("symlink", "fifo") or (self.as_root and node_type in ("chardev", "blockdev"))
+        return node_type in ("symlink", "fifo") or (self.devices and node_type in ("chardev", "blockdev"))
 
     def special(self, dfd: int, node: Node) -> OSError | None:
         """Make a symlink, FIFO or device node (a type :meth:`makes`) as ``node.name``.
@@ -219,11 +241,11 @@ class TargetWriter:
                 os.symlink(node.target, tmp, dir_fd=dfd)
                 self.symlinks += 1
             elif node.type == "fifo":
-                os.mkfifo(tmp, node.mode & 0o7777, dir_fd=dfd)
+                os.mkfifo(tmp, 0o600, dir_fd=dfd)
                 self.other += 1
             elif self.makes(node.type):
                 kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
-                os.mknod(tmp, kind | (node.mode & 0o7777), node.rdev, dir_fd=dfd)
+                os.mknod(tmp, kind | 0o600, node.rdev, dir_fd=dfd)
                 self.other += 1
             else:
                 raise ValueError(f"{node.type} is not a type this writer makes")
@@ -231,7 +253,7 @@ class TargetWriter:
                 with contextlib.suppress(OSError):
                     os.chown(tmp, node.uid, node.gid, dir_fd=dfd, follow_symlinks=False)
             if node.type != "symlink":
-                os.chmod(tmp, node.mode & 0o7777, dir_fd=dfd)
+                os.chmod(tmp, self.file_mode(node.mode), dir_fd=dfd)
             with contextlib.suppress(NotImplementedError, OSError):
                 os.utime(tmp, ns=(node.mtime_ns, node.mtime_ns), dir_fd=dfd, follow_symlinks=False)
             os.rename(tmp, node.name, src_dir_fd=dfd, dst_dir_fd=dfd)
