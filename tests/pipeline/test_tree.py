@@ -47,7 +47,7 @@ def nodes(draw: st.DrawFn, name: st.SearchStrategy[str] = names) -> Node:
         gid=draw(st.integers(0, 2**32 - 1)),
         mtime_ns=draw(st.integers(-(2**62), 2**62)),
         ctime_ns=draw(st.integers(-(2**62), 2**62)),
-        size=draw(st.integers(0, 2**62)),
+        size=draw(st.integers(0, 2**62)) if t == "file" else 0,
         inode=draw(st.integers(0, 2**64 - 1)),
         dev=draw(st.integers(0, 2**64 - 1)),
         links=draw(st.integers(1, 2**32 - 1)),
@@ -318,6 +318,52 @@ def test_decode_rejects_malformed_xattrs(xattrs: object) -> None:
         decode_tree(doc(file_node(xattrs=xattrs)))
 
 
+# Each field only on the node types the format gives it (issue #17, item 6).
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"name": "f", "type": "file", "rdev": 5},
+        {"name": "d", "type": "dir", "subtree": BLOB_ID, "size": 5},
+        {"name": "d", "type": "dir", "subtree": BLOB_ID, "rdev": 5},
+        {"name": "l", "type": "symlink", "target": "x", "size": 5},
+        {"name": "p", "type": "fifo", "rdev": 5},
+        {"name": "s", "type": "socket", "size": 1},
+        {"name": "c", "type": "chardev", "size": 1},
+        {"name": "b", "type": "blockdev", "content": [BLOB_ID]},
+    ],
+)
+def test_decode_rejects_fields_the_node_type_lacks(node: dict[str, Any]) -> None:
+    with pytest.raises(IntegrityError):
+        decode_tree(doc(node))
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        Node("f", "dir", subtree=BLOB_ID, size=5),
+        Node("f", "file", rdev=5),
+        Node("f", "symlink", target="x", size=5),
+    ],
+)
+def test_encode_refuses_fields_the_node_type_lacks(node: Node) -> None:
+    with pytest.raises(IntegrityError):
+        encode_tree([node])
+
+
+def test_devices_carry_rdev() -> None:
+    for t in ("chardev", "blockdev"):
+        assert decode_tree(doc({"name": "c", "type": t, "rdev": 7}))[0].rdev == 7
+
+
+@pytest.mark.parametrize("value", ["QR==", "QUJ=", "QQ"])
+def test_decode_rejects_non_canonical_base64_xattrs(value: str) -> None:
+    # "QR==" decodes to the same byte as "QQ=="; only the canonical spelling is a tree.
+    with pytest.raises(IntegrityError):
+        decode_tree(doc(file_node(xattrs=[["user.x", value]])))
+    canonical = base64.b64encode(base64.b64decode(value + "==")).decode()
+    assert decode_tree(doc(file_node(xattrs=[["user.x", canonical]])))[0].xattrs == (("user.x", canonical),)
+
+
 def test_decode_rejects_deeply_nested_json() -> None:
     # Hostile input must give IntegrityError, not RecursionError from the JSON parser.
     with pytest.raises(IntegrityError):
@@ -374,6 +420,8 @@ def any_shape_nodes(draw: st.DrawFn) -> Node:
         content=tuple(draw(st.lists(hex_ids, max_size=2))),
         subtree=draw(st.none() | hex_ids),
         target=draw(st.none() | targets),
+        size=draw(st.sampled_from([0, 5])),
+        rdev=draw(st.sampled_from([0, 7])),
     )
 
 
@@ -395,6 +443,8 @@ def test_whatever_encodes_decodes(tree: list[Node]) -> None:
         Node(name="f", type="file", target="x"),
         Node(name="p", type="fifo", content=(BLOB_ID,)),
         Node(name="..", type="file"),
+        Node(name="d", type="dir", subtree=BLOB_ID, size=5),
+        Node(name="s", type="socket", rdev=5),
     ],
 )
 def test_encode_refuses_what_decode_refuses(node: Node) -> None:

@@ -225,15 +225,28 @@ def _parent_nodes(walker: Walker, tree: str | None) -> dict[str, Node]:
 
 
 def _build(walker: Walker, trie: _Trie, prefix: str, flt: PathFilter, parent_tree: str | None) -> str:
-    parents = _parent_nodes(walker, parent_tree)
-    nodes: list[Node] = []
-    for name in sorted(trie):
-        path = f"{prefix}/{name}"
-        sub = trie[name]
-        pnode = parents.get(name)
-        if sub is None:
-            node = walker.entry(name, path, "", flt, pnode)
-        else:
+    """Back up the sources in ``trie`` and the directories above them; the root tree's ID.
+
+    Iterative (an explicit stack of the directories above sources still open), like the walk
+    below each source: a source's depth must not be a bound on Python's recursion.
+    """
+    # Each frame: the names still to visit (reversed), the trie level, the path, the parent's
+    # nodes, the nodes so far, and the directory's own node (None for the root).
+    stack: list[tuple[list[str], _Trie, str, dict[str, Node], list[Node], Node | None]] = [
+        (sorted(trie, reverse=True), trie, prefix, _parent_nodes(walker, parent_tree), [], None)
+    ]
+    while True:
+        todo, level, base, parents, nodes, own = stack[-1]
+        while todo:
+            name = todo.pop()
+            path = f"{base}/{name}"
+            sub = level[name]
+            pnode = parents.get(name)
+            if sub is None:
+                node = walker.entry(name, path, "", flt, pnode)
+                if node is not None:
+                    nodes.append(node)
+                continue
             # A directory above a source is recorded as the directory it resolves to, even
             # when the path names it through a symlink (restic and borg do the same): only a
             # directory node can hold the subtree that leads to the source.
@@ -247,7 +260,12 @@ def _build(walker: Walker, trie: _Trie, prefix: str, flt: PathFilter, parent_tre
             if meta is None:
                 continue
             ptree = pnode.subtree if pnode is not None and pnode.type == "dir" else None
-            node = meta._replace(subtree=_build(walker, sub, path, flt, ptree))
-        if node is not None:
-            nodes.append(node)
-    return walker.store_tree(nodes)
+            stack.append((sorted(sub, reverse=True), sub, path, _parent_nodes(walker, ptree), [], meta))
+            break
+        else:
+            stack.pop()
+            tree = walker.store_tree(nodes)
+            if not stack:
+                return tree
+            assert own is not None
+            stack[-1][4].append(own._replace(subtree=tree))

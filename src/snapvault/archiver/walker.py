@@ -15,7 +15,7 @@ from snapvault.archiver.sink import BlobSink
 from snapvault.pipeline.chunker import ChunkerParams, StreamChunker
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.patterns import PathFilter
-from snapvault.pipeline.tree import Node, encode_tree
+from snapvault.pipeline.tree import MAX_DEPTH, Node, depth_error, encode_tree
 from snapvault.repository.manifest import FileError
 
 __all__ = ["WalkStats", "Walker"]
@@ -156,7 +156,17 @@ class Walker:
         )
 
     def entry(self, name: str, path: str, rel: str, flt: PathFilter, parent: Node | None) -> Node | None:
-        """Back up one path (recursively for a directory) and return its node."""
+        """Back up one path (a directory with everything below it) and return its node."""
+        node = self._visit(name, path, parent)
+        if node is None or node.type != "dir" or node.subtree is not None:
+            return node
+        parent_tree = parent.subtree if parent is not None and parent.type == "dir" else None
+        subtree = self.directory(path, rel, flt, parent_tree)
+        return None if subtree is None else node._replace(subtree=subtree)
+
+    def _visit(self, name: str, path: str, parent: Node | None) -> Node | None:
+        """Back up one path, except a directory's children: a directory comes back without
+        its subtree (a new one; the parent's node for an unchanged file)."""
         if self.should_stop is not None and self.should_stop():
             raise Cancelled
         try:
@@ -180,11 +190,7 @@ class Walker:
             return None
         if node.type == "dir":
             self.stats.dirs += 1
-            parent_tree = parent.subtree if parent is not None and parent.type == "dir" else None
-            subtree = self.directory(path, rel, flt, parent_tree)
-            if subtree is None:
-                return None
-            return node._replace(subtree=subtree)
+            return node
         if node.type == "file":
             content = self.file(path, node, parent)
             if content is None:
@@ -195,7 +201,65 @@ class Walker:
         return node
 
     def directory(self, path: str, rel: str, flt: PathFilter, parent_tree: str | None) -> str | None:
-        """Back up a directory's children; store and return its tree's hex ID."""
+        """Back up a directory and everything below it; store and return its tree's hex ID.
+
+        Iterative, with an explicit stack of open directories: the depth of a source tree is
+        the user's data and must not be a bound on Python's recursion. A directory whose tree
+        would lie deeper than MAX_DEPTH (counted from the file system root, as the snapshot's
+        root tree holds sources under their absolute paths) is an error for that path.
+        """
+        depth = _depth(path)
+        if depth >= MAX_DEPTH:
+            self.stats.errors.append(FileError(path=os.fsdecode(path), error=str(depth_error(path))))
+            return None
+        top = self._open(path, rel, parent_tree, None, depth)
+        if top is None:
+            return None
+        stack = [top]
+        selects_all = flt.selects_all
+        while stack:
+            d = stack[-1]
+            # The per-file loop: locals, not attributes (this is the backup's hot path).
+            names, i, dpath, drel, pnodes, out = d.names, d.i, d.path, d.rel, d.parent_nodes, d.nodes
+            while i < len(names):
+                name = names[i]
+                i += 1
+                child = os.path.join(dpath, name)
+                child_rel = f"{drel}/{name}" if drel else name
+                if not selects_all:
+                    try:
+                        is_dir = stat.S_ISDIR(os.lstat(child).st_mode)
+                    except OSError:
+                        is_dir = False
+                    if flt.excluded(child_rel, is_dir):
+                        continue
+                pnode = pnodes.get(name)
+                node = self._visit(os.fsdecode(name), child, pnode)
+                if node is None:
+                    continue
+                if node.type == "dir" and node.subtree is None:
+                    if d.depth + 1 >= MAX_DEPTH:
+                        self.stats.errors.append(FileError(path=os.fsdecode(child), error=str(depth_error(child))))
+                        continue
+                    ptree = pnode.subtree if pnode is not None and pnode.type == "dir" else None
+                    sub = self._open(child, child_rel, ptree, node, d.depth + 1)
+                    if sub is not None:
+                        d.i = i
+                        stack.append(sub)
+                        break
+                    continue
+                out.append(node)
+            else:
+                stack.pop()
+                tree = self._close(d)
+                if not stack:
+                    return tree
+                assert d.node is not None
+                stack[-1].nodes.append(d.node._replace(subtree=tree))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _open(self, path: str, rel: str, parent_tree: str | None, node: Node | None, depth: int) -> _OpenDir | None:
+        """Start backing up a directory: list its names and its parent's nodes."""
         try:
             with os.scandir(path) as it:
                 names = sorted(e.name for e in it)
@@ -208,20 +272,11 @@ class Walker:
                 parent_nodes = {n.name: n for n in self.read_parent(parent_tree)}
             except Exception:  # noqa: BLE001 - a damaged parent only costs the shortcut
                 parent_nodes = {}
-        nodes = []
-        for name in names:
-            child = os.path.join(path, name)
-            child_rel = f"{rel}/{name}" if rel else name
-            if not flt.selects_all:
-                try:
-                    is_dir = stat.S_ISDIR(os.lstat(child).st_mode)
-                except OSError:
-                    is_dir = False
-                if flt.excluded(child_rel, is_dir):
-                    continue
-            node = self.entry(os.fsdecode(name), child, child_rel, flt, parent_nodes.get(name))
-            if node is not None:
-                nodes.append(node)
+        return _OpenDir(path, rel, node, depth, parent_tree, parent_nodes, names)
+
+    def _close(self, d: _OpenDir) -> str:
+        """Finish a directory whose children are all backed up: its tree's hex ID."""
+        nodes, parent_nodes, parent_tree = d.nodes, d.parent_nodes, d.parent_tree
         if parent_nodes:
             if (
                 parent_tree is not None
@@ -237,15 +292,19 @@ class Walker:
         return self.store_tree(nodes)
 
     def _count_files(self, node: Node) -> int:
-        """How many files a parent node held (recursively for a directory)."""
-        if node.type == "file":
-            return 1
-        if node.type != "dir" or node.subtree is None:
-            return 0
+        """How many files a parent node held (everything below it, for a directory)."""
+        count = 0
+        todo = [node]
         try:
-            return sum(self._count_files(n) for n in self.read_parent(node.subtree))
+            while todo:
+                n = todo.pop()
+                if n.type == "file":
+                    count += 1
+                elif n.type == "dir" and n.subtree is not None:
+                    todo.extend(self.read_parent(n.subtree))
         except Exception:  # noqa: BLE001 - counts are informative; a damaged parent must not fail a backup
             return 0
+        return count
 
     def store_tree(self, nodes: list[Node]) -> str:
         """Store a tree blob and return its hex ID."""
@@ -369,6 +428,38 @@ class Walker:
 
     def _error(self, path: str, e: OSError) -> None:
         self.stats.errors.append(FileError(path=os.fsdecode(path), error=e.strerror or str(e)))
+
+
+class _OpenDir:
+    """A directory being backed up: its names, the next one to visit, and the nodes so far."""
+
+    __slots__ = ("depth", "i", "names", "node", "nodes", "parent_nodes", "parent_tree", "path", "rel")
+
+    def __init__(
+        self,
+        path: str,
+        rel: str,
+        node: Node | None,
+        depth: int,
+        parent_tree: str | None,
+        parent_nodes: dict[str, Node],
+        names: list[str],
+    ) -> None:
+        self.path = path
+        self.rel = rel
+        self.node = node  # its own node, without the subtree (None for the directory asked for)
+        self.depth = depth  # components in its path: its tree is at level depth + 1
+        self.parent_tree = parent_tree
+        self.parent_nodes = parent_nodes
+        self.names = names
+        self.i = 0
+        self.nodes: list[Node] = []
+
+
+def _depth(path: str) -> int:
+    """Components in an absolute path ("/" has none)."""
+    inner = path.strip("/")
+    return inner.count("/") + 1 if inner else 0
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:

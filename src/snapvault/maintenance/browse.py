@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from snapvault.errors import SnapshotNotFound
-from snapvault.pipeline.tree import Node
+from snapvault.pipeline.tree import MAX_DEPTH, Node, depth_error
 from snapvault.repository.manifest import Manifest
 
 __all__ = ["TreeReader", "walk_snapshot"]
@@ -27,6 +27,9 @@ def walk_snapshot(repo: TreeReader, manifest: Manifest, path: str = "") -> Itera
     ------
     SnapshotNotFound
         If ``path`` is not in the snapshot.
+    IntegrityError
+        If a tree cannot be read, or a directory's tree lies deeper than
+        :data:`~snapvault.pipeline.tree.MAX_DEPTH` (raised when the walk reaches it).
     """
     parts = [p for p in path.strip("/").split("/") if p]
     nodes = repo.read_tree(manifest.tree)
@@ -43,13 +46,25 @@ def walk_snapshot(repo: TreeReader, manifest: Manifest, path: str = "") -> Itera
             raise SnapshotNotFound(f"{path} is not a directory in snapshot {manifest.short_id}")
         if i == len(parts) - 1:
             yield prefix, match
+        if i + 1 >= MAX_DEPTH:
+            raise depth_error(prefix)
         nodes = repo.read_tree(match.subtree)
-    yield from _walk(repo, nodes, prefix)
+    yield from _walk(repo, nodes, prefix, len(parts))
 
 
-def _walk(repo: TreeReader, nodes: list[Node], prefix: str) -> Iterator[tuple[str, Node]]:
-    for n in nodes:
-        rel = f"{prefix}/{n.name}" if prefix else n.name
-        yield rel, n
-        if n.type == "dir" and n.subtree:
-            yield from _walk(repo, repo.read_tree(n.subtree), rel)
+def _walk(repo: TreeReader, nodes: list[Node], prefix: str, level: int) -> Iterator[tuple[str, Node]]:
+    # An explicit stack of (children still to list, their parent's path): a snapshot's depth is
+    # data and must not be a bound on Python's. Depth first, each directory before its entries.
+    stack: list[tuple[Iterator[Node], str]] = [(iter(nodes), prefix)]
+    while stack:
+        children, parent = stack[-1]
+        for n in children:
+            rel = f"{parent}/{n.name}" if parent else n.name
+            yield rel, n
+            if n.type == "dir" and n.subtree:
+                if level + len(stack) >= MAX_DEPTH:
+                    raise depth_error(rel)
+                stack.append((iter(repo.read_tree(n.subtree)), rel))
+                break
+        else:
+            stack.pop()

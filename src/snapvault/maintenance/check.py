@@ -11,7 +11,7 @@ from snapvault.errors import IntegrityError, SnapvaultError
 from snapvault.pipeline.ids import BlobType, object_hash
 from snapvault.pipeline.index import BlobLocation, Index
 from snapvault.pipeline.pack import TRAILER_SIZE, PackEntry
-from snapvault.pipeline.tree import Node
+from snapvault.pipeline.tree import MAX_DEPTH, Node, depth_error
 from snapvault.repository import layout
 from snapvault.repository.manifest import Manifest
 
@@ -191,7 +191,7 @@ def check_snapshot(repo: CheckRepository, snapshot_id: str) -> CheckReport:
         report.problems.append(Problem("snapshot", str(e), snapshot=snapshot_id, key=layout.snapshot_key(snapshot_id)))
         return report
     report.snapshots = 1
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     report.problems.extend(_walk(repo, index, m.tree, "", snapshot_id, seen, {}))
     report.trees = len(seen)
     return report
@@ -221,7 +221,7 @@ def _stored_index(repo: CheckRepository, quarantined: frozenset[bytes], report: 
 
 def _check_snapshots(repo: CheckRepository, index: Index, report: CheckReport) -> dict[bytes, tuple[str, str]]:
     """Walk every snapshot's trees; return blob -> (snapshot, path) for naming damage."""
-    seen_trees: set[str] = set()
+    seen_trees: dict[str, int] = {}
     where: dict[bytes, tuple[str, str]] = {}
     for sid in repo.snapshot_ids():
         try:
@@ -242,41 +242,53 @@ def _walk(
     tree: str,
     path: str,
     sid: str,
-    seen: set[str],
+    seen: dict[str, int],
     where: dict[bytes, tuple[str, str]],
 ) -> Iterator[Problem]:
-    stack = [(tree, path)]
+    # Iterative, with each tree's level: a snapshot's depth is data, not a bound on our stack.
+    stack = [(tree, path, 1)]
     while stack:
-        tid, p = stack.pop()
-        if tid in seen:
+        tid, p, level = stack.pop()
+        # A tree met again deeper than before is walked again: its own subtrees may pass the
+        # depth limit only there.
+        if seen.get(tid, 0) >= level:
             continue
-        seen.add(tid)
+        seen[tid] = level
+        if level > MAX_DEPTH:
+            yield Problem("tree", str(depth_error(p)), blob=tid, snapshot=sid, path=p)
+            continue
         try:
             bid = bytes.fromhex(tid)
         except ValueError:
             yield Problem("tree", f"bad tree ID {tid!r}", snapshot=sid, path=p or "/")
             continue
         where.setdefault(bid, (sid, p or "/"))
-        if bid not in index:
+        loc = index.get(bid)
+        if loc is None:
             yield Problem("tree", "tree blob is not indexed", blob=tid, snapshot=sid, path=p or "/")
+            continue
+        if loc.type != BlobType.TREE:
+            # Read as a tree, a data blob fails to unseal (the type is bound into its sealing),
+            # so a restore would call the directory damaged: say why, at the directory.
+            yield Problem("tree", "subtree names a data blob", blob=tid, snapshot=sid, path=p or "/")
             continue
         try:
             nodes: list[Node] = repo.read_tree(tid)
         except SnapvaultError as e:
-            loc = index.get(bid)
-            yield Problem(
-                "tree", str(e), blob=tid, snapshot=sid, path=p or "/", pack=loc.pack_id.hex() if loc else None
-            )
+            yield Problem("tree", str(e), blob=tid, snapshot=sid, path=p or "/", pack=loc.pack_id.hex())
             continue
         for n in nodes:
             np = f"{p}/{n.name}" if p else n.name
             if n.type == "dir" and n.subtree:
-                stack.append((n.subtree, np))
+                stack.append((n.subtree, np, level + 1))
             for c in n.content:
                 cb = bytes.fromhex(c)
                 where.setdefault(cb, (sid, np))
-                if cb not in index:
+                cloc = index.get(cb)
+                if cloc is None:
                     yield Problem("data", "data blob is not indexed", blob=c, snapshot=sid, path=np)
+                elif cloc.type != BlobType.DATA:
+                    yield Problem("data", "file content names a tree blob", blob=c, snapshot=sid, path=np)
 
 
 def _read_pack(

@@ -28,7 +28,7 @@ from typing import NamedTuple
 from snapvault.errors import IntegrityError, UnsafePathError
 from snapvault.pipeline.index import BlobLocation
 from snapvault.pipeline.patterns import PathFilter
-from snapvault.pipeline.tree import Node
+from snapvault.pipeline.tree import MAX_DEPTH, Node, depth_error
 
 __all__ = [
     "MAX_GAP",
@@ -86,46 +86,57 @@ def select(
     ``unreadable(node, rel, error)`` is called and the directory is left out (nothing below
     it can be known, so it is reported even if only part of it would have been selected);
     without ``unreadable`` the error propagates. :class:`UnsafePathError` always propagates.
+    A directory whose tree would lie deeper than :data:`MAX_DEPTH` is unreadable in the same
+    way, with the error of :func:`~snapvault.pipeline.tree.depth_error`.
     """
-    planned = _select_dir(None, "", root_nodes, read_tree, flt, flt.selects_all, unreadable)
-    return planned if planned is not None else PlannedDir(None, "", [], [], [])
-
-
-def _select_dir(
-    node: Node | None,
-    rel: str,
-    children: list[Node],
-    read_tree: Callable[[str], list[Node]],
-    flt: PathFilter,
-    force: bool,
-    unreadable: Unreadable | None,
-) -> PlannedDir | None:
-    planned = PlannedDir(node, rel, [], [], [])
-    for child in children:
-        crel = f"{rel}/{child.name}" if rel else child.name
-        is_dir = child.type == "dir"
-        if flt.excluded(crel, is_dir):
-            continue
-        chosen = force or flt.included(crel, is_dir)
-        if is_dir:
-            assert child.subtree is not None
-            try:
-                grandchildren = read_tree(child.subtree)
-            except UnsafePathError:
-                raise
-            except IntegrityError as e:
-                if unreadable is None:
-                    raise
-                unreadable(child, crel, e)
+    root = PlannedDir(None, "", [], [], [])
+    made: list[tuple[PlannedDir, bool]] = []
+    # An explicit stack of (directory, its children still to visit, restored whole): a
+    # snapshot's depth is data and must not be a bound on Python's. The order is the
+    # recursive walk's: a subdirectory is read and walked before its next sibling.
+    stack: list[tuple[PlannedDir, Iterator[Node], bool]] = [(root, iter(root_nodes), flt.selects_all)]
+    while stack:
+        planned, children, force = stack[-1]
+        for child in children:
+            rel = planned.rel
+            crel = f"{rel}/{child.name}" if rel else child.name
+            is_dir = child.type == "dir"
+            if flt.excluded(crel, is_dir):
                 continue
-            sub = _select_dir(child, crel, grandchildren, read_tree, flt, chosen, unreadable)
-            if sub is not None:
+            chosen = force or flt.included(crel, is_dir)
+            if is_dir:
+                assert child.subtree is not None
+                try:
+                    if len(stack) >= MAX_DEPTH:
+                        raise depth_error(crel)
+                    grandchildren = read_tree(child.subtree)
+                except UnsafePathError:
+                    raise
+                except IntegrityError as e:
+                    if unreadable is None:
+                        raise
+                    unreadable(child, crel, e)
+                    continue
+                sub = PlannedDir(child, crel, [], [], [])
                 planned.dirs.append(sub)
-        elif chosen:
-            (planned.files if child.type == "file" else planned.others).append((child, crel))
-    if force or planned.files or planned.dirs or planned.others:
-        return planned
-    return None
+                made.append((sub, chosen))
+                stack.append((sub, iter(grandchildren), chosen))
+                break
+            if chosen:
+                (planned.files if child.type == "file" else planned.others).append((child, crel))
+        else:
+            stack.pop()
+    # Bottom up (children were made after their parents): a directory neither selected itself
+    # nor holding anything selected is dropped.
+    kept: set[int] = set()
+    for d, chosen in reversed(made):
+        if d.dirs:
+            d.dirs = [c for c in d.dirs if id(c) in kept]
+        if chosen or d.files or d.dirs or d.others:
+            kept.add(id(d))
+    if root.dirs:
+        root.dirs = [c for c in root.dirs if id(c) in kept]
+    return root
 
 
 class ReadRun(NamedTuple):

@@ -21,11 +21,29 @@ from typing import Any, Literal, NamedTuple
 
 from snapvault.errors import IntegrityError, UnsafePathError
 
-__all__ = ["NODE_TYPES", "Node", "check_shape", "decode_tree", "encode_tree", "validate_name"]
+__all__ = [
+    "MAX_DEPTH",
+    "NODE_TYPES",
+    "Node",
+    "check_shape",
+    "decode_tree",
+    "depth_error",
+    "encode_tree",
+    "validate_name",
+]
 
 TREE_VERSION = 1
 NodeType = Literal["file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev"]
 NODE_TYPES: tuple[str, ...] = ("file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev")
+#: How deep a snapshot's trees nest: the root tree is level 1 and a directory's tree one level
+#: below its parent's, so a path in a snapshot has at most this many components. Readers refuse
+#: a deeper tree with :func:`depth_error` and a backup records a deeper directory as an error.
+MAX_DEPTH = 4096
+
+
+def depth_error(path: str) -> IntegrityError:
+    """The one error every reader and ``check`` give for a directory nested past MAX_DEPTH."""
+    return IntegrityError(f"directory {path} is nested deeper than the format's limit of {MAX_DEPTH} levels", path=path)
 
 
 class Node(NamedTuple):
@@ -104,7 +122,7 @@ def encode_tree(nodes: list[Node]) -> bytes:
         if n.name == previous:
             raise UnsafePathError("tree has two entries with one name", path=n.name)
         previous = n.name
-        check_shape(n.type, n.content, n.subtree, n.target)
+        check_shape(n.type, n.content, n.subtree, n.target, n.size, n.rdev)
     body = ",".join(_ENCODER.encode(n.to_json()) for n in ordered)
     return f'{{"nodes":[{body}],"v":{TREE_VERSION}}}'.encode()
 
@@ -158,14 +176,24 @@ def _xattr(item: object) -> tuple[str, str]:
     if not name or "\0" in name:
         raise IntegrityError(f"tree node xattr name is invalid: {name!r}")
     try:
-        base64.b64decode(value, validate=True)
+        # Canonical only: "QR==" decodes to the same byte as "QQ==", and two spellings of one
+        # value would give one directory two tree IDs.
+        canonical = base64.b64encode(base64.b64decode(value, validate=True)).decode("ascii") == value
     except ValueError:
-        raise IntegrityError(f"tree node xattr {name!r} is not base64") from None
+        canonical = False
+    if not canonical:
+        raise IntegrityError(f"tree node xattr {name!r} is not canonical base64")
     return name, value
 
 
-def check_shape(t: object, content: tuple[str, ...], subtree: object, target: object) -> None:
+def check_shape(
+    t: object, content: tuple[str, ...], subtree: object, target: object, size: int = 0, rdev: int = 0
+) -> None:
     """Raise IntegrityError unless the fields a node carries fit its type.
+
+    Only a file has ``content`` and ``size``, only a directory a ``subtree`` (which it must
+    have), only a symlink a ``target`` (likewise), only a device an ``rdev``; absent and zero
+    are one thing, as the encoder leaves zeros out.
 
     One rule set for both directions: :func:`encode_tree` runs it before writing and the
     decoder after parsing, so what a backup writes is always what a restore can read.
@@ -181,8 +209,10 @@ def check_shape(t: object, content: tuple[str, ...], subtree: object, target: ob
             raise IntegrityError(f"symlink node has an invalid target: {target!r}")
     elif target is not None:
         raise IntegrityError("only a symlink node has a target")
-    if content and t != "file":
-        raise IntegrityError("only a file node has content")
+    if t != "file" and (content or size):
+        raise IntegrityError("only a file node has content or a size")
+    if rdev and t != "chardev" and t != "blockdev":
+        raise IntegrityError("only a device node has rdev")
 
 
 def _node(d: dict[str, Any]) -> Node:
@@ -191,7 +221,7 @@ def _node(d: dict[str, Any]) -> Node:
     content = _blob_refs(d["content"], "content") if "content" in d else ()
     subtree = d.get("subtree")
     target = d.get("target")
-    check_shape(t, content, subtree, target)
+    check_shape(t, content, subtree, target, ints.get("size", 0), ints.get("rdev", 0))
     xattrs = tuple(_xattr(x) for x in d["xattrs"]) if "xattrs" in d else ()
     return Node(
         name=validate_name(d["name"]), type=t, content=content, subtree=subtree, target=target, xattrs=xattrs, **ints
@@ -221,7 +251,11 @@ def decode_tree(data: bytes) -> list[Node]:
         nodes = doc["nodes"]
         if not isinstance(nodes, list) or not all(type(n) is Node for n in nodes):
             raise IntegrityError("tree nodes are not a list of nodes")
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+    except RecursionError:
+        # A tree's JSON nests five deep (document, nodes, node, xattrs, pair), and every walk
+        # over trees is iterative, so json's own depth guard firing means hostile nesting.
+        raise IntegrityError("tree blob is malformed: JSON nested deeper than a tree's") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         if isinstance(e, IntegrityError):
             raise
         raise IntegrityError(f"tree blob is malformed: {type(e).__name__}") from None
