@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 
 import snapvault as sv
 from snapvault.maintenance.check import check_snapshot
+from tests.cli.test_main import run
 from tests.conftest import FAST_KDF, PASSWORD, write
 from tests.treecompare import assert_same_tree
 
@@ -62,19 +62,10 @@ def test_a_source_below_a_symlinked_directory_restores(local_repo: sv.Repository
 
 def test_the_reported_cli_session_works(tmp_path: Path) -> None:
     link, _ = _linked_source(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPVAULT_")}
-    env |= {"SNAPVAULT_PASSWORD": "pw", "SNAPVAULT_REPOSITORY": str(tmp_path / "repo")}
+    env = {"SNAPVAULT_REPOSITORY": str(tmp_path / "repo")}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "snapvault.cli.main", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            timeout=120,
-        )
+        return run(*args, env=env, password="pw", cwd=tmp_path)
 
     for args in (("init",), ("backup", str(link / "sub")), ("ls", "latest"), ("restore", "latest", "--target", "out")):
         proc = cli(*args)
