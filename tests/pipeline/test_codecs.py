@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import ClassVar
 
 import pytest
 import zstandard
@@ -301,27 +300,13 @@ def test_unknown_name_lookup_raises_config_error(name: str) -> None:
 
 
 @dataclass(frozen=True)
-class _Fake:
-    """A codec shaped like the real ones, to build tables that must be refused."""
+class _Fake(NoCompression):
+    """A codec shaped like the real ones (NoCompression's methods), to build tables that must be refused."""
 
     wire_id: ClassVar[int] = 7
     name: ClassVar[str] = "fake"
     frame_prefix: ClassVar[bytes] = bytes([7])
     spec_forms: ClassVar[tuple[str, ...]] = ("fake",)
-
-    def compress(self, data: bytes | memoryview) -> bytes | None:
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"codec": self.name}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls()
-
-    @classmethod
-    def from_spec(cls, arg: str | None) -> Self:
-        return cls()
 
 
 def _fake(wire_id: int, name: str, prefix: bytes | None = None) -> type[Codec]:
