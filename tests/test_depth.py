@@ -108,11 +108,6 @@ def test_a_tree_at_the_limit_reads_everywhere(local_repo: sv.Repository) -> None
 
 
 @pytest.mark.commits_damage
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="the restorer's _dir_contents recurses, holding a directory descriptor, once per level",
-)
 @pytest.mark.parametrize("levels", [1500, 5000])
 def test_restore_of_a_deep_tree(local_repo: sv.Repository, tmp_path: Path, levels: int) -> None:
     # Below the limit everything is restored; past it, the rest is, and the cut is reported.

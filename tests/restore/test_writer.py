@@ -12,7 +12,7 @@ import pytest
 from snapvault.errors import UnsafePathError
 from snapvault.pipeline.restore_plan import PlannedDir
 from snapvault.pipeline.tree import Node
-from snapvault.restore.writer import TEMP_PREFIX, TargetWriter
+from snapvault.restore.writer import OPEN_PATH, TEMP_PREFIX, TargetWriter
 
 T = 1_700_000_000_123_456_789
 
@@ -110,6 +110,71 @@ def test_directory_metadata_is_set_deepest_first(writer: TargetWriter, tmp_path:
     assert os.stat(tmp_path / "target" / "d" / "e").st_mtime_ns == T + 1000
     assert os.stat(tmp_path / "target" / "d").st_mtime_ns == T
     os.chmod(tmp_path / "target" / "d", 0o755)  # let tmp_path be cleaned up
+
+
+def _chain_plan(levels: int, mode: int = 0o750) -> PlannedDir:
+    plan = leaf = PlannedDir(None, "", [], [], [])
+    for i in range(levels):
+        sub = PlannedDir(Node("d", "dir", mode=mode, mtime_ns=T + i), "/".join(["d"] * (i + 1)), [], [], [])
+        leaf.dirs.append(sub)
+        leaf = sub
+    return plan
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_walk_deeper_than_the_open_path_holds_a_bounded_number_of_directories(
+    writer: TargetWriter, tmp_path: Path
+) -> None:
+    # Three times the window deep, with a sibling at the bottom of each level so the walk must
+    # climb back through directories it let go of and open them again as "..".
+    plan = _chain_plan(3 * OPEN_PATH)
+    levels, level = [], plan
+    while level.dirs:
+        level = level.dirs[0]
+        levels.append(level)
+    for level in levels:
+        level.dirs.append(PlannedDir(Node("s", "dir", mode=0o700, mtime_ns=T), level.rel + "/s", [], [], []))
+    baseline = _open_fds()
+    peak = 0
+    seen: list[str] = []
+
+    def enter(d: PlannedDir, _handle: object) -> None:
+        nonlocal peak
+        peak = max(peak, _open_fds() - baseline)
+        seen.append(d.rel)
+
+    writer.walk(plan, create=True, enter=enter)
+    assert peak <= OPEN_PATH + 1
+    assert _open_fds() == baseline
+    assert len(seen) == 1 + 2 * 3 * OPEN_PATH
+    assert (tmp_path / "target").joinpath(*["d"] * (3 * OPEN_PATH), "s").is_dir()
+    assert (tmp_path / "target" / "d" / "s").is_dir()
+    writer.dir_metadata(plan)
+    deepest = (tmp_path / "target").joinpath(*["d"] * (3 * OPEN_PATH))
+    assert os.stat(deepest).st_mtime_ns == T + 3 * OPEN_PATH - 1
+    assert stat.S_IMODE(os.stat(tmp_path / "target" / "d").st_mode) == 0o750
+
+
+def test_a_directory_moved_away_during_a_deep_walk_stops_it(writer: TargetWriter, tmp_path: Path) -> None:
+    # Something moves the deep part of the tree out of the target mid-walk: climbing back
+    # through ".." would now lead outside, so the walk must notice and refuse.
+    plan = _chain_plan(OPEN_PATH + 4)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = False
+
+    def enter(d: PlannedDir, _handle: object) -> None:
+        nonlocal moved
+        if d.rel.count("/") == OPEN_PATH + 3 and not moved:
+            os.rename(tmp_path / "target" / "d" / "d", elsewhere / "d")
+            moved = True
+
+    with pytest.raises(UnsafePathError, match="moved"):
+        writer.walk(plan, create=True, enter=enter)
+    assert moved
 
 
 def test_special_entries(writer: TargetWriter, tmp_path: Path) -> None:

@@ -327,7 +327,12 @@ class _RestoreJob:
         try:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="sv-restore") as pool:
                 try:
-                    self._dir_contents(pool, plan, self.writer.root)
+                    self.writer.walk(
+                        plan,
+                        create=True,
+                        enter=lambda d, handle: self._dir_contents(pool, d, handle),
+                        stopped=self.stopped,
+                    )
                 except BaseException as e:  # noqa: BLE001 - re-raised below, after the pool drains
                     if self.error is None:
                         self.error = e
@@ -354,6 +359,9 @@ class _RestoreJob:
     # -- phase 1: directories in walk order, files on the pool --------------------------------
 
     def _dir_contents(self, pool: ThreadPoolExecutor, d: PlannedDir, handle: DirHandle) -> None:
+        """Hand the files of directory ``d`` to the pool and make its special entries."""
+        if self.stopped():
+            return
         for read in plan_dir(d.files, self.locate, linked=self.writes.linked):
             if self.stopped():
                 return
@@ -365,15 +373,6 @@ class _RestoreJob:
                 self._file_damaged(read.node, read.rel, read.error, 0)
         for node, rel in d.others:
             self._special(handle.fd, node, rel)
-        for sub in d.dirs:
-            if self.stopped():
-                return
-            assert sub.node is not None
-            child = self.writer.subdir(handle, sub.node.name)
-            try:
-                self._dir_contents(pool, sub, child)
-            finally:
-                child.release()
 
     def _task_done(self, fut: Future[None]) -> None:
         self.slots.release()

@@ -20,6 +20,7 @@ import os
 import re
 import stat
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from snapvault.errors import ConfigError, UnsafePathError
@@ -161,6 +162,36 @@ class NewFile:
         if not self._committed:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp, dir_fd=self._dfd)
+
+
+#: Directories of the path from the target down that a restore holds open at most.
+OPEN_PATH = 64
+
+
+class _Frame:
+    """A directory on the path of :meth:`TargetWriter.walk`, and the subdirectories left to visit."""
+
+    def __init__(self, d: PlannedDir, handle: DirHandle) -> None:
+        self.d = d
+        self.handle: DirHandle | None = handle
+        self.subdirs = iter(d.dirs)
+        self.ident: tuple[int, int] | None = None
+
+    def let_go(self) -> None:
+        assert self.handle is not None
+        st = os.fstat(self.handle.fd)
+        self.ident = (st.st_dev, st.st_ino)
+        self.handle.release()
+        self.handle = None
+
+    def reopen_from(self, child: DirHandle) -> None:
+        fd = os.open("..", _DIR_FLAGS, dir_fd=child.fd)
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != self.ident:
+            os.close(fd)
+            where = self.d.rel or "the target"
+            raise UnsafePathError(f"{where} was moved while it was being restored into", path=self.d.rel)
+        self.handle = DirHandle(fd)
 
 
 class TargetWriter:
@@ -305,22 +336,72 @@ class TargetWriter:
     def dir_metadata(self, plan: PlannedDir) -> None:
         """Give each directory below the root of ``plan`` its stored metadata, deepest first
         (writing into a directory would change its times, and its mode may forbid writing)."""
-        self._dir_metadata(plan, self.root.fd)
+        self.walk(plan, create=False, leave=self._set_dir_metadata)
 
-    def _dir_metadata(self, d: PlannedDir, fd: int) -> None:
-        for sub in d.dirs:
-            assert sub.node is not None
-            cfd = _open_dir(fd, sub.node.name, create=False)
-            try:
-                self._dir_metadata(sub, cfd)
-                node = sub.node
-                if self.as_root:
-                    with contextlib.suppress(OSError):
-                        os.fchown(cfd, node.uid, node.gid)
-                for name, value in node.xattrs:
-                    with contextlib.suppress(OSError):
-                        os.setxattr(cfd, name, base64.b64decode(value))
-                os.fchmod(cfd, node.mode & 0o7777)
-                os.utime(cfd, ns=(node.mtime_ns, node.mtime_ns))
-            finally:
-                os.close(cfd)
+    def _set_dir_metadata(self, d: PlannedDir, handle: DirHandle) -> None:
+        node = d.node
+        assert node is not None
+        cfd = handle.fd
+        if self.as_root:
+            with contextlib.suppress(OSError):
+                os.fchown(cfd, node.uid, node.gid)
+        for name, value in node.xattrs:
+            with contextlib.suppress(OSError):
+                os.setxattr(cfd, name, base64.b64decode(value))
+        os.fchmod(cfd, node.mode & 0o7777)
+        os.utime(cfd, ns=(node.mtime_ns, node.mtime_ns))
+
+    def walk(
+        self,
+        plan: PlannedDir,
+        *,
+        create: bool,
+        enter: Callable[[PlannedDir, DirHandle], None] | None = None,
+        leave: Callable[[PlannedDir, DirHandle], None] | None = None,
+        stopped: Callable[[], bool] | None = None,
+    ) -> None:
+        """Visit every directory of ``plan`` depth first, without recursion.
+
+        ``enter`` sees each directory (the root too) right after it is opened, ``leave`` each
+        one below the root after all of its subdirectories were left. A tree's depth is the
+        repository's to choose (up to the format's limit), so the walk keeps an explicit stack
+        and holds at most :data:`OPEN_PATH` directories of the path open: a deeper ancestor is
+        let go and opened again as ``..`` of its child when the walk climbs back to it, and
+        must then be the very same directory (device and inode), or the restore stops with
+        :class:`UnsafePathError` (something moved the directory while it was restored into).
+        """
+        if enter is not None:
+            enter(plan, self.root)
+        stack = [_Frame(plan, self.root)]
+        try:
+            while stack and not (stopped is not None and stopped()):
+                top = stack[-1]
+                sub = next(top.subdirs, None)
+                if sub is not None:
+                    assert sub.node is not None
+                    assert top.handle is not None
+                    if create:
+                        child = self.subdir(top.handle, sub.node.name)
+                    else:
+                        child = DirHandle(_open_dir(top.handle.fd, sub.node.name, create=False))
+                    stack.append(_Frame(sub, child))
+                    if len(stack) > OPEN_PATH + 1 and stack[-OPEN_PATH - 1].handle is not None:
+                        stack[-OPEN_PATH - 1].let_go()
+                    if enter is not None:
+                        enter(sub, child)
+                    continue
+                stack.pop()
+                if not stack:
+                    break
+                assert top.handle is not None
+                parent = stack[-1]
+                if parent.handle is None:
+                    parent.reopen_from(top.handle)
+                if leave is not None:
+                    leave(top.d, top.handle)
+                top.handle.release()
+                top.handle = None
+        finally:
+            for frame in stack[1:]:
+                if frame.handle is not None:
+                    frame.handle.release()
