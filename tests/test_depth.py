@@ -8,6 +8,7 @@ tree (only a hostile or damaged repository holds one) is reported by ``check`` a
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -112,13 +113,26 @@ def test_a_tree_at_the_limit_reads_everywhere(local_repo: sv.Repository) -> None
 def test_restore_of_a_deep_tree(local_repo: sv.Repository, tmp_path: Path, levels: int) -> None:
     # Below the limit everything is restored; past it, the rest is, and the cut is reported.
     m = _chain(local_repo, levels)
-    result = sv.Restorer(local_repo, workers=1).restore(m.id, tmp_path / "target")
-    if levels < MAX_DEPTH:
-        assert not result.errors
-        assert (tmp_path / "target").joinpath(*["d"] * levels, "f").exists()
-    else:
-        too_deep = "/".join(["d"] * MAX_DEPTH)
-        assert [(e.path, str(depth_error(too_deep)) in e.error) for e in result.errors] == [(too_deep, True)]
+    try:
+        result = sv.Restorer(local_repo, workers=1).restore(m.id, tmp_path / "target")
+        if levels < MAX_DEPTH:
+            assert not result.errors
+            assert (tmp_path / "target").joinpath(*["d"] * levels, "f").exists()
+        else:
+            too_deep = "/".join(["d"] * MAX_DEPTH)
+            assert [(e.path, str(depth_error(too_deep)) in e.error) for e in result.errors] == [(too_deep, True)]
+    finally:
+        _remove_chain(tmp_path / "target")
+
+
+def _remove_chain(root: Path) -> None:
+    """Remove a deep chain of ``d`` directories a level at a time from the top (the test
+    runner's own clean-up recurses once per level and its paths outgrow PATH_MAX)."""
+    while (root / "d" / "d").is_dir():
+        os.rename(root / "d" / "d", root / "next")
+        shutil.rmtree(root / "d")
+        os.rename(root / "next", root / "d")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_backup_records_a_directory_past_the_limit_as_an_error(
@@ -137,3 +151,30 @@ def test_backup_records_a_directory_past_the_limit_as_an_error(
     assert max(rel.count("/") + 1 for rel in listed) == limit - 1
     assert str(src / "top").strip("/") in listed
     assert os.path.isdir(cut)
+
+
+def test_a_directory_whose_tree_is_over_the_size_limit_is_an_error_and_left_out(
+    local_repo: sv.Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tree limit (32 MiB, some 200,000 entries) lowered so a test reaches it: the big
+    # directory is listed in the errors and left out; its siblings and parent are kept, and the
+    # snapshot reads back (a snapshot its reader would refuse is never committed).
+    src = tmp_path / "src"
+    for i in range(40):
+        write(src / "big" / f"entry-{i:04d}", b"x")
+    write(src / "small" / "kept", b"kept")
+    monkeypatch.setattr(walker, "MAX_TREE_BLOB", 2000)
+    m = sv.Engine(local_repo).backup([str(src)])
+    assert [e.path for e in m.errors] == [str(src / "big")]
+    assert "over the format's limit" in m.errors[0].error
+    listed = {rel for rel, _ in walk_snapshot(local_repo, m)}
+    assert str(src / "small" / "kept").strip("/") in listed
+    assert not any("/big" in rel for rel in listed)
+
+
+def test_a_tree_blob_over_the_size_limit_is_refused_by_every_reader(local_repo: sv.Repository) -> None:
+    from snapvault.pipeline.blob import MAX_TREE_BLOB
+    from snapvault.pipeline.tree import decode_tree
+
+    with pytest.raises(sv.IntegrityError, match="over the format's limit"):
+        decode_tree(b" " * (MAX_TREE_BLOB + 1))

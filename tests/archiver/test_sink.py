@@ -94,3 +94,25 @@ def test_the_counters_cover_the_manifest_statistics() -> None:
     counted = {f.name for f in fields(WalkStats)} | {f.name for f in fields(SinkStats)}
     derived = {"total_files", "duration_s"}
     assert set(sv.SnapshotStats.model_fields) - derived <= counted
+
+
+def test_packs_and_index_files_stay_within_the_formats_counts(
+    memory_repo: sv.Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limits lowered so a test reaches them: a pack closes at MAX_PACK_BLOBS blobs and an
+    # index file holds at most MAX_INDEX_ENTRIES, however small the blobs are.
+    from snapvault.repository import repo as repo_module
+
+    monkeypatch.setattr(sink_module, "MAX_PACK_BLOBS", 5)
+    monkeypatch.setattr(sink_module, "MAX_INDEX_ENTRIES", 12)
+    monkeypatch.setattr(repo_module, "MAX_INDEX_ENTRIES", 12)
+    with BlobSink(memory_repo, workers=1) as sink:
+        added = [sink.add(BlobType.DATA, f"blob {i}".encode())[0] for i in range(53)]
+        sink.flush()
+    files = [memory_repo.read_index_file(key) for key in memory_repo.index_files()]
+    per_pack = [len(entries) for f in files for _, entries in f]
+    assert max(per_pack) <= 5
+    assert all(sum(len(entries) for _, entries in f) <= 12 for f in files)
+    assert sum(per_pack) == 53
+    fresh = sv.Repository.open(memory_repo.url, PASSWORD)
+    assert all(fresh.read_blob(bid) == f"blob {i}".encode() for i, bid in enumerate(added))

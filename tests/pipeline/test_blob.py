@@ -6,8 +6,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from snapvault.errors import IntegrityError
-from snapvault.pipeline.blob import MAX_BLOB, open_blob, seal_blob
+from snapvault.errors import ConfigError, IntegrityError
+from snapvault.pipeline.blob import MAX_DATA_BLOB, MAX_SEALED_OVERHEAD, MAX_TREE_BLOB, open_blob, seal_blob
+from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import Codec, NoCompression, Zstd
 from snapvault.pipeline.crypto import make_sealer
 from snapvault.pipeline.ids import BlobType, blob_id
@@ -122,5 +123,34 @@ def test_truncated_blob_fails(name: str) -> None:
             open_blob(s, ID_KEY, BlobType.DATA, bid, sealed[:n])
 
 
-def test_max_blob_bound() -> None:
-    assert MAX_BLOB == 256 << 20
+def test_the_data_blob_limit_is_the_largest_chunk_a_chunker_may_cut() -> None:
+    ChunkerParams(min_size=1 << 20, avg_size=4 << 20, max_size=MAX_DATA_BLOB)
+    with pytest.raises(ConfigError):
+        ChunkerParams(min_size=1 << 20, avg_size=4 << 20, max_size=2 * MAX_DATA_BLOB)
+
+
+@pytest.mark.parametrize("btype", list(BlobType))
+def test_a_declared_size_over_the_types_limit_is_refused_before_anything_is_opened(btype: BlobType) -> None:
+    # The index says 4 GiB (or just past the limit): refused on the numbers alone, with a
+    # message that says so, not after an allocation of that size.
+    limit = MAX_TREE_BLOB if btype is BlobType.TREE else MAX_DATA_BLOB
+    bid, sealed = make("aes-256-gcm", Zstd(3), btype, b"small")
+    for declared in (limit + 1, (1 << 32) - 1):
+        with pytest.raises(IntegrityError, match="over the format's limit"):
+            open_blob(make_sealer("aes-256-gcm", ENC_KEY), ID_KEY, btype, bid, sealed, raw_length=declared)
+
+
+def test_a_tree_may_be_larger_than_any_data_blob_but_not_past_its_own_limit() -> None:
+    s = make_sealer("none", ENC_KEY)
+    data = b"t" * (MAX_DATA_BLOB + 1)
+    bid, sealed = make("none", Zstd(1), BlobType.TREE, data)
+    assert open_blob(s, ID_KEY, BlobType.TREE, bid, sealed, raw_length=len(data)) == data
+    # Decompression itself is bounded by the type's limit when no size is given.
+    with pytest.raises(IntegrityError):
+        open_blob(s, ID_KEY, BlobType.DATA, bid, sealed)
+
+
+def test_a_stored_blob_longer_than_the_limit_allows_is_refused_unopened() -> None:
+    junk = bytes(MAX_DATA_BLOB + MAX_SEALED_OVERHEAD + 1)
+    with pytest.raises(IntegrityError, match="stored blob is"):
+        open_blob(make_sealer("aes-256-gcm", ENC_KEY), ID_KEY, BlobType.DATA, bytes(32), junk)

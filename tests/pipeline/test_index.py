@@ -11,13 +11,16 @@ from hypothesis import strategies as st
 
 from snapvault.errors import IntegrityError
 from snapvault.pipeline.ids import BlobType
-from snapvault.pipeline.index import BlobLocation, Index, decode_index, encode_index
+from snapvault.pipeline.index import MAX_INDEX, BlobLocation, Index, decode_index, encode_index
 from snapvault.pipeline.pack import PackEntry
 
 u32 = st.integers(0, 2**32 - 1)
 ids = st.binary(min_size=32, max_size=32)
 entries = st.builds(PackEntry, st.sampled_from(list(BlobType)), ids, u32, u32, u32)
-packs = st.lists(st.tuples(ids, st.lists(entries, max_size=8)), max_size=8)
+# A writer lists each pack once and each blob once per file (the decoder refuses repeats).
+packs = st.lists(
+    st.tuples(ids, st.lists(entries, max_size=8, unique_by=lambda e: e.id)), max_size=8, unique_by=lambda t: t[0]
+).filter(lambda p: len({e.id for _, es in p for e in es}) == sum(len(es) for _, es in p))
 
 
 def raw_index(p: list[tuple[bytes, list[PackEntry]]]) -> bytes:
@@ -51,6 +54,37 @@ def test_encode_accepts_any_iterable_and_empty() -> None:
     assert decode_index(encode_index([])) == []
     assert decode_index(encode_index(iter(SAMPLE))) == SAMPLE
     assert decode_index(encode_index([(b"E" * 32, [])])) == [(b"E" * 32, [])]
+
+
+def test_a_pack_or_a_blob_listed_twice_in_one_file_is_refused() -> None:
+    (pid, es), (qid, fs) = SAMPLE
+    with pytest.raises(IntegrityError, match="lists pack"):
+        decode_index(encode_index([(pid, es), (pid, fs)]))
+    with pytest.raises(IntegrityError, match="lists blob"):
+        decode_index(encode_index([(pid, es), (qid, [es[0]])]))
+    with pytest.raises(IntegrityError, match="lists blob"):
+        decode_index(encode_index([(pid, [es[0], es[0]])]))
+
+
+def test_a_frame_must_declare_its_size_within_the_limit_before_it_is_decompressed() -> None:
+    raw = raw_index(SAMPLE)
+    undeclared = zstandard.ZstdCompressor(write_content_size=False).compress(raw)
+    with pytest.raises(IntegrityError, match="does not declare its size"):
+        decode_index(undeclared)
+    # A 32 KiB file of zeros that would decompress to a gigabyte: refused on its declared size.
+    bomb = zstandard.ZstdCompressor(level=19).compress(b"SVI1" + bytes((1 << 30) - 4))
+    assert len(bomb) < 64 << 10
+    with pytest.raises(IntegrityError, match="over the format's limit"):
+        decode_index(bomb)
+    just_over = zstandard.ZstdCompressor().compress(bytes(MAX_INDEX + 1))
+    with pytest.raises(IntegrityError, match="over the format's limit"):
+        decode_index(just_over)
+
+
+def test_a_second_frame_after_the_first_is_refused() -> None:
+    data = encode_index(SAMPLE)
+    with pytest.raises(IntegrityError):
+        decode_index(data + data)
 
 
 def test_raw_layout() -> None:

@@ -18,6 +18,7 @@ from snapvault.pipeline.crypto import AEADSealer, PlainSealer, make_sealer
 from snapvault.pipeline.ids import BlobType, blob_id, object_hash
 from snapvault.pipeline.pack import (
     HEADER_AD,
+    MAX_HEADER,
     PACK_MAGIC,
     TRAILER_SIZE,
     PackEntry,
@@ -292,6 +293,11 @@ def entry(t: int, off: int, length: int, raw: int = 1) -> bytes:
         (COUNT.pack(1, 1) + entry(0, 0, 101), "out of range"),
         (COUNT.pack(1, 1) + entry(0, 100, 1), "out of range"),
         (COUNT.pack(1, 2) + entry(0, 0, 50) + entry(1, 2**32 - 1, 1), "out of range"),
+        # Overlapping, out of order, repeated, or shorter than any sealed blob can be.
+        (COUNT.pack(1, 2) + entry(0, 0, 50) + entry(1, 49, 40), "out of range"),
+        (COUNT.pack(1, 2) + entry(0, 50, 50) + entry(1, 0, 40), "out of range"),
+        (COUNT.pack(1, 2) + entry(0, 0, 50) + entry(0, 0, 50), "out of range"),
+        (COUNT.pack(1, 1) + entry(0, 0, 32), "out of range"),
     ],
 )
 def test_inconsistent_authentic_header_fails(name: str, plain_header: bytes, why: str) -> None:
@@ -309,6 +315,13 @@ def test_consistent_forged_header_parses(name: str) -> None:
         (BlobType.DATA, 0, 60, 5),
         (BlobType.TREE, 60, 40, 7),
     ]
+
+
+def test_a_header_longer_than_the_limit_is_refused_before_it_is_opened() -> None:
+    # Only the trailer is real: the refusal comes from the declared length alone.
+    tail = bytes(64) + struct.pack("<I4s", MAX_HEADER + 1, PACK_MAGIC)
+    with pytest.raises(IntegrityError, match="over the format's limit"):
+        read_header(make_sealer("aes-256-gcm", ENC_KEY), tail, 1 << 40)
 
 
 @pytest.mark.parametrize("name", SEALERS)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapvault.errors import IntegrityError, UnsafePathError
-from snapvault.pipeline.tree import NODE_TYPES, Node, decode_tree, encode_tree, validate_name
+from snapvault.pipeline.tree import MAX_NAME, MAX_TARGET, NODE_TYPES, Node, decode_tree, encode_tree, validate_name
 
 HEX = "0123456789abcdef"
 BLOB_ID = "ab" * 32
@@ -147,19 +147,31 @@ def test_links_zero_is_not_silently_changed() -> None:
 
 # -- names -------------------------------------------------------------------------------------
 
+# Over the length limit (in bytes, not characters), and a lone surrogate: no byte form to
+# restore under.
+TOO_LONG = ["x" * (MAX_NAME + 1), "é" * (MAX_NAME // 2 + 1), "a\ud800"]
 
-@pytest.mark.parametrize("name", ["a", "...", ".a", "a.", " ", "a\\b", os.fsdecode(b"\xff"), "x" * 255])
+
+@pytest.mark.parametrize(
+    "name",
+    ["a", "...", ".a", "a.", " ", "a\\b", os.fsdecode(b"\xff"), "x" * 255, "x" * MAX_NAME, "é" * (MAX_NAME // 2)],
+)
 def test_validate_name_accepts_single_components(name: str) -> None:
     assert validate_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "/", "/abs", "a/", "../x", "a\0b", "\0", 5, None, ["a"], b"a"])
+@pytest.mark.parametrize(
+    "name",
+    [*["", ".", "..", "a/b", "/", "/abs", "a/", "../x", "a\0b", "\0", 5, None, ["a"], b"a"], *TOO_LONG],
+)
 def test_validate_name_rejects_unsafe_names(name: object) -> None:
     with pytest.raises(UnsafePathError):
         validate_name(name)
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "/etc", "../../x", "a\0b", 5, None, ["a"], {"a": 1}, 1.5])
+@pytest.mark.parametrize(
+    "name", ["", ".", "..", "a/b", "/etc", "../../x", "a\0b", 5, None, ["a"], {"a": 1}, 1.5, "x" * (MAX_NAME + 1)]
+)
 def test_decode_rejects_unsafe_names(name: object) -> None:
     with pytest.raises(UnsafePathError) as exc:
         decode_tree(doc(file_node(name=name)))
@@ -457,3 +469,13 @@ def test_encode_refuses_what_decode_refuses(node: Node) -> None:
 def test_encode_refuses_two_entries_with_one_name() -> None:
     with pytest.raises(UnsafePathError):
         encode_tree([Node(name="a", type="fifo"), Node(name="a", type="socket")])
+
+
+@pytest.mark.parametrize("length", [MAX_TARGET, MAX_TARGET + 1])
+def test_a_symlink_target_is_limited_in_bytes(length: int) -> None:
+    node = {"name": "l", "type": "symlink", "mode": 0o777, "links": 1, "target": "t" * length}
+    if length <= MAX_TARGET:
+        assert decode_tree(doc(node))[0].target == "t" * length
+    else:
+        with pytest.raises(IntegrityError, match="invalid target"):
+            decode_tree(doc(node))

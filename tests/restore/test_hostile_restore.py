@@ -68,6 +68,46 @@ def assert_only_good(result: sv.RestoreResult, target: Path, damaged: set[str]) 
     assert not [n for n in os.listdir(target) if n.startswith(TMP_PREFIX)]
 
 
+# -- 2. sizes the index declares --------------------------------------------------------------
+
+
+def _forged_blob(repo: sv.Repository, plain: bytes, raw_length: int) -> str:
+    """Store ``plain`` as a data blob in its own pack, indexed with a lying ``raw_length``."""
+    from snapvault.archiver.sink import PackWriter
+    from snapvault.pipeline.ids import BlobType
+
+    bid = repo.blob_id(plain)
+    w = PackWriter()
+    w.add(BlobType.DATA, bid, repo.seal_blob(BlobType.DATA, bid, plain), raw_length)
+    pack_id, data, entries = repo.finish_pack(w)
+    repo.write_pack(pack_id, data)
+    repo.write_index([(pack_id, entries)])
+    return bid.hex()
+
+
+@pytest.mark.parametrize("declared", [(16 << 20) + 1, (1 << 32) - 1])
+def test_a_blob_the_index_says_is_over_the_limit_is_damage_and_never_read(
+    repo: sv.Repository, tmp_path: Path, declared: int
+) -> None:
+    # A blob that decompresses to far more than the format allows, announced as such by its
+    # index entry: refused on the numbers before a byte is fetched or allocated.
+    bomb = bytes(20 << 20)
+    m = commit(repo, lambda h: [file_node("f", [_forged_blob(repo, bomb, declared)], size=16 << 20)])
+    target = tmp_path / "t"
+    result = restore(repo, m, target)
+    assert_only_good(result, target, {"f"})
+    assert "over the format's limit" in result.errors[0].error
+    report = repo.check(read_data=True)
+    assert any("over the format's limit" in p.message for p in report.problems), report.problems
+
+
+def test_a_blob_larger_than_its_index_entry_says_is_damage(repo: sv.Repository, tmp_path: Path) -> None:
+    # The index promises 9 bytes; decompression stops there instead of at the blob's real size.
+    m = commit(repo, lambda h: [file_node("f", [_forged_blob(repo, bytes(8 << 20), 9)], size=9)])
+    target = tmp_path / "t"
+    assert_only_good(restore(repo, m, target), target, {"f"})
+
+
 # -- 3. type confusion ----------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import Codec
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.tree import Node
-from snapvault.repository.manifest import Manifest, SnapshotStats
+from snapvault.repository.manifest import Manifest, SnapshotStats, cap_errors, cap_paths
 
 __all__ = ["BackupOptions", "BackupRepository", "run_backup", "source_paths"]
 
@@ -198,9 +198,9 @@ def run_backup(repo: BackupRepository, opts: BackupOptions) -> BackupOutcome:
         parent=opts.parent.id if opts.parent is not None else None,
         tree=root,
         stats=stats,
-        errors=w.errors,
+        errors=cap_errors(w.errors),
         program_version=__version__,
-        inconsistent=w.inconsistent,
+        inconsistent=cap_paths(w.inconsistent),
         rereads=w.rereads,
         **extra,
     )

@@ -17,8 +17,8 @@ import blake3
 from snapvault.pipeline.codecs import Codec
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer
 from snapvault.pipeline.ids import BlobType
-from snapvault.pipeline.index import Index
-from snapvault.pipeline.pack import PackEntry, PackWriter, pack_tail
+from snapvault.pipeline.index import MAX_INDEX_ENTRIES, Index
+from snapvault.pipeline.pack import MAX_PACK_BLOBS, PackEntry, PackWriter, pack_tail
 from snapvault.repository.repo import PackBuilder
 from snapvault.storage.local_store import TMP_PREFIX
 
@@ -211,6 +211,7 @@ class BlobSink:
         # always make progress, so the two limits cannot deadlock each other.
         self._pack_slots = threading.BoundedSemaphore(2)
         self._uploaded: list[tuple[bytes, list[PackEntry]]] = []
+        self._uploaded_entries = 0
         self._error: BaseException | None = None
         self._cancelled = threading.Event()
 
@@ -306,7 +307,7 @@ class BlobSink:
             try:
                 packer.add(btype, bid, sealed, n)
             finally:
-                if len(packer) >= limit:
+                if len(packer) >= limit or packer.count >= MAX_PACK_BLOBS:
                     full = packer
                     self._data_packers.put(None)
                 else:
@@ -318,7 +319,7 @@ class BlobSink:
                     self._tree_packer = self._new_packer()
                 tree_packer = self._tree_packer
                 tree_packer.add(btype, bid, sealed, n)
-                if len(tree_packer) >= limit:
+                if len(tree_packer) >= limit or tree_packer.count >= MAX_PACK_BLOBS:
                     full, self._tree_packer = tree_packer, None
         with self._lock:
             if btype is BlobType.DATA:
@@ -362,8 +363,9 @@ class BlobSink:
                 self.stats.packs_written += 1
                 self.packs_written.append(pack_id)
                 self._uploaded.append((pack_id, entries))
-                if len(self._uploaded) >= _INDEX_EVERY:
-                    batch, self._uploaded = self._uploaded, []
+                self._uploaded_entries += len(entries)
+                if len(self._uploaded) >= _INDEX_EVERY or self._uploaded_entries >= MAX_INDEX_ENTRIES:
+                    batch, self._uploaded, self._uploaded_entries = self._uploaded, [], 0
             if batch:
                 self.repo.write_index(batch)
         except BaseException as e:  # noqa: BLE001 - surfaced by raise_error()
@@ -410,7 +412,7 @@ class BlobSink:
         self._wait()
         self.raise_error()
         with self._lock:
-            batch, self._uploaded = self._uploaded, []
+            batch, self._uploaded, self._uploaded_entries = self._uploaded, [], 0
         if batch:
             self.repo.write_index(batch)
 
@@ -431,7 +433,7 @@ class BlobSink:
         self._cancelled.set()
         self._wait()
         with self._lock:
-            batch, self._uploaded = self._uploaded, []
+            batch, self._uploaded, self._uploaded_entries = self._uploaded, [], 0
         if batch:
             self.repo.write_index(batch)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from snapvault.archiver.sink import BlobSink
+from snapvault.pipeline.blob import MAX_TREE_BLOB
 from snapvault.pipeline.chunker import ChunkerParams, StreamChunker
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.patterns import PathFilter
@@ -255,7 +256,8 @@ class Walker:
                 if not stack:
                     return tree
                 assert d.node is not None
-                stack[-1].nodes.append(d.node._replace(subtree=tree))
+                if tree is not None:
+                    stack[-1].nodes.append(d.node._replace(subtree=tree))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _open(self, path: str, rel: str, parent_tree: str | None, node: Node | None, depth: int) -> _OpenDir | None:
@@ -274,8 +276,9 @@ class Walker:
                 parent_nodes = {}
         return _OpenDir(path, rel, node, depth, parent_tree, parent_nodes, names)
 
-    def _close(self, d: _OpenDir) -> str:
-        """Finish a directory whose children are all backed up: its tree's hex ID."""
+    def _close(self, d: _OpenDir) -> str | None:
+        """Finish a directory whose children are all backed up: its tree's hex ID (None when
+        its tree would be over the format's limit; the directory is then an error)."""
         nodes, parent_nodes, parent_tree = d.nodes, d.parent_nodes, d.parent_tree
         if parent_nodes:
             if (
@@ -289,7 +292,16 @@ class Walker:
             kept = {n.name for n in nodes}
             for gone in (n for name, n in parent_nodes.items() if name not in kept):
                 self.stats.files_removed += self._count_files(gone)
-        return self.store_tree(nodes)
+        raw = encode_tree(nodes)
+        if len(raw) > MAX_TREE_BLOB:
+            error = (
+                f"directory of {len(nodes)} entries left out: its tree would be {len(raw)} bytes, "
+                f"over the format's limit of {MAX_TREE_BLOB} bytes for one directory"
+            )
+            self.stats.errors.append(FileError(path=os.fsdecode(d.path), error=error))
+            return None
+        bid, _ = self.sink.add(BlobType.TREE, raw)
+        return bid.hex()
 
     def _count_files(self, node: Node) -> int:
         """How many files a parent node held (everything below it, for a directory)."""

@@ -95,12 +95,13 @@ def open_repository(
     from snapvault.handle import Repository
     from snapvault.repository.config import RepoConfig
     from snapvault.repository.layout import CONFIG as CONFIG_KEY
+    from snapvault.repository.repo import get_limited
     from snapvault.storage import open_store
 
     store = open_store(url, storage_options=options)
     if not store.exists(CONFIG_KEY):
         raise RepositoryNotFound(f"no snapvault repository at {store.url}")
-    config = RepoConfig.from_bytes(store.get(CONFIG_KEY))
+    config = RepoConfig.from_bytes(get_limited(store, CONFIG_KEY))
     plain = config.encryption == "none"
     if plain and not no_password:
         raise WrongPassword(

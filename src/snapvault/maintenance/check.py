@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from snapvault.errors import IntegrityError, SnapvaultError
+from snapvault.pipeline.blob import blob_size_error
 from snapvault.pipeline.ids import BlobType, object_hash
 from snapvault.pipeline.index import BlobLocation, Index
 from snapvault.pipeline.pack import TRAILER_SIZE, PackEntry
@@ -143,8 +144,11 @@ def check_repository(
     stored = dict(repo.packs())
     report.packs = len(stored)
     needed: dict[bytes, int] = {}
-    for _, loc in index.items():
+    for bid, loc in index.items():
         needed[loc.pack_id] = max(needed.get(loc.pack_id, 0), loc.offset + loc.length + TRAILER_SIZE)
+        error = blob_size_error(loc.type, loc.length, loc.raw_length)
+        if error is not None:
+            report.problems.append(Problem("blob", error, pack=loc.pack_id.hex(), blob=bid.hex()))
     for pid in sorted(index.packs):
         size = stored.get(pid.hex())
         if size is None:

@@ -8,10 +8,46 @@ from snapvault.pipeline.crypto import AEADSealer, PlainSealer
 from snapvault.pipeline.ids import BlobType, blob_id
 from snapvault.pipeline.pack import blob_ad
 
-__all__ = ["MAX_BLOB", "open_blob", "seal_blob"]
+__all__ = [
+    "MAX_BLOB",
+    "MAX_DATA_BLOB",
+    "MAX_SEALED_OVERHEAD",
+    "MAX_TREE_BLOB",
+    "blob_limit",
+    "blob_size_error",
+    "open_blob",
+    "seal_blob",
+]
 
-#: Upper bound on a blob's plaintext; a larger declared size is damage or hostility.
-MAX_BLOB = 256 << 20
+#: Upper bound on a data blob's plaintext: the largest chunk a chunker may be configured to cut.
+MAX_DATA_BLOB = 16 << 20
+#: Upper bound on a tree blob's plaintext (one directory; about 200,000 entries).
+MAX_TREE_BLOB = 32 << 20
+#: Upper bound on any blob's plaintext; a larger declared size is damage or hostility.
+MAX_BLOB = max(MAX_DATA_BLOB, MAX_TREE_BLOB)
+#: A stored blob is at most this much larger than its plaintext: one byte of codec wire ID (a
+#: frame is compressed only when that makes it smaller) and the envelope's 44 bytes (salt,
+#: nonce, tag; an unencrypted repository's 32-byte MAC is less).
+MAX_SEALED_OVERHEAD = 1 + 44
+
+
+def blob_limit(btype: BlobType) -> int:
+    """The most plaintext bytes a blob of this type may hold."""
+    return MAX_TREE_BLOB if btype is BlobType.TREE else MAX_DATA_BLOB
+
+
+def blob_size_error(btype: BlobType, length: int, raw_length: int) -> str | None:
+    """Why an index entry's sizes cannot be a blob's of type ``btype`` (None if they can).
+
+    Checked before a blob is fetched or opened, so a hostile index cannot make a reader
+    download, or decompression allocate, more than the format allows for one blob.
+    """
+    limit = blob_limit(btype)
+    if raw_length > limit:
+        return f"blob declares {raw_length} bytes, over the format's limit of {limit} for a {btype.name.lower()} blob"
+    if length > limit + MAX_SEALED_OVERHEAD:
+        return f"stored blob is {length} bytes, over the format's limit of {limit + MAX_SEALED_OVERHEAD}"
+    return None
 
 
 def seal_blob(
@@ -36,13 +72,22 @@ def open_blob(
 ) -> bytes:
     """Unseal, decompress and verify a blob against its ID.
 
+    Decompression never allocates more than ``raw_length`` (the index's plaintext size) or the
+    format's limit for the type (:func:`blob_limit`), whichever is less; both are checked
+    before anything is opened.
+
     Raises
     ------
     IntegrityError
-        If authentication fails, the frame is bad, or the plaintext's keyed hash is not ``bid``.
+        If authentication fails, a size is over its limit, the frame is bad, or the
+        plaintext's keyed hash is not ``bid``.
     """
+    limit = blob_limit(btype)
+    error = blob_size_error(btype, len(sealed), 0 if raw_length is None else raw_length)
+    if error is not None:
+        raise IntegrityError(error, blob_id=bid.hex())
     frame = sealer.open(sealed, blob_ad(btype, bid))
-    plain = decode(frame, max_size=MAX_BLOB if raw_length is None else raw_length)
+    plain = decode(frame, max_size=limit if raw_length is None else raw_length)
     if raw_length is not None and len(plain) != raw_length:
         raise IntegrityError("blob length differs from the index", blob_id=bid.hex())
     if blob_id(id_key, plain) != bid:

@@ -5,8 +5,9 @@ Index file (before compression and sealing)::
     b"SVI1" | pack_count (u32) | pack_count * (pack_id (32) | count (u32) | count * entry)
     entry = type (u8) | id (32) | offset (u32) | length (u32) | raw_length (u32)
 
-The file is zstd-compressed, then sealed with ``ad = b"snapvault index"``. Every backup session
-writes its own index files; nobody rewrites one.
+The file is one zstd frame that declares its content size, then sealed with
+``ad = b"snapvault index"``. Every backup session writes its own index files; nobody rewrites
+one.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ from snapvault.errors import IntegrityError
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.pack import PackEntry
 
-__all__ = ["INDEX_AD", "BlobLocation", "Index", "decode_index", "encode_index"]
+__all__ = ["INDEX_AD", "MAX_INDEX", "MAX_INDEX_ENTRIES", "BlobLocation", "Index", "decode_index", "encode_index"]
 
 INDEX_AD = b"snapvault index"
 _MAGIC = b"SVI1"
 _U32 = struct.Struct("<I")
 _PACK = struct.Struct("<32sI")
 _ENTRY = struct.Struct("<B32sIII")
-_MAX_INDEX = 1 << 30
+#: Most bytes an index file may decompress to. Its zstd frame must declare its size, which is
+#: checked before anything is decompressed.
+MAX_INDEX = 32 << 20
+#: Most blob entries a writer puts in one index file (22.5 MB decompressed, under MAX_INDEX).
+MAX_INDEX_ENTRIES = 500_000
 
 
 class BlobLocation(NamedTuple):
@@ -51,29 +56,56 @@ def encode_index(packs: Iterable[tuple[bytes, list[PackEntry]]]) -> bytes:
     return zstandard.ZstdCompressor(level=3).compress(b"".join(parts))
 
 
-def decode_index(data: bytes) -> list[tuple[bytes, list[PackEntry]]]:
-    """Invert :func:`encode_index`; raise :class:`IntegrityError` if malformed."""
+def decode_index(data: bytes | memoryview) -> list[tuple[bytes, list[PackEntry]]]:
+    """Invert :func:`encode_index`; raise :class:`IntegrityError` if malformed.
+
+    The frame's declared size is checked against :data:`MAX_INDEX` before decompressing, so
+    a small hostile file cannot make a reader allocate more. A pack ID or a blob ID listed
+    twice in one file is refused: no writer does that, and repeated entries are how a tiny
+    file could otherwise cost a reader time and memory out of proportion to its size.
+    """
     try:
-        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=_MAX_INDEX)
+        size = zstandard.frame_content_size(data)
     except zstandard.ZstdError as e:
-        raise IntegrityError(f"index does not decompress: {e}") from e
+        raise IntegrityError(f"index is not a zstd frame: {e}") from None
+    if size < 0:
+        raise IntegrityError("index frame does not declare its size")
+    if size > MAX_INDEX:
+        raise IntegrityError(f"index declares {size} bytes, over the format's limit of {MAX_INDEX}")
     try:
-        if raw[:4] != _MAGIC:
-            raise IntegrityError("index has the wrong magic")
+        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=size, allow_extra_data=False)
+    except zstandard.ZstdError as e:
+        raise IntegrityError(f"index does not decompress: {e}") from None
+    if len(raw) != size:
+        raise IntegrityError("index does not decompress to its declared size")
+    if raw[:4] != _MAGIC:
+        raise IntegrityError("index has the wrong magic")
+    try:
         (npacks,) = _U32.unpack_from(raw, 4)
         pos = 8
         out = []
+        pack_ids: set[bytes] = set()
+        blob_ids: set[bytes] = set()
         for _ in range(npacks):
             pid, n = _PACK.unpack_from(raw, pos)
             pos += _PACK.size
+            if pid in pack_ids:
+                raise IntegrityError(f"index lists pack {pid.hex()[:16]} twice")
+            pack_ids.add(pid)
+            if pos + n * _ENTRY.size > len(raw):
+                raise IntegrityError("index is truncated")
             entries = []
-            for _ in range(n):
-                t, bid, off, length, rawlen = _ENTRY.unpack_from(raw, pos)
-                pos += _ENTRY.size
+            for t, bid, off, length, rawlen in _ENTRY.iter_unpack(raw[pos : pos + n * _ENTRY.size]):
+                if bid in blob_ids:
+                    raise IntegrityError(f"index lists blob {bid.hex()[:16]} twice")
+                blob_ids.add(bid)
                 entries.append(PackEntry(BlobType(t), bid, off, length, rawlen))
+            pos += n * _ENTRY.size
             out.append((pid, entries))
     except (struct.error, ValueError) as e:
-        raise IntegrityError(f"index is malformed: {e}") from e
+        if isinstance(e, IntegrityError):
+            raise
+        raise IntegrityError(f"index is malformed: {e}") from None
     if pos != len(raw):
         raise IntegrityError("index has trailing bytes")
     return out

@@ -23,7 +23,17 @@ from snapvault.errors import IntegrityError
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer
 from snapvault.pipeline.ids import ID_SIZE, BlobType, object_hash
 
-__all__ = ["PACK_MAGIC", "PackEntry", "PackWriter", "blob_ad", "pack_tail", "parse_pack", "read_header"]
+__all__ = [
+    "MAX_HEADER",
+    "MAX_PACK_BLOBS",
+    "PACK_MAGIC",
+    "PackEntry",
+    "PackWriter",
+    "blob_ad",
+    "pack_tail",
+    "parse_pack",
+    "read_header",
+]
 
 PACK_MAGIC = b"SVP1"
 _HEADER_VERSION = 1
@@ -33,6 +43,13 @@ _COUNT = struct.Struct("<BI")
 HEADER_AD = b"snapvault pack header"
 #: Bytes at the end of a pack that give the header's length; read these first.
 TRAILER_SIZE = _TRAILER.size
+#: Most blobs a writer puts in one pack (a header of 4.5 MB).
+MAX_PACK_BLOBS = 100_000
+#: Most bytes a stored (sealed) pack header may take; a reader refuses a longer one before
+#: reading it.
+MAX_HEADER = 16 << 20
+# The smallest stored blob: one byte of codec frame and an unencrypted repository's 32-byte MAC.
+_MIN_SEALED_BLOB = 1 + 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +120,8 @@ def read_header(sealer: AEADSealer | PlainSealer, tail: bytes | memoryview, pack
     hlen, magic = _TRAILER.unpack(bytes(tail[-TRAILER_SIZE:]))
     if magic != PACK_MAGIC:
         raise IntegrityError("pack trailer has the wrong magic")
+    if hlen > MAX_HEADER:
+        raise IntegrityError(f"pack header is {hlen} bytes, over the format's limit of {MAX_HEADER}")
     if hlen + TRAILER_SIZE > min(len(tail), pack_size):
         raise IntegrityError("pack header length is out of range")
     start = len(tail) - TRAILER_SIZE - hlen
@@ -116,10 +135,14 @@ def read_header(sealer: AEADSealer | PlainSealer, tail: bytes | memoryview, pack
         raise IntegrityError("pack header length does not match its entry count")
     body_end = pack_size - TRAILER_SIZE - hlen
     entries = []
+    # Writers append blobs one after another, so entries are in offset order and never
+    # overlap; a header that says otherwise is damaged or hostile.
+    end = 0
     for i in range(count):
         t, bid, off, length, raw = _ENTRY.unpack_from(plain, _COUNT.size + i * _ENTRY.size)
-        if t not in (BlobType.DATA, BlobType.TREE) or off + length > body_end:
-            raise IntegrityError("pack header entry is out of range")
+        if t not in (BlobType.DATA, BlobType.TREE) or off < end or length < _MIN_SEALED_BLOB or off + length > body_end:
+            raise IntegrityError(f"pack header entry {i} is out of range")
+        end = off + length
         entries.append(PackEntry(BlobType(t), bid, off, length, raw))
     return entries
 

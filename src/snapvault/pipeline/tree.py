@@ -20,9 +20,12 @@ import re
 from typing import Any, Literal, NamedTuple
 
 from snapvault.errors import IntegrityError, UnsafePathError
+from snapvault.pipeline.blob import MAX_TREE_BLOB
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_NAME",
+    "MAX_TARGET",
     "NODE_TYPES",
     "Node",
     "check_shape",
@@ -96,10 +99,30 @@ class Node(NamedTuple):
 _INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "size", "inode", "dev", "rdev")
 
 
+#: Most bytes a name may take (UTF-8 with surrogateescape); generous next to any file system's
+#: own limit (255 on Linux), so only a hostile or damaged tree holds a longer one.
+MAX_NAME = 1024
+#: Most bytes a symlink target may take (Linux's PATH_MAX).
+MAX_TARGET = 4096
+
+
+def _encoded_length(text: str) -> int | None:
+    """Bytes of ``text`` on the platform (None if it has no byte form: a lone surrogate that
+    surrogateescape did not make)."""
+    try:
+        return len(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return None
+
+
 def validate_name(name: object) -> str:
     """Return ``name`` if it is a safe single path component, else raise UnsafePathError."""
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name:
         raise UnsafePathError(f"unsafe entry name in tree: {name!r}", path=repr(name))
+    n = _encoded_length(name)
+    if n is None or n > MAX_NAME:
+        why = "has no byte form" if n is None else f"is {n} bytes, over the format's limit of {MAX_NAME}"
+        raise UnsafePathError(f"unsafe entry name in tree: {name[:64]!r}... {why}", path=repr(name[:64]))
     return name
 
 
@@ -207,6 +230,9 @@ def check_shape(
     if t == "symlink":
         if not isinstance(target, str) or not target or "\0" in target:
             raise IntegrityError(f"symlink node has an invalid target: {target!r}")
+        n = _encoded_length(target)
+        if n is None or n > MAX_TARGET:
+            raise IntegrityError(f"symlink node has an invalid target: {target[:64]!r}... (too long, or no byte form)")
     elif target is not None:
         raise IntegrityError("only a symlink node has a target")
     if t != "file" and (content or size):
@@ -238,6 +264,8 @@ def _node_hook(d: dict[str, Any]) -> Any:
 
 def decode_tree(data: bytes) -> list[Node]:
     """Parse and validate a tree blob."""
+    if len(data) > MAX_TREE_BLOB:
+        raise IntegrityError(f"tree blob is {len(data)} bytes, over the format's limit of {MAX_TREE_BLOB}")
     try:
         if not data.endswith(b'"v":%d}' % TREE_VERSION):
             # Not this version's canonical form: parse plainly, for a clear error if the

@@ -141,7 +141,7 @@ def _records(repo: RecordStore) -> Iterator[tuple[str, str, datetime, Any] | Bro
             if not isinstance(doc, dict) or not isinstance(doc.get("name"), str) or "policy" not in doc:
                 raise ValueError("not a policy record")
             when = datetime.fromisoformat(doc["saved_at"])
-        except (ValueError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
             # An IntegrityError (damaged, or not sealed with this repository's key) names the key already.
             if not isinstance(e, IntegrityError):
                 e = IntegrityError(f"{key} is not a policy record: {e}", key=key)

@@ -20,6 +20,7 @@ __all__ = [
     "KdfParams",
     "MasterKeys",
     "RepoConfig",
+    "kdf_cost",
     "open_key_file",
     "open_plain_key_file",
     "plain_key_file",
@@ -117,7 +118,7 @@ class RepoConfig:
                 pack_size=int(doc["pack_size"]),
                 version=int(doc["version"]),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
             if isinstance(e, ConfigError):
                 raise UnsupportedFormat(f"repository config: {e}") from e
             raise IntegrityError(f"repository config is malformed: {e}") from e
@@ -159,7 +160,7 @@ class MasterKeys:
                 chunker_seed=int(d["chunker_seed"]),
                 config_hash=bytes.fromhex(d["config_hash"]),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
             if isinstance(e, IntegrityError):
                 raise
             raise IntegrityError(f"master key is malformed: {e}") from e
@@ -229,10 +230,19 @@ def open_plain_key_file(data: bytes) -> MasterKeys:
         if doc.get("version") != 1 or doc.get("aead") != "none":
             raise IntegrityError("not the key file of an unencrypted repository")
         return MasterKeys.from_json(json.dumps(doc["keys"]).encode())
-    except (KeyError, TypeError, AttributeError, ValueError) as e:
+    except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as e:
         if isinstance(e, IntegrityError):
             raise
         raise IntegrityError(f"key file is malformed: {e}") from e
+
+
+def kdf_cost(data: bytes) -> int:
+    """Memory times passes of a key file's KDF (0 when it does not parse: it fails at once)."""
+    try:
+        k = json.loads(data)["kdf"]
+        return int(k["memory_kib"]) * int(k["iterations"])
+    except (KeyError, TypeError, ValueError, RecursionError):
+        return 0
 
 
 def open_key_file(data: bytes, password: bytes) -> MasterKeys:
@@ -248,7 +258,7 @@ def open_key_file(data: bytes, password: bytes) -> MasterKeys:
             raise UnsupportedFormat("key file asks for unreasonable KDF parameters")
         sealer = make_sealer(str(doc["aead"]), kdf.derive(password, b64d(k["salt"])))
         sealed = b64d(doc["data"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         if isinstance(e, (IntegrityError, UnsupportedFormat)):
             raise
         raise IntegrityError(f"key file is malformed: {e}") from e

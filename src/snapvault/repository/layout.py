@@ -27,6 +27,7 @@ __all__ = [
     "QUARANTINE",
     "RUNS",
     "SNAPSHOTS",
+    "max_size",
     "name_of",
     "object_key",
     "pack_key",
@@ -44,6 +45,26 @@ RUNS = "runs"
 
 #: Every folder of content-named objects.
 FOLDERS = (KEYS, DATA, INDEX, SNAPSHOTS, QUARANTINE, POLICIES, RUNS)
+
+# The most bytes a stored object of each kind may take (docs/format.md, "Limits"). A reader
+# fetches at most one byte more and refuses a longer object unopened, so no object can make a
+# reader allocate more than its kind allows. Packs are read by range, never whole, except by
+# check --read-data, which reads each pack once. The index limit is the decompressed limit
+# (32 MiB) plus room for an incompressible frame and the envelope.
+_MAX_SIZE = {
+    CONFIG: 64 << 10,
+    KEYS: 64 << 10,
+    INDEX: 33 << 20,
+    SNAPSHOTS: 16 << 20,
+    QUARANTINE: 16 << 20,
+    POLICIES: 1 << 20,
+    RUNS: 1 << 20,
+}
+
+
+def max_size(key: str) -> int | None:
+    """The most bytes the object at ``key`` may take (None for a pack: not read whole)."""
+    return _MAX_SIZE.get(key.split("/", 1)[0])
 
 
 def object_key(folder: str, name: str) -> str:

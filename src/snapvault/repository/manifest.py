@@ -6,7 +6,16 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FileError", "Manifest", "SnapshotStats", "Verification"]
+__all__ = [
+    "MAX_LISTED",
+    "MAX_MANIFEST",
+    "FileError",
+    "Manifest",
+    "SnapshotStats",
+    "Verification",
+    "cap_errors",
+    "cap_paths",
+]
 
 
 class SnapshotStats(BaseModel):
@@ -31,6 +40,13 @@ class SnapshotStats(BaseModel):
     duration_s: float = 0.0
 
 
+#: Most bytes a stored snapshot manifest may take; a reader refuses a longer one unread.
+MAX_MANIFEST = 16 << 20
+#: Most entries a manifest lists in ``errors`` (and in ``inconsistent``); the rest are counted
+#: in one last entry, so a backup of a tree full of unreadable files still fits MAX_MANIFEST.
+MAX_LISTED = 10_000
+
+
 class FileError(BaseModel):
     """A path the backup could not read, and why."""
 
@@ -38,6 +54,22 @@ class FileError(BaseModel):
 
     path: str
     error: str
+
+
+def cap_errors(errors: list[FileError]) -> list[FileError]:
+    """``errors`` as a manifest lists them: the first :data:`MAX_LISTED`, then one entry that
+    counts the rest."""
+    if len(errors) <= MAX_LISTED:
+        return errors
+    rest = len(errors) - MAX_LISTED + 1
+    return [*errors[: MAX_LISTED - 1], FileError(path="", error=f"{rest} more errors, not listed")]
+
+
+def cap_paths(paths: list[str]) -> list[str]:
+    """``paths`` as a manifest lists them: the first :data:`MAX_LISTED`, then a count of the rest."""
+    if len(paths) <= MAX_LISTED:
+        return paths
+    return [*paths[: MAX_LISTED - 1], f"({len(paths) - MAX_LISTED + 1} more, not listed)"]
 
 
 class Verification(BaseModel):

@@ -24,12 +24,12 @@ from snapvault.errors import (
     SnapshotNotFound,
     WrongPassword,
 )
-from snapvault.pipeline.blob import open_blob, seal_blob
+from snapvault.pipeline.blob import blob_size_error, open_blob, seal_blob
 from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import Codec, Zstd
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer, make_sealer
 from snapvault.pipeline.ids import BlobType, blob_id, object_hash
-from snapvault.pipeline.index import INDEX_AD, BlobLocation, Index, decode_index, encode_index
+from snapvault.pipeline.index import INDEX_AD, MAX_INDEX_ENTRIES, BlobLocation, Index, decode_index, encode_index
 from snapvault.pipeline.pack import PackEntry, parse_pack
 from snapvault.pipeline.tree import Node, decode_tree
 from snapvault.repository import layout
@@ -37,6 +37,7 @@ from snapvault.repository.config import (
     KdfParams,
     MasterKeys,
     RepoConfig,
+    kdf_cost,
     open_key_file,
     open_plain_key_file,
     plain_key_file,
@@ -70,9 +71,26 @@ class PackBuilder(Protocol[_T_co]):
         ...
 
 
+def get_limited(store: Store, key: str) -> bytes:
+    """Fetch a whole object no longer than its kind's limit (:func:`layout.max_size`).
+
+    Raises
+    ------
+    IntegrityError
+        If the object is longer: it is refused after reading one byte past the limit.
+    """
+    limit = layout.max_size(key)
+    if limit is None:
+        return store.get(key)
+    data = store.get_range(key, 0, limit + 1)
+    if len(data) > limit:
+        raise IntegrityError(f"{key} is over the format's limit of {limit} bytes for its kind", key=key)
+    return data
+
+
 def get_named(store: Store, key: str) -> bytes:
     """Fetch a content-named object and check that its bytes hash to its name."""
-    data = store.get(key)
+    data = get_limited(store, key)
     if object_hash(data).hex() != layout.name_of(key):
         raise IntegrityError(f"{key} does not match its name (damaged or altered)", key=key)
     return data
@@ -237,7 +255,7 @@ class Repository:
         if store is None:
             store = open_store(location, fs=fs, storage_options=storage_options)
         try:
-            config_bytes = store.get(layout.CONFIG)
+            config_bytes = get_limited(store, layout.CONFIG)
         except ObjectNotFound:
             raise RepositoryNotFound(f"no snapvault repository at {store.url}") from None
         config = RepoConfig.from_bytes(config_bytes)
@@ -264,7 +282,9 @@ class Repository:
 
     @classmethod
     def _unlock(cls, store: Store, password: bytes) -> MasterKeys:
-        for _, data in cls._key_files(store):
+        # Cheapest key derivation first: a key file planted with costly (if allowed)
+        # parameters is tried only when no other key file opens.
+        for _, data in sorted(cls._key_files(store), key=lambda kf: kdf_cost(kf[1])):
             try:
                 return open_key_file(data, password)
             except WrongPassword:
@@ -366,8 +386,12 @@ class Repository:
         """Packs that a failed read-back showed to be damaged; never reused."""
         out: set[bytes] = set()
         for key in self.list_keys(layout.QUARANTINE):
-            doc = json.loads(self.read_sealed(key, QUARANTINE_AD))
-            out.update(bytes.fromhex(h) for h in doc["packs"])
+            data = self.read_sealed(key, QUARANTINE_AD)
+            try:
+                packs = json.loads(data)["packs"]
+                out.update(bytes.fromhex(h) for h in packs)
+            except (ValueError, TypeError, KeyError, RecursionError) as e:
+                raise IntegrityError(f"{key}: quarantine record is malformed: {e!r}", key=key) from None
         return frozenset(out)
 
     def quarantine_packs(self, pack_ids: Iterable[bytes], reason: str) -> None:
@@ -403,8 +427,26 @@ class Repository:
             raise IntegrityError(str(e) if key in str(e) else f"{key}: {e}", key=key) from None
 
     def write_index(self, packs: Iterable[tuple[bytes, list[PackEntry]]]) -> str:
-        """Write one index file for ``packs`` and add them to the loaded index."""
-        packs = list(packs)
+        """Write index files for ``packs`` and add them to the loaded index; return the last
+        file's key.
+
+        One file holds at most :data:`MAX_INDEX_ENTRIES` blobs (more packs than fit go to
+        further files), which keeps every file under the format's decompressed-size limit.
+        """
+        key = ""
+        batch: list[tuple[bytes, list[PackEntry]]] = []
+        count = 0
+        for pid, entries in packs:
+            if batch and count + len(entries) > MAX_INDEX_ENTRIES:
+                key = self._write_index_file(batch)
+                batch, count = [], 0
+            batch.append((pid, entries))
+            count += len(entries)
+        if batch or not key:
+            key = self._write_index_file(batch)
+        return key
+
+    def _write_index_file(self, packs: list[tuple[bytes, list[PackEntry]]]) -> str:
         key = layout.object_key(layout.INDEX, self.write_sealed(layout.INDEX, encode_index(packs), INDEX_AD))
         with self._lock:
             if self._index is not None:
@@ -475,6 +517,14 @@ class Repository:
         loc = self.index.get(bid)
         if loc is None:
             raise IntegrityError(f"blob {bid.hex()} is not in the index", blob_id=bid.hex())
+        error = blob_size_error(loc.type, loc.length, loc.raw_length)
+        if error is not None:
+            # Refused before anything is fetched: the index alone makes this blob unusable.
+            raise IntegrityError(
+                f"blob {bid.hex()[:16]} in pack {loc.pack_id.hex()[:16]}: {error}",
+                blob_id=bid.hex(),
+                pack_id=loc.pack_id.hex(),
+            )
         return loc
 
     def read_blob(self, bid: bytes, btype: BlobType | None = None) -> bytes:

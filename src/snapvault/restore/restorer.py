@@ -24,7 +24,7 @@ from typing import Any
 
 from snapvault.errors import ConfigError, IntegrityError, JobCancelled, ObjectNotFound, SnapshotNotFound
 from snapvault.jobs import Job, RestoreJob
-from snapvault.pipeline.blob import MAX_BLOB
+from snapvault.pipeline.blob import MAX_DATA_BLOB
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.restore_plan import (
     FileRead,
@@ -269,7 +269,7 @@ class Restorer:
 
 def _drop_oversized(plan: PlannedDir) -> list[tuple[Node, str]]:
     """Take out of ``plan`` each file whose declared size is more than its chunks can hold
-    (each at most ``MAX_BLOB`` bytes), and return them.
+    (each at most ``MAX_DATA_BLOB`` bytes), and return them.
 
     The sizes of the files left are then bounded by their content, and so are the totals a
     restore reports; the exact check, size against the bytes the chunks hold, is made as each
@@ -279,10 +279,10 @@ def _drop_oversized(plan: PlannedDir) -> list[tuple[Node, str]]:
     stack = [plan]
     while stack:
         d = stack.pop()
-        oversized = [(n, rel) for n, rel in d.files if n.size > len(n.content) * MAX_BLOB]
+        oversized = [(n, rel) for n, rel in d.files if n.size > len(n.content) * MAX_DATA_BLOB]
         if oversized:
             dropped += oversized
-            d.files = [(n, rel) for n, rel in d.files if n.size <= len(n.content) * MAX_BLOB]
+            d.files = [(n, rel) for n, rel in d.files if n.size <= len(n.content) * MAX_DATA_BLOB]
         stack.extend(d.dirs)
     return dropped
 
