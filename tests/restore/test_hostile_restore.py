@@ -315,3 +315,28 @@ def test_a_skipped_device_says_how_to_restore_it(repo: sv.Repository, tmp_path: 
     result = restore(repo, m, tmp_path / "t")
     [err] = result.errors
     assert "devices" in err.error
+
+
+# -- names longer than the target's file system allows ---------------------------------------
+
+
+def test_a_name_the_target_refuses_is_reported_and_the_rest_restored(repo: sv.Repository, tmp_path: Path) -> None:
+    # Within the format's 1,024 bytes, over Linux's 255: each such file, symlink and directory
+    # is one error (the directory with all below it), never the end of the restore.
+    from tests.test_hostile import link_node
+
+    def nodes(h: Hostile) -> list[dict[str, Any]]:
+        sub = h.tree([file_node("inner", [h.data(NINE)], size=9)])
+        return [
+            file_node("f" * 300, [h.data(NINE)], size=9),
+            link_node("l" * 300, "t"),
+            {"name": "d" * 300, "type": "dir", "mode": 0o755, "subtree": sub},
+        ]
+
+    m = commit(repo, nodes)
+    target = tmp_path / "t"
+    result = restore(repo, m, target)
+    assert sorted((e.path[0], e.type) for e in result.errors) == [("d", "dir"), ("f", "file"), ("l", "symlink")]
+    assert all("too long" in e.error for e in result.errors)
+    assert listing(target) == ["ok"]
+    assert (target / "ok").read_bytes() == b"good"

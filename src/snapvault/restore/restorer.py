@@ -41,7 +41,7 @@ from snapvault.repository.manifest import Manifest
 from snapvault.restore.fetch import PackReader
 from snapvault.restore.result import RestoreFileError, RestoreResult
 from snapvault.restore.source import RestoreSource
-from snapvault.restore.writer import DirHandle, NewFile, TargetWriter, local_target
+from snapvault.restore.writer import ENTRY_ERRNOS, DirHandle, NewFile, TargetWriter, local_target
 
 __all__ = ["RestoreFileError", "RestoreResult", "Restorer", "local_target"]
 
@@ -332,6 +332,9 @@ class _RestoreJob:
                         create=True,
                         enter=lambda d, handle: self._dir_contents(pool, d, handle),
                         stopped=self.stopped,
+                        refused=lambda d, e: self._record(
+                            RestoreFileError(path=d.rel, error=e.strerror or str(e), type="dir")
+                        ),
                     )
                 except BaseException as e:  # noqa: BLE001 - re-raised below, after the pool drains
                     if self.error is None:
@@ -351,6 +354,9 @@ class _RestoreJob:
             if refused is not None:
                 self._record(RestoreFileError(path=dst, error=refused.strerror or str(refused)))
         self.writer.dir_metadata(plan)
+
+    def _dir_refused(self, d: PlannedDir, e: OSError) -> None:
+        self._record(RestoreFileError(path=d.rel, error=e.strerror or str(e), type="dir"))
 
     def _record(self, error: RestoreFileError) -> None:
         with self.lock:
@@ -418,11 +424,20 @@ class _RestoreJob:
             handle.release()
 
     def _write_file(self, dfd: int, node: Node, rel: str, runs: Iterable[tuple[ReadRun, bytes | memoryview]]) -> None:
-        with self.writer.new_file(dfd) as f:
-            written = self._write_content(f, node, rel, runs)
-            if written is None:
-                return
-            f.commit(node)
+        try:
+            with self.writer.new_file(dfd) as f:
+                written = self._write_content(f, node, rel, runs)
+                if written is None:
+                    return
+                f.commit(node)
+        except OSError as e:
+            if e.errno not in ENTRY_ERRNOS:
+                raise
+            # The name does not fit the target's file system: this file alone is left out.
+            self._record(RestoreFileError(path=rel, error=e.strerror or str(e)))
+            with self.lock:
+                self.damaged.add(rel)
+            return
         with self.lock:
             self.result.files += 1
             self.result.bytes_written += written

@@ -27,7 +27,7 @@ from snapvault.errors import ConfigError, UnsafePathError
 from snapvault.pipeline.restore_plan import PlannedDir
 from snapvault.pipeline.tree import Node
 
-__all__ = ["TEMP_PREFIX", "DirHandle", "NewFile", "TargetWriter", "local_target"]
+__all__ = ["ENTRY_ERRNOS", "TEMP_PREFIX", "DirHandle", "NewFile", "TargetWriter", "local_target"]
 
 #: Temporary names of entries being restored start with this.
 TEMP_PREFIX = ".sv-restore-"
@@ -163,6 +163,10 @@ class NewFile:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp, dir_fd=self._dfd)
 
+
+#: Errors that concern one entry's name on the target's file system (too long, or bytes the
+#: file system does not take), not the restore as a whole: that entry is reported and skipped.
+ENTRY_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL})
 
 #: Directories of the path from the target down that a restore holds open at most.
 OPEN_PATH = 64
@@ -359,8 +363,13 @@ class TargetWriter:
         enter: Callable[[PlannedDir, DirHandle], None] | None = None,
         leave: Callable[[PlannedDir, DirHandle], None] | None = None,
         stopped: Callable[[], bool] | None = None,
+        refused: Callable[[PlannedDir, OSError], None] | None = None,
     ) -> None:
         """Visit every directory of ``plan`` depth first, without recursion.
+
+        A directory whose name the target's file system refuses (:data:`ENTRY_ERRNOS`: too
+        long, or not a valid name there) is left out with all below it, and given to
+        ``refused``.
 
         ``enter`` sees each directory (the root too) right after it is opened, ``leave`` each
         one below the root after all of its subdirectories were left. A tree's depth is the
@@ -380,10 +389,19 @@ class TargetWriter:
                 if sub is not None:
                     assert sub.node is not None
                     assert top.handle is not None
-                    if create:
-                        child = self.subdir(top.handle, sub.node.name)
-                    else:
-                        child = DirHandle(_open_dir(top.handle.fd, sub.node.name, create=False))
+                    try:
+                        if create:
+                            child = self.subdir(top.handle, sub.node.name)
+                        else:
+                            child = DirHandle(_open_dir(top.handle.fd, sub.node.name, create=False))
+                    except OSError as e:
+                        if e.errno not in ENTRY_ERRNOS:
+                            raise
+                        # This one name does not fit the target's file system: the directory
+                        # and what is below it are left out, the rest goes on.
+                        if create and refused is not None:
+                            refused(sub, e)
+                        continue
                     stack.append(_Frame(sub, child))
                     if len(stack) > OPEN_PATH + 1 and stack[-OPEN_PATH - 1].handle is not None:
                         stack[-OPEN_PATH - 1].let_go()
