@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``docs``, ``demo``."""
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``docs``, ``demo``, ``fuzz``."""
 
 from __future__ import annotations
 
@@ -55,3 +55,25 @@ def bench(session: nox.Session) -> None:
     """Side-by-side benchmark against restic and borg (see docs/benchmarks.md)."""
     session.install("-e", ".[cli,s3]", "moto[server]", "boto3")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The long runs of the hostile-input suites: 10,000 examples per decoder (hypothesis, then
+    atheris where it installs), 10,000 fault schedules and 2,000 kill -9 points. CI runs the same
+    tests at a few hundred examples each."""
+    session.install("-e", ".[cli]", *TEST_DEPS)
+    env = {
+        "SNAPVAULT_FUZZ_EXAMPLES": "10000",
+        "SNAPVAULT_FAULT_SCHEDULES": "10000",
+        "SNAPVAULT_KILL9_RUNS": "2000",
+    }
+    session.run(
+        "python", "-m", "pytest", "tests/fuzz", "tests/test_fault_machine.py", "tests/test_kill9.py", "-q", env=env
+    )
+    try:
+        session.install("atheris")
+    except Exception:  # noqa: BLE001 - atheris builds from source and needs clang; hypothesis covered it
+        session.log("atheris does not install here; the hypothesis run above covered every decoder")
+        return
+    session.run("python", "tests/fuzz/atheris_driver.py", "10000", env=env)
