@@ -92,7 +92,7 @@ class ChunkerParams:
                 normalization=int(d["normalization"]),
                 seed=int(d.get("seed", 0) if seed is None else seed),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise ConfigError(f"invalid chunker parameters: {e}") from e
 
     def new(self) -> FastCDC:

@@ -229,7 +229,13 @@ def load_runs(repo: RecordStore, policy: str | None = None) -> list[RunRecord]:
     """Run records, oldest first, optionally of one policy."""
     out = []
     for key in repo.list_keys(layout.RUNS):
-        rec = RunRecord.model_validate_json(repo.read_sealed(key, RUN_AD))
+        try:
+            rec = RunRecord.model_validate_json(repo.read_sealed(key, RUN_AD))
+        except ValueError as e:
+            # pydantic's ValidationError is a ValueError; an IntegrityError names the key already.
+            if isinstance(e, IntegrityError):
+                raise
+            raise IntegrityError(f"{key} is not a run record: {e}", key=key) from None
         if policy is None or rec.policy == policy:
             out.append(rec)
     return sorted(out, key=lambda r: (r.started, r.job_id))

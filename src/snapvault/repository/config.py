@@ -100,8 +100,8 @@ class RepoConfig:
         """Parse a config; refuse unknown formats and versions."""
         try:
             doc = json.loads(data)
-        except ValueError as e:
-            raise IntegrityError(f"repository config is not JSON: {e}") from e
+        except (ValueError, RecursionError) as e:
+            raise IntegrityError(f"repository config is not JSON: {e!r}") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
             raise UnsupportedFormat("not a snapvault repository config")
         if doc.get("version") != FORMAT_VERSION:
@@ -118,7 +118,7 @@ class RepoConfig:
                 pack_size=int(doc["pack_size"]),
                 version=int(doc["version"]),
             )
-        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError, OverflowError) as e:
             if isinstance(e, ConfigError):
                 raise UnsupportedFormat(f"repository config: {e}") from e
             raise IntegrityError(f"repository config is malformed: {e}") from e
@@ -160,12 +160,14 @@ class MasterKeys:
                 chunker_seed=int(d["chunker_seed"]),
                 config_hash=bytes.fromhex(d["config_hash"]),
             )
-        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError, OverflowError) as e:
             if isinstance(e, IntegrityError):
                 raise
             raise IntegrityError(f"master key is malformed: {e}") from e
         if len(keys.encryption_key) != 32 or len(keys.id_key) != 32:
             raise IntegrityError("master key has the wrong length")
+        if not 0 <= keys.chunker_seed < 1 << 63:
+            raise IntegrityError("master key has a chunker_seed outside [0, 2**63)")
         return keys
 
     def check_config(self, config_bytes: bytes) -> None:
@@ -230,7 +232,7 @@ def open_plain_key_file(data: bytes) -> MasterKeys:
         if doc.get("version") != 1 or doc.get("aead") != "none":
             raise IntegrityError("not the key file of an unencrypted repository")
         return MasterKeys.from_json(json.dumps(doc["keys"]).encode())
-    except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as e:
+    except (KeyError, TypeError, AttributeError, ValueError, RecursionError, OverflowError) as e:
         if isinstance(e, IntegrityError):
             raise
         raise IntegrityError(f"key file is malformed: {e}") from e
@@ -241,7 +243,7 @@ def kdf_cost(data: bytes) -> int:
     try:
         k = json.loads(data)["kdf"]
         return int(k["memory_kib"]) * int(k["iterations"])
-    except (KeyError, TypeError, ValueError, RecursionError):
+    except (KeyError, TypeError, ValueError, RecursionError, OverflowError):
         return 0
 
 
@@ -258,7 +260,7 @@ def open_key_file(data: bytes, password: bytes) -> MasterKeys:
             raise UnsupportedFormat("key file asks for unreasonable KDF parameters")
         sealer = make_sealer(str(doc["aead"]), kdf.derive(password, b64d(k["salt"])))
         sealed = b64d(doc["data"])
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError, OverflowError) as e:
         if isinstance(e, (IntegrityError, UnsupportedFormat)):
             raise
         raise IntegrityError(f"key file is malformed: {e}") from e
