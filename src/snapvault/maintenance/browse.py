@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from snapvault.errors import SnapshotNotFound
+from snapvault.errors import IntegrityError, SnapshotNotFound, UnsafePathError
 from snapvault.pipeline.tree import MAX_DEPTH, Node, depth_error
 from snapvault.repository.manifest import Manifest
 
@@ -48,8 +48,20 @@ def walk_snapshot(repo: TreeReader, manifest: Manifest, path: str = "") -> Itera
             yield prefix, match
         if i + 1 >= MAX_DEPTH:
             raise depth_error(prefix)
-        nodes = repo.read_tree(match.subtree)
+        nodes = _read_dir(repo, match.subtree, prefix)
     yield from _walk(repo, nodes, prefix, len(parts))
+
+
+def _read_dir(repo: TreeReader, tree_id: str, rel: str) -> list[Node]:
+    """The tree of directory ``rel``; its IntegrityError names the directory and the tree blob."""
+    try:
+        return repo.read_tree(tree_id)
+    except IntegrityError as e:
+        if isinstance(e, UnsafePathError) or rel in str(e):
+            raise
+        raise IntegrityError(
+            f"directory {rel}: tree {tree_id[:16]}: {e}", path=rel, blob_id=e.blob_id or tree_id, pack_id=e.pack_id
+        ) from None
 
 
 def _walk(repo: TreeReader, nodes: list[Node], prefix: str, level: int) -> Iterator[tuple[str, Node]]:
@@ -64,7 +76,7 @@ def _walk(repo: TreeReader, nodes: list[Node], prefix: str, level: int) -> Itera
             if n.type == "dir" and n.subtree:
                 if level + len(stack) >= MAX_DEPTH:
                     raise depth_error(rel)
-                stack.append((iter(repo.read_tree(n.subtree)), rel))
+                stack.append((iter(_read_dir(repo, n.subtree, rel)), rel))
                 break
         else:
             stack.pop()

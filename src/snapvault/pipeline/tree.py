@@ -287,7 +287,9 @@ def decode_tree(data: bytes) -> list[Node]:
         if isinstance(e, IntegrityError):
             raise
         raise IntegrityError(f"tree blob is malformed: {type(e).__name__}") from None
-    names = [n.name for n in nodes]
-    if len(set(names)) != len(names):
-        raise UnsafePathError("tree has two entries with one name", path=None)
+    seen: set[str] = set()
+    for n in nodes:
+        if n.name in seen:
+            raise UnsafePathError(f"tree has two entries named {n.name[:64]!r}", path=n.name)
+        seen.add(n.name)
     return nodes

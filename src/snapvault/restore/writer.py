@@ -146,6 +146,11 @@ class NewFile:
         # After the owner: a change of owner clears the setuid and setgid bits.
         os.fchmod(fd, w.file_mode(node.mode))
         for name, value in node.xattrs:
+            if name == CAPABILITY_XATTR and not w.setuid:
+                # File capabilities grant what setuid would: kept only with setuid=True.
+                with w._lock:
+                    w.setuid_dropped += 1
+                continue
             with contextlib.suppress(OSError):
                 os.setxattr(fd, name, base64.b64decode(value))
         os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
@@ -163,6 +168,10 @@ class NewFile:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp, dir_fd=self._dfd)
 
+
+#: The extended attribute that holds a file's capabilities (Linux); restored only with
+#: ``setuid=True``, as it grants what a setuid bit would.
+CAPABILITY_XATTR = "security.capability"
 
 #: Errors that concern one entry's name on the target's file system (too long, or bytes the
 #: file system does not take), not the restore as a whole: that entry is reported and skipped.
@@ -223,6 +232,7 @@ class TargetWriter:
     def __init__(self, target: str, *, as_root: bool, devices: bool = False, setuid: bool = False) -> None:
         self.as_root = as_root
         self.devices = as_root and devices
+        self.setuid = setuid
         self._mode_mask = 0o7777 if setuid else 0o7777 & ~(stat.S_ISUID | stat.S_ISGID)
         self._lock = threading.Lock()
         self.setuid_dropped = 0
