@@ -9,12 +9,15 @@ from typing import Protocol
 
 from snapvault.errors import IntegrityError, SnapvaultError
 from snapvault.pipeline.blob import blob_size_error
-from snapvault.pipeline.ids import BlobType, object_hash
+from snapvault.pipeline.ids import BlobType, object_hasher
 from snapvault.pipeline.index import BlobLocation, Index
 from snapvault.pipeline.pack import TRAILER_SIZE, PackEntry
 from snapvault.pipeline.tree import MAX_DEPTH, Node, depth_error
 from snapvault.repository import layout
 from snapvault.repository.manifest import Manifest
+
+# Bytes of a pack read at once by check --read-data.
+_WINDOW = 8 << 20
 
 __all__ = ["CheckReport", "CheckRepository", "Problem", "check_repository", "check_snapshot"]
 
@@ -59,12 +62,12 @@ class CheckRepository(Protocol):
         """Fetch and parse a tree blob."""
         ...
 
-    def read_pack(self, pack_id: bytes | str) -> bytes:
-        """A whole stored pack."""
+    def read_pack_range(self, pack_id: bytes, offset: int, length: int) -> bytes:
+        """``length`` bytes of a pack from ``offset`` (fewer at its end)."""
         ...
 
-    def pack_header(self, data: bytes | memoryview) -> list[PackEntry]:
-        """Open and parse a whole pack's header."""
+    def read_pack_header(self, pack_id: bytes, size: int) -> list[PackEntry]:
+        """Read, open and parse the header of a pack of ``size`` bytes."""
         ...
 
     def open_blob(
@@ -177,7 +180,7 @@ def check_repository(
         for bid, loc in index.items():
             by_pack.setdefault(loc.pack_id, []).append((bid, loc))
         for name in names:
-            _read_pack(repo, by_pack.get(bytes.fromhex(name), []), name, report, blob_paths)
+            _read_pack(repo, by_pack.get(bytes.fromhex(name), []), name, stored[name], report, blob_paths)
     return report
 
 
@@ -299,32 +302,79 @@ def _read_pack(
     repo: CheckRepository,
     blobs: list[tuple[bytes, BlobLocation]],
     name: str,
+    size: int,
     report: CheckReport,
     where: dict[bytes, tuple[str, str]],
 ) -> None:
+    """Read one pack in windows: hash it against its name and open every indexed blob in it.
+
+    Memory stays at a window plus the largest blob, whatever the pack's size: the bytes kept
+    from one window to the next are only those of a blob that straddles them.
+    """
+    pid = bytes.fromhex(name)
     try:
-        data = repo.read_pack(name)
+        header = {e.id: e for e in repo.read_pack_header(pid, size)}
+    except IntegrityError as e:
+        report.problems.append(Problem("pack", f"header: {e}", pack=name))
+        header = {}
+    except SnapvaultError as e:
+        report.problems.append(Problem("pack", f"cannot read: {e}", pack=name))
+        return
+    # Blobs whose sizes are over the format's limits were reported from the index already.
+    pending = sorted(
+        ((bid, loc) for bid, loc in blobs if blob_size_error(loc.type, loc.length, loc.raw_length) is None),
+        key=lambda b: b[1].offset,
+    )
+    hasher = object_hasher()
+    buf, buf_start, pos, i = b"", 0, 0, 0
+    try:
+        while pos < size:
+            chunk = repo.read_pack_range(pid, pos, min(_WINDOW, size - pos))
+            if not chunk:
+                break
+            hasher.update(chunk)
+            pos += len(chunk)
+            keep = pending[i][1].offset if i < len(pending) else pos
+            keep = min(max(keep, buf_start), pos)
+            buf = buf[keep - buf_start :] + chunk if keep < pos - len(chunk) else chunk[keep - (pos - len(chunk)) :]
+            buf_start = keep
+            while i < len(pending) and pending[i][1].offset + pending[i][1].length <= pos:
+                bid, loc = pending[i]
+                i += 1
+                lo = loc.offset - buf_start
+                _check_blob(repo, bid, loc, memoryview(buf)[lo : lo + loc.length], header, name, report, where)
     except SnapvaultError as e:
         report.problems.append(Problem("pack", f"cannot read: {e}", pack=name))
         return
     report.packs_read += 1
-    if object_hash(data).hex() != name:
+    if pos != size or hasher.digest().hex() != name:
         report.problems.append(Problem("pack", "pack content does not match its name", pack=name))
-    try:
-        header = {e.id: e for e in repo.pack_header(data)}
-    except IntegrityError as e:
-        report.problems.append(Problem("pack", f"header: {e}", pack=name))
-        header = {}
-    view = memoryview(data)
-    for bid, loc in blobs:
-        report.blobs_read += 1
+    for bid, _loc in pending[i:]:
         snap, path = where.get(bid, (None, None))
-        h = header.get(bid)
-        if header and (h is None or (h.offset, h.length, h.type) != (loc.offset, loc.length, loc.type)):
-            report.problems.append(
-                Problem("blob", "index and pack header disagree", pack=name, blob=bid.hex(), snapshot=snap, path=path)
-            )
-        try:
-            repo.open_blob(BlobType(loc.type), bid, view[loc.offset : loc.offset + loc.length], loc.raw_length)
-        except IntegrityError as e:
-            report.problems.append(Problem("blob", str(e), pack=name, blob=bid.hex(), snapshot=snap, path=path))
+        report.blobs_read += 1
+        report.problems.append(
+            Problem("blob", "blob lies past the end of its pack", pack=name, blob=bid.hex(), snapshot=snap, path=path)
+        )
+
+
+def _check_blob(
+    repo: CheckRepository,
+    bid: bytes,
+    loc: BlobLocation,
+    sealed: memoryview,
+    header: dict[bytes, PackEntry],
+    name: str,
+    report: CheckReport,
+    where: dict[bytes, tuple[str, str]],
+) -> None:
+    report.blobs_read += 1
+    snap, path = where.get(bid, (None, None))
+    h = header.get(bid)
+    if header and (h is None or (h.offset, h.length, h.type) != (loc.offset, loc.length, loc.type)):
+        report.problems.append(
+            Problem("blob", "index and pack header disagree", pack=name, blob=bid.hex(), snapshot=snap, path=path)
+        )
+    try:
+        repo.open_blob(BlobType(loc.type), bid, sealed, loc.raw_length)
+    except IntegrityError as e:
+        report.problems.append(Problem("blob", str(e), pack=name, blob=bid.hex(), snapshot=snap, path=path))

@@ -11,7 +11,7 @@ import enum
 
 import blake3
 
-__all__ = ["ID_SIZE", "BlobType", "blob_id", "derive_key", "object_hash"]
+__all__ = ["ID_SIZE", "BlobType", "blob_id", "derive_key", "object_hash", "object_hasher"]
 
 ID_SIZE = 32
 
@@ -35,6 +35,11 @@ def blob_id(key: bytes, data: bytes | bytearray | memoryview) -> bytes:
 def object_hash(data: bytes | bytearray | memoryview) -> bytes:
     """Unkeyed BLAKE3 of stored (already sealed) bytes; names packs, indexes and snapshots."""
     return blake3.blake3(data).digest()
+
+
+def object_hasher() -> blake3.blake3:
+    """A running :func:`object_hash`: ``update`` it with the bytes in order, then ``digest``."""
+    return blake3.blake3()
 
 
 def derive_key(context: str, material: bytes) -> bytes:

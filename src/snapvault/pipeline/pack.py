@@ -30,6 +30,7 @@ __all__ = [
     "PackEntry",
     "PackWriter",
     "blob_ad",
+    "header_length",
     "pack_tail",
     "parse_pack",
     "read_header",
@@ -109,11 +110,11 @@ def pack_tail(sealer: AEADSealer | PlainSealer, entries: list[PackEntry], random
     return header + _TRAILER.pack(len(header), PACK_MAGIC)
 
 
-def read_header(sealer: AEADSealer | PlainSealer, tail: bytes | memoryview, pack_size: int) -> list[PackEntry]:
-    """Parse the header from the last bytes of a pack.
+def header_length(tail: bytes | memoryview, pack_size: int) -> int:
+    """The sealed header's length, from a pack's last bytes (at least its trailer).
 
-    ``tail`` must hold at least the header and trailer; ``pack_size`` is the whole pack's
-    length. Raises :class:`IntegrityError` on any inconsistency.
+    Raises :class:`IntegrityError` for a bad trailer, or a length over :data:`MAX_HEADER` or
+    the pack's size, so a reader knows what it may fetch before it fetches it.
     """
     if len(tail) < TRAILER_SIZE or pack_size < TRAILER_SIZE:
         raise IntegrityError("pack is too short to hold a header")
@@ -122,6 +123,18 @@ def read_header(sealer: AEADSealer | PlainSealer, tail: bytes | memoryview, pack
         raise IntegrityError("pack trailer has the wrong magic")
     if hlen > MAX_HEADER:
         raise IntegrityError(f"pack header is {hlen} bytes, over the format's limit of {MAX_HEADER}")
+    if hlen + TRAILER_SIZE > pack_size:
+        raise IntegrityError("pack header length is out of range")
+    return int(hlen)
+
+
+def read_header(sealer: AEADSealer | PlainSealer, tail: bytes | memoryview, pack_size: int) -> list[PackEntry]:
+    """Parse the header from the last bytes of a pack.
+
+    ``tail`` must hold at least the header and trailer; ``pack_size`` is the whole pack's
+    length. Raises :class:`IntegrityError` on any inconsistency.
+    """
+    hlen = header_length(tail, pack_size)
     if hlen + TRAILER_SIZE > min(len(tail), pack_size):
         raise IntegrityError("pack header length is out of range")
     start = len(tail) - TRAILER_SIZE - hlen

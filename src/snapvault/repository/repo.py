@@ -30,7 +30,7 @@ from snapvault.pipeline.codecs import Codec, Zstd
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer, make_sealer
 from snapvault.pipeline.ids import BlobType, blob_id, object_hash
 from snapvault.pipeline.index import INDEX_AD, MAX_INDEX_ENTRIES, BlobLocation, Index, decode_index, encode_index
-from snapvault.pipeline.pack import PackEntry, parse_pack
+from snapvault.pipeline.pack import TRAILER_SIZE, PackEntry, header_length, parse_pack, read_header
 from snapvault.pipeline.tree import Node, decode_tree
 from snapvault.repository import layout
 from snapvault.repository.config import (
@@ -479,6 +479,21 @@ class Repository:
     def read_pack_range(self, pack_id: bytes, offset: int, length: int) -> bytes:
         """``length`` bytes of a pack from ``offset`` (fewer at its end)."""
         return self.store.get_range(pack_key(pack_id), offset, length)
+
+    def read_pack_header(self, pack_id: bytes, size: int) -> list[PackEntry]:
+        """Read, open and parse the header of a stored pack of ``size`` bytes: two ranged
+        reads (the trailer, then the header), the header's length checked against the format's
+        limit before it is read.
+
+        Raises
+        ------
+        IntegrityError
+            If the header is damaged, over its limit, or does not authenticate.
+        """
+        tail = self.read_pack_range(pack_id, max(0, size - TRAILER_SIZE), TRAILER_SIZE)
+        hlen = header_length(tail, size)
+        start = size - TRAILER_SIZE - hlen
+        return read_header(self.sealer, self.read_pack_range(pack_id, start, hlen + TRAILER_SIZE), size)
 
     def pack_header(self, data: bytes | memoryview) -> list[PackEntry]:
         """Open and parse the header of a whole pack held in memory.
