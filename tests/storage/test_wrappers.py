@@ -11,7 +11,7 @@ import fsspec
 import pytest
 
 from snapvault.errors import AccessDenied, ObjectNotFound, StorageError, TransientStorageError
-from snapvault.storage import FaultyStore, ReadOnlyStore, Store, open_store
+from snapvault.storage import FaultyStore, ReadOnlyStore, RetryingStore, Store, StoreEntry, open_store
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -141,11 +141,18 @@ def test_transient_rate_zero_and_one(inner: Store) -> None:
             always.get_range("obj", 0, 3)
         with pytest.raises(TransientStorageError):
             always.put_if_absent("new", b"x")
+        # Metadata operations and deletes fail the same way, and change nothing.
+        with pytest.raises(TransientStorageError):
+            always.exists("obj")
+        with pytest.raises(TransientStorageError):
+            always.size("obj")
+        with pytest.raises(TransientStorageError):
+            list(always.list(""))
+        with pytest.raises(TransientStorageError) as exc:
+            always.delete("obj")
+        assert exc.value.key == "obj"
     assert not inner.exists("new")
-    # Metadata operations are passed through untouched.
-    assert always.exists("obj")
-    assert always.size("obj") == 7
-    assert [e.key for e in always.list("")] == ["obj"]
+    assert inner.get("obj") == b"payload"
 
 
 def _pattern(store: Store, seed: int, rate: float, n: int = 200) -> list[bool]:
@@ -204,3 +211,112 @@ def test_fail_writes_after_counts_only_successful_writes(inner: Store) -> None:
         succeeded += 1
     assert succeeded == 5
     assert len(list(inner.list("k"))) == 5
+
+
+def _no_sleep(_: float) -> None:
+    pass
+
+
+def test_lost_response_lands_and_a_retry_finds_it(inner: Store) -> None:
+    fs = FaultyStore(inner, fail_after_write_rate=1.0)
+    with pytest.raises(TransientStorageError) as exc:
+        fs.put_if_absent("k", b"landed")
+    assert exc.value.key == "k"
+    # The write happened: only its answer was lost.
+    assert inner.get("k") == b"landed"
+    # Retried, the create-only write reports "already there", which is the truth.
+    retrying = RetryingStore(FaultyStore(inner, fail_after_write_rate=0.0), sleep=_no_sleep)
+    assert retrying.put_if_absent("k", b"landed") is False
+
+
+def _listing(store: Store, prefix: str = "") -> tuple[list[StoreEntry], bool]:
+    """The entries a listing yields before it ends, and whether it ended in an error."""
+    seen: list[StoreEntry] = []
+    try:
+        for entry in store.list(prefix):
+            seen.append(entry)
+    except TransientStorageError:
+        return seen, True
+    return seen, False
+
+
+def _fill(store: Store, n: int, folder: str = "data") -> set[StoreEntry]:
+    for i in range(n):
+        store.put_if_absent(f"{folder}/{i:02d}", b"x" * (i + 1))
+    return {StoreEntry(f"{folder}/{i:02d}", i + 1) for i in range(n)}
+
+
+def test_torn_listing_yields_part_then_raises(inner: Store) -> None:
+    full = _fill(inner, 12)
+    fs = FaultyStore(inner, torn_list_rate=1.0, seed=5)
+    cuts = set()
+    for _ in range(40):
+        seen, failed = _listing(fs, "data")
+        assert failed, "a torn listing must not end as if it were complete"
+        assert len(seen) < len(full)
+        assert len(set(seen)) == len(seen)
+        assert set(seen) <= full
+        cuts.add(len(seen))
+    # Cut at many points, from before the first entry on.
+    assert 0 in cuts
+    assert len(cuts) > 5
+    assert fs.injected == 40
+    # An empty listing torn is an error too.
+    assert _listing(fs, "nothing-here") == ([], True)
+
+
+def test_torn_listings_are_survived_by_retrying_whole_listings(inner: Store) -> None:
+    full = _fill(inner, 12)
+    fs = FaultyStore(inner, torn_list_rate=0.5, seed=9)
+    retrying = RetryingStore(fs, attempts=20, sleep=_no_sleep)
+    for _ in range(30):
+        got = list(retrying.list("data"))
+        # Started over after each break: every entry once, none repeated from a torn page.
+        assert sorted(got) == sorted(full)
+    assert retrying.retries == fs.injected > 5
+
+
+def test_stale_listing_leaves_out_only_recent_writes(inner: Store) -> None:
+    old = _fill(inner, 5, "old")
+    fs = FaultyStore(inner, stale_list_rate=1.0, stale_window=4, seed=2)
+    new = _fill(fs, 10, "new")
+    recent = {e for e in new if e.key in {f"new/{i:02d}" for i in range(6, 10)}}
+    left_out: set[StoreEntry] = set()
+    for _ in range(30):
+        seen, failed = _listing(fs)
+        assert not failed, "a stale listing raises nothing"
+        assert set(seen) <= old | new
+        # Objects there before the wrapper, and writes older than the window, are listed.
+        assert old | (new - recent) <= set(seen)
+        left_out |= (old | new) - set(seen)
+    # Each recent write goes missing from some listing, and is still stored all along.
+    assert left_out == recent
+    assert {e.key for e in inner.list("new")} == {e.key for e in new}
+    # At rate zero nothing is left out.
+    assert set(FaultyStore(inner, seed=2).list("")) == old | new
+
+
+def test_draws_do_not_depend_on_the_order_of_calls(inner: Store) -> None:
+    # Threads make their calls in no set order; the same calls must meet the same faults.
+    keys = [f"k/{i}" for i in range(60)]
+    for key in keys:
+        inner.put_if_absent(key, b"0123456789")
+
+    def faults(order: list[str], seed: int = 11) -> dict[str, list[str]]:
+        fs = FaultyStore(inner, transient_rate=0.3, short_read_rate=0.3, seed=seed)
+        out: dict[str, list[str]] = {k: [] for k in keys}
+        for _ in range(3):
+            for key in order:
+                try:
+                    data = fs.get_range(key, 0, 10)
+                except TransientStorageError:
+                    out[key].append("transient")
+                else:
+                    out[key].append("short" if len(data) < 10 else "ok")
+        return out
+
+    forward = faults(keys)
+    assert forward == faults(keys[::-1])
+    kinds = {k for outcomes in forward.values() for k in outcomes}
+    assert kinds == {"transient", "short", "ok"}
+    assert forward != faults(keys, seed=12)
