@@ -384,15 +384,6 @@ def test_fault_schedules() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sv.IntegrityError,
-    reason=(
-        "Repository.index is loaded once per handle and Restorer.restore never refreshes it: a "
-        "handle that loaded its index before another writer's backup resolves the new snapshot "
-        "but calls its intact tree 'not in the index' (IntegrityError from Repository.locate)"
-    ),
-)
 def test_a_handle_restores_a_snapshot_written_after_it_loaded_its_index(
     memory_repo: sv.Repository, tmp_path: Path
 ) -> None:
@@ -408,3 +399,20 @@ def test_a_handle_restores_a_snapshot_written_after_it_loaded_its_index(
     result = sv.Restorer(reader, workers=1).restore(second.id, tmp_path / "two")
     assert result.ok, result.errors
     assert (tmp_path / "two" / os.path.relpath(src, "/") / "f").read_bytes() == b"second"
+
+
+def test_a_handle_copies_a_snapshot_written_after_it_loaded_its_index(
+    memory_repo: sv.Repository, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    write(src / "f", b"first")
+    reader = sv.Repository.open(memory_repo.url, PASSWORD)
+    assert reader.index is not None  # loaded now, before the snapshot below exists
+    write(src / "f", b"second")
+    second = sv.Engine(sv.Repository.open(memory_repo.url, PASSWORD), workers=1).backup([src])
+    dst = sv.Repository.init(f"memory://copy-dst-{os.getpid()}-{id(tmp_path)}", PASSWORD, kdf=FAST_KDF)
+    reader.copy_snapshots(dst, [second.id], workers=1)
+    [copied] = dst.snapshots()
+    result = sv.Restorer(dst, workers=1).restore(copied.id, tmp_path / "out")
+    assert result.ok, result.errors
+    assert (tmp_path / "out" / os.path.relpath(src, "/") / "f").read_bytes() == b"second"

@@ -19,6 +19,7 @@ from typing import Protocol
 from snapvault.archiver.sink import BlobSink, SinkRepository
 from snapvault.errors import JobCancelled
 from snapvault.pipeline.ids import BlobType
+from snapvault.pipeline.index import Index
 from snapvault.pipeline.tree import Node, encode_tree
 from snapvault.repository.manifest import Manifest
 
@@ -47,6 +48,10 @@ class CopySource(Protocol):
 
     def read_tree(self, tree_id: str) -> list[Node]:
         """Fetch and parse a tree blob."""
+        ...
+
+    def refresh_index(self) -> Index:
+        """Load the index files written since the index was loaded."""
         ...
 
 
@@ -143,6 +148,8 @@ def copy_snapshots(
     chosen = (
         src.snapshots() if snapshots is None else [s if isinstance(s, Manifest) else src.resolve(s) for s in snapshots]
     )
+    # The source handle may have loaded its index before these snapshots were written.
+    src.refresh_index()
     present = {m.copied_from for m in dst.snapshots() if m.copied_from} | set(dst.snapshot_ids())
     mapping: dict[str, str] = {}
     result = CopyResult()

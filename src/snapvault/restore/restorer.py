@@ -168,6 +168,9 @@ class Restorer:
             raise ConfigError("restore needs a target directory")
         target = local_target(target)
         m = self.resolve(snapshot, policy=policy, at=at)
+        # A handle loads its index once; a snapshot written since (by another process or
+        # handle) needs the index files written with it.
+        self.repo.refresh_index()
         flt = PathFilter(include=include, exclude=exclude)
         result = RestoreResult(snapshot_id=m.id, target=os.path.abspath(target))
 

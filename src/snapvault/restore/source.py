@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from snapvault.pipeline.ids import BlobType
-from snapvault.pipeline.index import BlobLocation
+from snapvault.pipeline.index import BlobLocation, Index
 from snapvault.pipeline.tree import Node
 from snapvault.repository.manifest import Manifest
 
@@ -29,6 +29,10 @@ class SnapshotSource(Protocol):
 
     def read_tree(self, tree_id: str) -> list[Node]:
         """The verified entries of a tree blob (hex ID)."""
+        ...
+
+    def refresh_index(self) -> Index:
+        """Load the index files written since the index was loaded."""
         ...
 
 
