@@ -1,0 +1,1 @@
+"""Hostile repositories crafted byte by byte from docs/format.md, met through the real CLI."""
