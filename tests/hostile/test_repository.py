@@ -169,22 +169,9 @@ def _costly(repo: sv.Repository, memory_kib: int) -> bytes:
     return key_file(b"", PW, memory_kib=memory_kib, data=random.Random(97).randbytes(100))
 
 
-_JUNK_KEY = (
-    "repository/repo.py Repository._unlock tries key files cheapest first, and one that does not "
-    "parse (cost 0, so first) raises IntegrityError out of the loop instead of being passed by: a "
-    "stray file under keys/ locks every password out; the format says a reader tries each key "
-    "file until one authenticates"
-)
 _COSTLY_WRONG = (
     "docs/format.md allows Argon2 up to 4 GiB per key file and a reader tries every key file when "
     "none opens: a planted key file of 512 MiB makes a mistyped password cost 512 MiB"
-)
-
-_KEY_NOT_NAMED = (
-    "repository/config.py open_key_file and MasterKeys.from_json refuse a key file (KDF past the "
-    "limits, malformed master keys) with a message that does not name it (keys/<hex>): 'key file "
-    "asks for unreasonable KDF parameters', 'master key is malformed', 'master key has the wrong "
-    "length', 'base64 text is not canonical'; docs/format.md 'Limits' says each refusal names the object"
 )
 
 
@@ -203,13 +190,11 @@ def _only(d: Path, kf: bytes) -> None:
 
 KEY_CASES: dict[str, KeyCase] = {
     # Beside the real key file: the format has a reader try each key file until one opens.
-    "junk-beside": KeyCase(lambda d, r: _add_key(d, b"not json"), xfail=_JUNK_KEY),
-    "json-nested-beside": KeyCase(lambda d, r: _add_key(d, b"[" * 100_000 + b"]" * 100_000), xfail=_JUNK_KEY),
-    "unknown-kdf-beside": KeyCase(
-        lambda d, r: _add_key(d, key_file(b"", PW).replace(b'"argon2id"', b'"scrypt"')), xfail=_JUNK_KEY
-    ),
-    "over-64-kib-beside": KeyCase(lambda d, r: _add_key(d, key_file(b"", PW) + b" " * (64 << 10)), xfail=_JUNK_KEY),
-    "name-not-its-hash-beside": KeyCase(lambda d, r: _add_key(d, key_file(b"", PW), name="00" * 32), xfail=_JUNK_KEY),
+    "junk-beside": KeyCase(lambda d, r: _add_key(d, b"not json")),
+    "json-nested-beside": KeyCase(lambda d, r: _add_key(d, b"[" * 100_000 + b"]" * 100_000)),
+    "unknown-kdf-beside": KeyCase(lambda d, r: _add_key(d, key_file(b"", PW).replace(b'"argon2id"', b'"scrypt"'))),
+    "over-64-kib-beside": KeyCase(lambda d, r: _add_key(d, key_file(b"", PW) + b" " * (64 << 10))),
+    "name-not-its-hash-beside": KeyCase(lambda d, r: _add_key(d, key_file(b"", PW), name="00" * 32)),
     # Past the format's KDF limits, and so the costliest: never reached while another opens.
     "over-4-gib-beside": KeyCase(lambda d, r: _add_key(d, _costly(r, (4 << 20) + 1))),
     "passes-over-64-beside": KeyCase(lambda d, r: _add_key(d, key_file(b"", PW, iterations=65, data=b"x" * 60))),
@@ -220,17 +205,14 @@ KEY_CASES: dict[str, KeyCase] = {
     "keys-of-another-config": KeyCase(
         lambda d, r: _only(d, key_file(master_keys_json(r, config_hash="00" * 32), PW)), names=("config",)
     ),
-    "master-keys-not-json": KeyCase(lambda d, r: _only(d, key_file(b"{", PW)), ("keys/",), _KEY_NOT_NAMED),
-    "master-keys-short": KeyCase(
-        lambda d, r: _only(d, key_file(master_keys_json(r, id_key="QQ=="), PW)), ("keys/",), _KEY_NOT_NAMED
-    ),
+    "master-keys-not-json": KeyCase(lambda d, r: _only(d, key_file(b"{", PW)), ("keys/",)),
+    "master-keys-short": KeyCase(lambda d, r: _only(d, key_file(master_keys_json(r, id_key="QQ=="), PW)), ("keys/",)),
     "master-keys-non-canonical-base64": KeyCase(
-        lambda d, r: _only(d, key_file(master_keys_json(r, id_key="A" * 43 + "B="), PW)), ("keys/",), _KEY_NOT_NAMED
+        lambda d, r: _only(d, key_file(master_keys_json(r, id_key="A" * 43 + "B="), PW)), ("keys/",)
     ),
     "kdf-over-limits-alone": KeyCase(
         lambda d, r: _only(d, key_file(b"", PW, lanes=65, memory_kib=65 * 8, data=b"x" * 60)),
         ("keys/",),
-        _KEY_NOT_NAMED,
     ),
     "none-at-all": KeyCase(lambda d, r: _key(d).unlink(), names=("no key files",)),
 }
@@ -301,11 +283,6 @@ READABLE_CASES: dict[str, Callable[[Forge, Base], str]] = {
     "errors-20000": lambda f, b: _manifest(f, b, errors=[{"path": "/p", "error": "e"}] * 20_000),
     "time-fractional-z": lambda f, b: _manifest(f, b, time="2026-01-01T00:00:00.123456789Z"),
 }
-_TIME_OFFSET = (
-    "repository/manifest.py Manifest.time accepts an ISO 8601 time without an offset "
-    "(pydantic's datetime), which docs/format.md does not allow; Repository._scan_snapshots then "
-    "sorts it with the others and raises TypeError: `snapvault snapshots` prints a traceback"
-)
 
 
 @dataclass(frozen=True)
@@ -335,7 +312,6 @@ def manifests(base: Base, tmp_path_factory: pytest.TempPathFactory) -> Manifests
     return Manifests(root, repo_dir, bad, readable, snaps, check)
 
 
-@pytest.mark.xfail(strict=True, reason=_TIME_OFFSET)
 def test_manifest_time_without_offset(base: Base, tmp_path: Path) -> None:
     repo_dir, _, f = _copy(base, tmp_path)
     sid = _manifest(f, base, time="2026-01-02T03:04:05")
@@ -368,14 +344,6 @@ def test_unreadable_manifest(manifests: Manifests, base: Base, name: str) -> Non
     assert [p["kind"] for p in problems] == ["snapshot"], manifests.check.json()["problems"]
 
 
-_CHECK_LINES = (
-    "cli/repo_cmds.py check echoes each problem as it is (`error: {p}`), and a manifest that "
-    "does not parse carries pydantic's multi-line message: one problem spills over several "
-    "stderr lines (snapshots joins them into one)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=_CHECK_LINES)
 def test_check_reports_each_problem_on_one_line(manifests: Manifests) -> None:
     assert_shapes(manifests.check)
     assert len(manifests.check.lines) == len(manifests.check.json()["problems"])
@@ -447,14 +415,6 @@ def test_policy_records(base: Base, tmp_path: Path) -> None:
     assert any(line.startswith("policy bad: error: ") for line in run.lines), run
 
 
-_POLICY_NAIVE = (
-    "policy/records.py read_policies compares the saved_at of two records of one name, and a "
-    "saved_at without an offset against one with it raises TypeError: `snapvault policy list` "
-    "prints a traceback (the format's times carry an offset; the reader does not check)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=_POLICY_NAIVE)
 def test_policy_record_saved_at_without_offset(base: Base, tmp_path: Path) -> None:
     repo_dir, repo, f = _copy(base, tmp_path)
     repo.save_policy(sv.Policy(name="good", sources=["/srv"]))
@@ -483,11 +443,7 @@ RUN_CASES: dict[str, Callable[[Forge], str]] = {
         },
     ),
 }
-_RUNS_NAIVE = (
-    "policy/records.py load_runs sorts records by started, and a started without an offset "
-    "against one with it raises TypeError: `snapvault stats` prints a traceback"
-)
-_RUN_XFAIL = {"started-without-offset": _RUNS_NAIVE}
+_RUN_XFAIL: dict[str, str] = {}
 
 
 def _good_run(f: Forge) -> None:

@@ -132,7 +132,8 @@ def check(obj: Context, read_data: bool, read_data_subset: str | None, as_json: 
     for w in report.warnings:
         click.echo(f"warning: {w}", err=True)
     for p in report.problems:
-        click.echo(f"error: {p}", err=True)
+        # One problem, one line: a parser's message may span several.
+        click.echo("error: " + " ".join(str(p).split()), err=True)
     if as_json:
         # Every field of the report and of each problem, as the library names them.
         doc = {"ok": report.ok, **dataclasses.asdict(report)}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from snapvault.errors import ConfigError, IntegrityError, PolicyNotFound, SnapvaultError
 from snapvault.repository import layout
@@ -102,8 +102,8 @@ class RunRecord(BaseModel):
     job_id: str
     status: str  # "completed", "failed" or "cancelled"
     backup_type: str
-    started: datetime
-    ended: datetime
+    started: AwareDatetime
+    ended: AwareDatetime
     snapshot: str | None = None
     error: str | None = None
     bytes_read: int = 0
@@ -141,6 +141,8 @@ def _records(repo: RecordStore) -> Iterator[tuple[str, str, datetime, Any] | Bro
             if not isinstance(doc, dict) or not isinstance(doc.get("name"), str) or "policy" not in doc:
                 raise ValueError("not a policy record")
             when = datetime.fromisoformat(doc["saved_at"])
+            if when.tzinfo is None:
+                raise ValueError("saved_at has no UTC offset")
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
             # An IntegrityError (damaged, or not sealed with this repository's key) names the key already.
             if not isinstance(e, IntegrityError):

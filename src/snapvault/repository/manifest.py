@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 __all__ = [
     "MAX_LISTED",
@@ -101,7 +99,7 @@ class Manifest(BaseModel):
 
     id: str = Field(default="", exclude=True)
     version: int = 1
-    time: datetime
+    time: AwareDatetime
     hostname: str
     username: str = ""
     uid: int = 0

@@ -22,6 +22,8 @@ from snapvault.errors import (
     RepositoryExists,
     RepositoryNotFound,
     SnapshotNotFound,
+    SnapvaultError,
+    UnsupportedFormat,
     WrongPassword,
 )
 from snapvault.pipeline.blob import blob_size_error, open_blob, seal_blob
@@ -264,7 +266,11 @@ class Repository:
                 # Refuse rather than silently write plaintext into what the caller believes
                 # is an encrypted repository (a swapped config could otherwise downgrade it).
                 raise WrongPassword(f"the repository at {store.url} is NOT encrypted; open it without a password")
-            keys = open_plain_key_file(cls._key_files(store)[0][1])
+            name, data = cls._key_files(store)[0]
+            try:
+                keys = open_plain_key_file(data)
+            except IntegrityError as e:
+                raise (e if name in str(e) else IntegrityError(f"{name}: {e}", key=name)) from None
         else:
             if password is None:
                 raise WrongPassword("this repository is encrypted; a password is required")
@@ -282,14 +288,33 @@ class Repository:
 
     @classmethod
     def _unlock(cls, store: Store, password: bytes) -> MasterKeys:
-        # Cheapest key derivation first: a key file planted with costly (if allowed)
-        # parameters is tried only when no other key file opens.
-        for _, data in sorted(cls._key_files(store), key=lambda kf: kdf_cost(kf[1])):
+        # Every key file is tried until one opens: a stray or damaged one (junk, over its
+        # limit, not matching its name, an unknown KDF) locks no one out. Cheapest key
+        # derivation first, so a key file planted with costly parameters is derived only when
+        # no other opens.
+        names = sorted(e.key for e in store.list(layout.KEYS))
+        if not names:
+            raise IntegrityError(f"repository at {store.url} has no key files", key=layout.KEYS)
+        readable: list[tuple[str, bytes]] = []
+        failures: list[SnapvaultError] = []
+        for name in names:
+            try:
+                readable.append((name, get_named(store, name)))
+            except IntegrityError as e:
+                failures.append(e)
+        wrong = False
+        for name, data in sorted(readable, key=lambda kf: kdf_cost(kf[1])):
             try:
                 return open_key_file(data, password)
             except WrongPassword:
-                continue
-        raise WrongPassword("wrong password: no key file of the repository opens with it")
+                wrong = True
+            except IntegrityError as e:
+                failures.append(e if name in str(e) else IntegrityError(f"{name}: {e}", key=name))
+            except UnsupportedFormat as e:
+                failures.append(e if name in str(e) else UnsupportedFormat(f"{name}: {e}"))
+        if wrong or not failures:
+            raise WrongPassword("wrong password: no key file of the repository opens with it")
+        raise failures[0]
 
     @property
     def encrypted(self) -> bool:
