@@ -1,7 +1,9 @@
 """The hostile suite's harness: the real CLI in a subprocess, measured, and a watch on the disk.
 
 Every command runs as ``python -m snapvault.cli.main`` with the password in the environment.
-Its peak resident memory comes from the kernel (``os.wait4``'s ``ru_maxrss``) and must stay
+Its peak resident memory comes from the kernel (the ``VmHWM`` of its own address space, which
+the command writes out as it exits; ``os.wait4``'s ``ru_maxrss`` would also count the address
+space it was spawned from, the test runner's, at the moment of exec) and must stay
 under :data:`MAX_RSS_MIB`; it must end within :data:`TIMEOUT_S`; its exit code must be one of
 the documented ones; its stderr must hold no traceback, only the line shapes the CLI writes.
 
@@ -73,6 +75,41 @@ class Run:
         return json.loads(self.stdout)
 
 
+# The CLI as ``python -m snapvault.cli.main`` runs it, reporting its own peak resident memory
+# (VmHWM: this address space only, from exec on) to a file as it exits.
+_MEASURED_CLI = """
+import atexit, os, runpy, sys
+
+def _report():
+    with open("/proc/self/status") as f:
+        hwm = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    with open(os.environ["SV_TEST_HWM_FILE"], "w") as out:
+        out.write(hwm)
+
+_real_exit = os._exit
+
+
+def _exit(code):
+    _report()
+    _real_exit(code)
+
+
+atexit.register(_report)
+os._exit = _exit  # a successful CLI run leaves through os._exit, past atexit
+sys.argv[0] = "snapvault"
+runpy.run_module("snapvault.cli.main", run_name="__main__", alter_sys=True)
+"""
+
+
+def _peak_mib(hwm_file: Path, ru_maxrss_kib: int) -> float:
+    """The command's own peak RSS in MiB (the kernel's figure if it died before reporting)."""
+    try:
+        text = hwm_file.read_text().strip()
+    finally:
+        hwm_file.unlink(missing_ok=True)
+    return int(text) / 1024 if text else ru_maxrss_kib / 1024
+
+
 def snapvault(
     *args: str, cwd: Path, password: str | None = PASSWORD, env: dict[str, str] | None = None, shapes: bool = True
 ) -> Run:
@@ -87,8 +124,10 @@ def snapvault(
     start = time.monotonic()
     # Anonymous files, not pipes: nothing has to drain them while the process is waited for.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        hwm_file = Path(tempfile.mkstemp(prefix="sv-hwm-")[1])
+        full_env["SV_TEST_HWM_FILE"] = str(hwm_file)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "snapvault.cli.main", *args],
+            [sys.executable, "-c", _MEASURED_CLI, *args],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
@@ -115,7 +154,7 @@ def snapvault(
             proc.returncode,
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
-            usage.ru_maxrss / 1024,
+            _peak_mib(hwm_file, usage.ru_maxrss),
             time.monotonic() - start,
         )
     assert not timed_out, f"killed after {TIMEOUT_S} s: {run}"
