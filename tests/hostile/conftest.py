@@ -30,6 +30,7 @@ from typing import Any
 
 from snapvault.cli.exits import ExitCode
 from tests.conftest import PASSWORD
+from tests.test_hostile import Scene
 
 #: The issue's bound on any command's peak RSS, whatever the repository holds.
 MAX_RSS_MIB = 256
@@ -283,3 +284,20 @@ def remove_deep(root: Path) -> None:
             else:
                 p.unlink()
     root.rmdir()
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A restore target, a neighbourhood with a canary, and the watch on all of it."""
+
+    scene: Scene
+    watch: Watch
+
+
+@dataclass(frozen=True)
+class Runs:
+    """A module's commands run side by side: each outcome by case, the sandboxes, the repository's watch."""
+
+    results: dict[str, Run | AssertionError]
+    boxes: dict[str, Sandbox]
+    repo: Watch

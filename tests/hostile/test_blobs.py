@@ -26,7 +26,7 @@ import pytest
 
 import snapvault as sv
 from tests.conftest import FAST_KDF, PASSWORD
-from tests.hostile.conftest import ALL_COMMANDS, Run, Watch, assert_ok, outcome, run_batch
+from tests.hostile.conftest import ALL_COMMANDS, Run, Runs, Sandbox, Watch, assert_ok, outcome, run_batch
 from tests.hostile.forge import DATA, TREE, Blob, Entry, Forge, tree_bytes, with_content_size, zstd_frame, zstd_zeros
 from tests.test_hostile import PWNED, Scene, dir_node, file_node
 
@@ -237,19 +237,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     f.flush()
     ids = {name: f.manifest(tree, tags=[name]) for name, tree in roots.items()}
     return World(root, root / "repo", ids, ids.pop("together"), ids.pop("big"), blobs)
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    scene: Scene
-    watch: Watch
-
-
-@dataclass(frozen=True)
-class Runs:
-    results: dict[str, Run | AssertionError]
-    boxes: dict[str, Sandbox]
-    repo: Watch
 
 
 @pytest.fixture(scope="module")

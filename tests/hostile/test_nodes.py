@@ -38,7 +38,17 @@ import pytest
 
 import snapvault as sv
 from tests.conftest import FAST_KDF, PASSWORD
-from tests.hostile.conftest import ALL_COMMANDS, Run, Watch, assert_ok, assert_refused, outcome, run_batch
+from tests.hostile.conftest import (
+    ALL_COMMANDS,
+    Run,
+    Runs,
+    Sandbox,
+    Watch,
+    assert_ok,
+    assert_refused,
+    outcome,
+    run_batch,
+)
 from tests.test_hostile import PWNED, Hostile, Scene, dir_node, file_node, link_node
 
 pytestmark = pytest.mark.commits_damage
@@ -353,22 +363,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(root, root / "repo", ids, ids.pop("together"))
 
 
-@dataclass(frozen=True)
-class Sandbox:
-    """A restore target, a neighbourhood with a canary, and the watch on all of it."""
-
-    scene: Scene
-    watch: Watch
-
-
 LS = [n for n, c in CASES.items() if c.ls or ALL_COMMANDS]
-
-
-@dataclass(frozen=True)
-class Runs:
-    results: dict[str, Run | AssertionError]
-    boxes: dict[str, Sandbox]
-    repo: Watch
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ import snapvault as sv
 from tests.conftest import FAST_KDF, PASSWORD
 from tests.hostile.conftest import (
     ALL_COMMANDS,
-    Run,
+    Runs,
+    Sandbox,
     Watch,
     assert_ok,
     assert_refused,
@@ -89,19 +90,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     f.flush()
     ids = {name: f.manifest(tree) for name, tree in roots.items()}
     return World(root, root / "repo", ids, ids.pop("deep"), ids.pop("shared"))
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    scene: Scene
-    watch: Watch
-
-
-@dataclass(frozen=True)
-class Runs:
-    results: dict[str, Run | AssertionError]
-    boxes: dict[str, Sandbox]
-    repo: Watch
 
 
 @pytest.fixture(scope="module")
