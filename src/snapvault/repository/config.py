@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import unicodedata
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -17,13 +19,22 @@ from snapvault.pipeline.ids import object_hash
 
 __all__ = [
     "FORMAT_VERSION",
+    "KDF_MAX_ITERATIONS",
+    "KDF_MAX_LANES",
+    "KDF_MAX_MEMORY_KIB",
+    "KDF_MEMORY_LIMIT_KIB",
+    "MAX_LABEL_CHARS",
     "KdfParams",
+    "KeyFileHeader",
     "MasterKeys",
     "RepoConfig",
+    "check_label",
     "kdf_cost",
+    "kdf_memory_kib",
     "open_key_file",
     "open_plain_key_file",
     "plain_key_file",
+    "read_key_file_header",
     "seal_key_file",
 ]
 
@@ -201,10 +212,85 @@ class KdfParams:
         ).derive(password)
 
 
-def seal_key_file(keys: MasterKeys, password: bytes, kdf: KdfParams, *, salt: bytes, random: bytes, aead: str) -> bytes:
-    """Return the bytes of a key file holding ``keys`` under ``password``."""
+#: The format's ceiling on a key file's Argon2 parameters (docs/format.md, "Limits"): readers
+#: refuse a key file above any of them, so writers never write one.
+KDF_MAX_MEMORY_KIB = 4 << 20
+KDF_MAX_ITERATIONS = 64
+KDF_MAX_LANES = 64
+
+#: The longest clear-text ``label`` a key file may carry, in characters.
+MAX_LABEL_CHARS = 256
+# Longer than any ISO 8601 time a writer produces; a longer ``created`` is refused unparsed.
+_MAX_CREATED_CHARS = 64
+
+
+def _label_error(label: object) -> str | None:
+    """Why ``label`` is not a valid key-file label (None when it is)."""
+    if not isinstance(label, str):
+        return "label is not text"
+    if len(label) > MAX_LABEL_CHARS:
+        return f"label is longer than {MAX_LABEL_CHARS} characters"
+    # Labels are printed as they are (``key list``): no character may move the cursor, end the
+    # line or drive a terminal.
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in label):
+        return "label holds a control character or a line break"
+    return None
+
+
+def check_label(label: str) -> str:
+    """Return ``label`` if a key file may carry it.
+
+    Raises
+    ------
+    ConfigError
+        If it is not text, is longer than :data:`MAX_LABEL_CHARS` characters, or holds a
+        control character (Unicode category Cc) or a line or paragraph separator.
+    """
+    error = _label_error(label)
+    if error is not None:
+        raise ConfigError(f"key {error}")
+    return label
+
+
+def _created_text(created: datetime) -> str:
+    if created.tzinfo is None or created.utcoffset() is None:
+        raise ConfigError("a key file's creation time must be timezone-aware (a datetime with tzinfo)")
+    return created.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def seal_key_file(
+    keys: MasterKeys,
+    password: bytes,
+    kdf: KdfParams,
+    *,
+    salt: bytes,
+    random: bytes,
+    aead: str,
+    label: str = "",
+    created: datetime | None = None,
+) -> bytes:
+    """Return the bytes of a key file holding ``keys`` under ``password``.
+
+    ``label`` and ``created`` are written in clear (``"label"``, left out when empty, and
+    ``"created"``, ISO 8601 in UTC, left out when None); they describe the key file and take
+    no part in opening it.
+
+    Raises
+    ------
+    ConfigError
+        If ``kdf`` is over the format's ceiling (a reader would refuse the key file), the label
+        is not one :func:`check_label` accepts, or ``created`` is naive.
+    """
+    if kdf.memory_kib > KDF_MAX_MEMORY_KIB or kdf.iterations > KDF_MAX_ITERATIONS or kdf.lanes > KDF_MAX_LANES:
+        raise ConfigError(
+            f"Argon2id parameters over the format's ceiling ({KDF_MAX_MEMORY_KIB // 1024} MiB, "
+            f"{KDF_MAX_ITERATIONS} passes, {KDF_MAX_LANES} lanes): no reader would open the key file"
+        )
+    check_label(label)
+    # Every refusal comes before the (costly) key derivation.
+    created_text = None if created is None else _created_text(created)
     sealer = make_sealer(aead, kdf.derive(password, salt))
-    doc = {
+    doc: dict[str, Any] = {
         "version": 1,
         "kdf": {
             "algorithm": "argon2id",
@@ -216,6 +302,10 @@ def seal_key_file(keys: MasterKeys, password: bytes, kdf: KdfParams, *, salt: by
         "aead": aead,
         "data": b64e(sealer.seal(keys.to_json(), _KEY_AD, random=random)),
     }
+    if label:
+        doc["label"] = label
+    if created_text is not None:
+        doc["created"] = created_text
     return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
 
 
@@ -238,6 +328,21 @@ def open_plain_key_file(data: bytes) -> MasterKeys:
         raise IntegrityError(f"key file is malformed: {e}") from e
 
 
+#: Most Argon2 memory (KiB) a reader spends on one key file unless its caller allows more
+#: (``Repository.open(max_kdf_memory_kib=...)``, the CLI's ``--max-kdf-memory``): twice RFC
+#: 9106's 64 MiB recommendation, and low enough that a key file planted by whoever can write
+#: the storage cannot make a mistyped password cost more than this.
+KDF_MEMORY_LIMIT_KIB = 128 * 1024
+
+
+def kdf_memory_kib(data: bytes) -> int:
+    """The Argon2 memory (KiB) a key file asks for (0 when it does not parse: it fails at once)."""
+    try:
+        return int(json.loads(data)["kdf"]["memory_kib"])
+    except (KeyError, TypeError, ValueError, RecursionError, OverflowError):
+        return 0
+
+
 def kdf_cost(data: bytes) -> int:
     """Memory times passes of a key file's KDF (0 when it does not parse: it fails at once)."""
     try:
@@ -256,7 +361,7 @@ def open_key_file(data: bytes, password: bytes) -> MasterKeys:
             raise UnsupportedFormat("key file uses an unknown version or KDF")
         kdf = KdfParams(int(k["memory_kib"]), int(k["iterations"]), int(k["lanes"]))
         # Refuse parameters that would make opening a hostile key file exhaust memory or time.
-        if kdf.memory_kib > 4 << 20 or kdf.iterations > 64 or kdf.lanes > 64:
+        if kdf.memory_kib > KDF_MAX_MEMORY_KIB or kdf.iterations > KDF_MAX_ITERATIONS or kdf.lanes > KDF_MAX_LANES:
             raise UnsupportedFormat("key file asks for unreasonable KDF parameters")
         sealer = make_sealer(str(doc["aead"]), kdf.derive(password, b64d(k["salt"])))
         sealed = b64d(doc["data"])
@@ -269,3 +374,91 @@ def open_key_file(data: bytes, password: bytes) -> MasterKeys:
     except IntegrityError:
         raise WrongPassword("wrong password or damaged key file") from None
     return MasterKeys.from_json(plain)
+
+
+@dataclass(frozen=True)
+class KeyFileHeader:
+    """What a key file states in clear: everything but the sealed master keys.
+
+    Parameters
+    ----------
+    aead : str
+        The AEAD sealing the master keys, or ``"none"`` for an unencrypted repository's key file.
+    kdf : KdfParams or None
+        The Argon2id parameters (None for an unencrypted repository's key file).
+    label : str
+        The key file's label; empty when it has none (key files written before labels existed).
+    created : datetime or None
+        When the key file was written (aware, UTC); None when it does not say.
+    """
+
+    aead: str
+    kdf: KdfParams | None
+    label: str = ""
+    created: datetime | None = None
+
+
+def _header_fields(doc: dict[str, Any]) -> tuple[str, datetime | None]:
+    label = doc.get("label", "")
+    error = _label_error(label)
+    if error is not None:
+        raise IntegrityError(f"key file {error}")
+    text = doc.get("created")
+    if text is None:
+        return label, None
+    if not isinstance(text, str) or len(text) > _MAX_CREATED_CHARS:
+        raise IntegrityError("key file's created is not an ISO 8601 time")
+    try:
+        created = datetime.fromisoformat(text)
+    except ValueError:
+        raise IntegrityError(f"key file's created {text!r} is not an ISO 8601 time") from None
+    if created.tzinfo is None:
+        raise IntegrityError(f"key file's created {text!r} has no UTC offset")
+    return label, created.astimezone(UTC)
+
+
+def read_key_file_header(data: bytes, *, encrypted: bool) -> KeyFileHeader:
+    """Read the clear part of a key file of an encrypted (or, with ``encrypted=False``,
+    an unencrypted) repository, checking its shape as a reader would.
+
+    No password is needed and nothing is derived or decrypted: a key file that passes may still
+    hold keys of another repository, or open with no password anyone knows.
+
+    Raises
+    ------
+    IntegrityError
+        If it is not a key file of that kind (not JSON, a missing or malformed field, a label
+        :func:`check_label` would refuse, a ``created`` without a UTC offset).
+    UnsupportedFormat
+        If it uses an unknown version, KDF or AEAD, or KDF parameters over the format's ceiling.
+    """
+    try:
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise IntegrityError("key file is not a JSON object")
+        if doc.get("version") != 1:
+            raise UnsupportedFormat(f"key file version {doc.get('version')!r} is unknown")
+        label, created = _header_fields(doc)
+        if not encrypted:
+            if doc.get("aead") != "none" or doc.get("kdf") is not None or not isinstance(doc.get("keys"), dict):
+                raise IntegrityError("not the key file of an unencrypted repository")
+            return KeyFileHeader("none", None, label, created)
+        k = doc["kdf"]
+        if not isinstance(k, dict):
+            raise IntegrityError("key file has no KDF: it is not a password-sealed key file")
+        if k.get("algorithm") != "argon2id":
+            raise UnsupportedFormat(f"key file uses an unknown KDF {k.get('algorithm')!r}")
+        aead = doc["aead"]
+        if aead not in SEALERS or aead == "none":
+            raise UnsupportedFormat(f"key file uses an unknown AEAD {aead!r}")
+        # Read as open_key_file reads them, so a key file that opens is never listed as unreadable.
+        kdf = KdfParams(int(k["memory_kib"]), int(k["iterations"]), int(k["lanes"]))
+        if kdf.memory_kib > KDF_MAX_MEMORY_KIB or kdf.iterations > KDF_MAX_ITERATIONS or kdf.lanes > KDF_MAX_LANES:
+            raise UnsupportedFormat("key file asks for unreasonable KDF parameters")
+        b64d(k["salt"])
+        b64d(doc["data"])
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError, OverflowError) as e:
+        if isinstance(e, (IntegrityError, UnsupportedFormat)):
+            raise
+        raise IntegrityError(f"key file is malformed: {e}") from e
+    return KeyFileHeader(aead, kdf, label, created)
