@@ -93,7 +93,7 @@ def list_cmd(obj: Context, as_json: bool) -> None:
             click.echo(f"{k.short_id:<10}{'!':<2}unreadable: {k.error}")
             continue
         mark = "*" if k.current else ""
-        click.echo(f"{k.short_id:<10}{mark:<2}{_created_text(k):<22}{_kdf_text(k.kdf):<20}{k.label}")
+        click.echo(f"{k.short_id:<10}{mark:<2}{_created_text(k):<22}{_kdf_text(k.kdf):<20}{k.label}".rstrip())
     click.echo(f"{len(keys)} key files")
 
 
