@@ -1,7 +1,7 @@
 """A view of an object that offers only the members a ``Protocol`` declares.
 
 A consumer handed ``narrow(repo, SinkRepository)`` fails with AttributeError the moment it
-reaches for anything its interface does not name (``repo.store``, ``repo.keys``, a private
+reaches for anything its interface does not name (``repo.store``, ``repo.master_keys``, a private
 attribute): what the Protocol says a consumer uses is then what it uses, checked at run time.
 """
 

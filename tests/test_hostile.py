@@ -25,6 +25,7 @@ import snapvault as sv
 from snapvault.archiver.sink import BlobSink
 from snapvault.pipeline.ids import BlobType
 from tests.conftest import FAST_KDF, PASSWORD, write
+from tests.hostile.forge import in_order
 
 # Hostile snapshots are unreadable on purpose; the suite's read-back of every commit is off here.
 pytestmark = pytest.mark.commits_damage
@@ -47,7 +48,7 @@ class Hostile:
         return bid.hex()
 
     def tree(self, nodes: list[dict[str, Any]]) -> str:
-        raw = json.dumps({"nodes": nodes, "v": 1}, sort_keys=True, separators=(",", ":")).encode()
+        raw = json.dumps({"nodes": in_order(nodes), "v": 1}, sort_keys=True, separators=(",", ":")).encode()
         bid, _ = self.sink.add(BlobType.TREE, raw)
         return bid.hex()
 

@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     from snapvault.errors import (
         AccessDenied as AccessDenied,
         AmbiguousSnapshot as AmbiguousSnapshot,
+        AppendOnlyError as AppendOnlyError,
         BackendUnavailable as BackendUnavailable,
         BucketNotFound as BucketNotFound,
+        ConcurrentPruneError as ConcurrentPruneError,
         ConfigError as ConfigError,
         HookError as HookError,
         IntegrityError as IntegrityError,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
         ObjectExists as ObjectExists,
         ObjectNotFound as ObjectNotFound,
         PolicyNotFound as PolicyNotFound,
+        PruneError as PruneError,
         RepositoryError as RepositoryError,
         RepositoryExists as RepositoryExists,
         RepositoryNotFound as RepositoryNotFound,
@@ -61,8 +64,24 @@ if TYPE_CHECKING:
         CheckReport as CheckReport,
         Problem as Problem,
     )
+    from snapvault.maintenance.repair import (
+        RepairedPath as RepairedPath,
+        RepairIndexResult as RepairIndexResult,
+        RepairSnapshotsResult as RepairSnapshotsResult,
+        SnapshotRepair as SnapshotRepair,
+    )
+    from snapvault.maintenance.prune import (
+        PruneResult as PruneResult,
+        ReasonStats as ReasonStats,
+    )
     from snapvault.pipeline.chunker import (
         ChunkerParams as ChunkerParams,
+    )
+    from snapvault.repository.keys import (
+        AmbiguousKey as AmbiguousKey,
+        KeyInfo as KeyInfo,
+        KeyNotFound as KeyNotFound,
+        KeyRemovalRefused as KeyRemovalRefused,
     )
     from snapvault.pipeline.codecs import (
         NoCompression as NoCompression,
@@ -99,13 +118,16 @@ if TYPE_CHECKING:
 
 _PUBLIC: dict[str, str] = {
     "AccessDenied": "snapvault.errors",
+    "AmbiguousKey": "snapvault.repository.keys",
     "AmbiguousSnapshot": "snapvault.errors",
+    "AppendOnlyError": "snapvault.errors",
     "BackendUnavailable": "snapvault.errors",
     "BackupJob": "snapvault.jobs",
     "BrokenPolicy": "snapvault.policy.records",
     "BucketNotFound": "snapvault.errors",
     "CheckReport": "snapvault.maintenance.check",
     "ChunkerParams": "snapvault.pipeline.chunker",
+    "ConcurrentPruneError": "snapvault.errors",
     "ConfigError": "snapvault.errors",
     "Engine": "snapvault.engine",
     "FileError": "snapvault.repository.manifest",
@@ -115,6 +137,9 @@ _PUBLIC: dict[str, str] = {
     "JobCancelled": "snapvault.errors",
     "JobStatus": "snapvault.jobs",
     "KdfParams": "snapvault.repository",
+    "KeyInfo": "snapvault.repository.keys",
+    "KeyNotFound": "snapvault.repository.keys",
+    "KeyRemovalRefused": "snapvault.repository.keys",
     "Manifest": "snapvault.repository.manifest",
     "NoCompression": "snapvault.pipeline.codecs",
     "ObjectExists": "snapvault.errors",
@@ -124,6 +149,12 @@ _PUBLIC: dict[str, str] = {
     "PolicyStats": "snapvault.policy.run",
     "Problem": "snapvault.maintenance.check",
     "Progress": "snapvault.jobs",
+    "PruneError": "snapvault.errors",
+    "PruneResult": "snapvault.maintenance.prune",
+    "ReasonStats": "snapvault.maintenance.prune",
+    "RepairIndexResult": "snapvault.maintenance.repair",
+    "RepairSnapshotsResult": "snapvault.maintenance.repair",
+    "RepairedPath": "snapvault.maintenance.repair",
     "Repository": "snapvault.handle",
     "RepositoryError": "snapvault.errors",
     "RepositoryExists": "snapvault.errors",
@@ -133,6 +164,7 @@ _PUBLIC: dict[str, str] = {
     "RestoreResult": "snapvault.restore.restorer",
     "Restorer": "snapvault.restore.restorer",
     "SnapshotNotFound": "snapvault.errors",
+    "SnapshotRepair": "snapvault.maintenance.repair",
     "SnapshotStats": "snapvault.repository.manifest",
     "SnapvaultError": "snapvault.errors",
     "SourceError": "snapvault.errors",

@@ -15,7 +15,10 @@ already catch, so ``except FileNotFoundError`` keeps working around library call
     │   ├── RepositoryNotFound            (FileNotFoundError)
     │   ├── RepositoryExists              (FileExistsError)
     │   ├── WrongPassword                 (PermissionError)
-    │   └── UnsupportedFormat
+    │   ├── UnsupportedFormat
+    │   ├── AppendOnlyError               (PermissionError)   nothing may be deleted
+    │   ├── PruneError                                        prune cannot run safely
+    │   └── ConcurrentPruneError                              a frozen writer lost a race
     ├── IntegrityError                    (ValueError)  stored bytes fail verification
     │   └── UnsafePathError                             a hostile name in a tree
     ├── SnapshotNotFound                  (LookupError)
@@ -37,8 +40,10 @@ from __future__ import annotations
 __all__ = [
     "AccessDenied",
     "AmbiguousSnapshot",
+    "AppendOnlyError",
     "BackendUnavailable",
     "BucketNotFound",
+    "ConcurrentPruneError",
     "ConfigError",
     "HookError",
     "IntegrityError",
@@ -46,6 +51,7 @@ __all__ = [
     "ObjectExists",
     "ObjectNotFound",
     "PolicyNotFound",
+    "PruneError",
     "RepositoryError",
     "RepositoryExists",
     "RepositoryNotFound",
@@ -125,6 +131,19 @@ class WrongPassword(RepositoryError, PermissionError):
 
 class UnsupportedFormat(RepositoryError):
     """The repository uses a format version or algorithm this release cannot read."""
+
+
+class AppendOnlyError(RepositoryError, PermissionError):
+    """The repository was opened append-only (or its store refuses deletes): nothing may be deleted."""
+
+
+class PruneError(RepositoryError):
+    """A prune cannot run safely (a snapshot it cannot read might reference any blob)."""
+
+
+class ConcurrentPruneError(RepositoryError):
+    """A prune deleted data this writer reused while it was frozen past the prune's writer
+    timeout; the writer committed nothing and can simply run again."""
 
 
 class IntegrityError(SnapvaultError, ValueError):

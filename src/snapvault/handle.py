@@ -11,7 +11,7 @@ it, and everything that opens a repository for users (the CLI) opens this one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from snapvault.repository.repo import Repository as _FormatRepository
@@ -19,8 +19,12 @@ from snapvault.repository.repo import Repository as _FormatRepository
 if TYPE_CHECKING:
     from snapvault.maintenance.check import CheckReport
     from snapvault.maintenance.copy import CopyResult
+    from snapvault.maintenance.prune import PruneResult
+    from snapvault.maintenance.repair import RepairIndexResult, RepairSnapshotsResult
     from snapvault.policy.model import Policy
     from snapvault.policy.records import BrokenPolicy
+    from snapvault.repository.config import KdfParams
+    from snapvault.repository.keys import KeyInfo
     from snapvault.repository.manifest import Manifest
 
 __all__ = ["Repository"]
@@ -146,3 +150,105 @@ class Repository(_FormatRepository):
         from snapvault.policy.records import remove_policy
 
         remove_policy(self, name, now or datetime.now(UTC))
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def prune(
+        self,
+        *,
+        now: datetime | None = None,
+        dry_run: bool = False,
+        max_repack: float = 0.1,
+        max_unused: float = 0.05,
+        writer_timeout: timedelta = timedelta(hours=1),
+    ) -> PruneResult:
+        """Free the space no snapshot uses, safely while other machines back up; see
+        :mod:`snapvault.maintenance.prune` and docs/design.md ("Prune").
+
+        Parameters
+        ----------
+        now : datetime, optional
+            The time writer records are compared with (default: the clock).
+        dry_run : bool
+            Report what would be marked, repacked and deleted; change nothing.
+        max_repack : float
+            Copy at most this fraction of the repository's size into new packs per run.
+        max_unused : float
+            Repack until at most this fraction of what stays is unused.
+        writer_timeout : timedelta
+            A writer whose record is older is taken for crashed (at least 30 minutes).
+
+        Raises
+        ------
+        AppendOnlyError
+            If this handle is append-only (a dry run is allowed).
+        PruneError
+            If a snapshot cannot be read (nothing is deleted).
+        """
+        from snapvault.maintenance.prune import prune
+
+        return prune(
+            self,
+            now=now or datetime.now(UTC),
+            dry_run=dry_run,
+            max_repack=max_repack,
+            max_unused=max_unused,
+            writer_timeout=writer_timeout,
+        )
+
+    # -- repair ----------------------------------------------------------------------------
+
+    def repair_index(self) -> RepairIndexResult:
+        """Rebuild the index from the pack headers; see :func:`snapvault.maintenance.repair.repair_index`."""
+        from snapvault.maintenance.repair import repair_index
+
+        return repair_index(self)
+
+    def repair_snapshots(
+        self, *, forget_broken: bool = False, dry_run: bool = False, now: datetime | None = None
+    ) -> RepairSnapshotsResult:
+        """Write repaired copies of snapshots that reference missing blobs; see
+        :func:`snapvault.maintenance.repair.repair_snapshots`."""
+        from snapvault.maintenance.repair import repair_snapshots
+
+        return repair_snapshots(self, forget_broken=forget_broken, dry_run=dry_run, now=now or datetime.now(UTC))
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def keys(self) -> list[KeyInfo]:
+        """Every key file of the repository (its ID, label, time and KDF), the one in use marked."""
+        from snapvault.repository.keys import list_keys
+
+        return list_keys(self)
+
+    def add_key(
+        self,
+        password: str | bytes,
+        *,
+        label: str = "",
+        kdf: KdfParams | None = None,
+        now: datetime | None = None,
+    ) -> KeyInfo:
+        """Add a key file: ``password`` then opens the repository too; see :mod:`snapvault.repository.keys`."""
+        from snapvault.repository.keys import add_key
+
+        return add_key(self, password, label=label, kdf=kdf, now=now or datetime.now(UTC))
+
+    def remove_key(self, key_id: str, *, force: bool = False) -> None:
+        """Remove a key file (never the last; the one in use only with ``force``)."""
+        from snapvault.repository.keys import remove_key
+
+        remove_key(self, key_id, force=force)
+
+    def change_password(
+        self,
+        new_password: str | bytes,
+        *,
+        label: str | None = None,
+        kdf: KdfParams | None = None,
+        now: datetime | None = None,
+    ) -> KeyInfo:
+        """Replace the key file in use by one for ``new_password`` (added first, then the old removed)."""
+        from snapvault.repository.keys import change_password
+
+        return change_password(self, new_password, label=label, kdf=kdf, now=now or datetime.now(UTC))

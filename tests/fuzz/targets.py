@@ -394,11 +394,13 @@ def _key_targets(materials: list[Material]) -> list[Target]:
         bound=_json_bound,
         bound_text=_JSON_BOUND,
         layers=(Layer("json", stored_as_is, json=True),),
-        seeds=tuple(Seed(None, {"json": m.repo.keys.to_json()}, m.repo.keys, m.name) for m in materials),
+        seeds=tuple(Seed(None, {"json": m.repo.master_keys.to_json()}, m.repo.master_keys, m.name) for m in materials),
     )
 
     key_seeds = [
-        Seed(_key_file_meta(m), {"stored": m.key_file, "inner": m.repo.keys.to_json()}, m.repo.keys, m.name)
+        Seed(
+            _key_file_meta(m), {"stored": m.key_file, "inner": m.repo.master_keys.to_json()}, m.repo.master_keys, m.name
+        )
         for m in materials
         if m.repo.encrypted
     ]
@@ -419,7 +421,9 @@ def _key_targets(materials: list[Material]) -> list[Target]:
         bound=_json_bound,
         bound_text=_JSON_BOUND,
         layers=(STORED_JSON,),
-        seeds=tuple(Seed(None, {"stored": m.key_file}, m.repo.keys, m.name) for m in materials if not m.repo.encrypted),
+        seeds=tuple(
+            Seed(None, {"stored": m.key_file}, m.repo.master_keys, m.name) for m in materials if not m.repo.encrypted
+        ),
     )
     return [config, master, key_file, plain_key_file]
 
@@ -463,12 +467,12 @@ def _open_target(materials: list[Material]) -> Target:
         assert m.scratch is not None
         store = m.scratch
         keys = _key_file_meta(m) if m.repo.encrypted else None
-        expected = (m.repo.config, m.repo.keys)
+        expected = (m.repo.config, m.repo.master_keys)
         seeds.append(Seed(OpenMeta(m, "config", store), {"config": m.config}, expected, f"{m.name}/config"))
         seeds.append(
             Seed(
                 OpenMeta(m, "key-file", store, keys),
-                {"key-file": m.key_file, "keys": m.repo.keys.to_json()},
+                {"key-file": m.key_file, "keys": m.repo.master_keys.to_json()},
                 expected,
                 f"{m.name}/key-file",
             )

@@ -88,7 +88,7 @@ def test_master_keys_with_an_infinite_chunker_seed_are_refused() -> None:
     # input anyone who can write the storage can edit.
     m = material("plain-zstd")
     with pytest.raises(IntegrityError):
-        MasterKeys.from_json(edited(m.repo.keys.to_json(), ("chunker_seed",), INFINITY))
+        MasterKeys.from_json(edited(m.repo.master_keys.to_json(), ("chunker_seed",), INFINITY))
     with pytest.raises(IntegrityError):
         open_plain_key_file(edited(m.key_file, ("keys", "chunker_seed"), INFINITY))
 

@@ -118,8 +118,16 @@ def canonical(doc: Any) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+def in_order(nodes: list[Any]) -> list[Any]:
+    """Nodes sorted by name, as readers require, when every one has a text name (a case about
+    a name that is not text keeps its order: the name is what it tests)."""
+    if all(isinstance(n, dict) and isinstance(n.get("name"), str) for n in nodes):
+        return sorted(nodes, key=lambda n: n["name"])
+    return nodes
+
+
 def tree_bytes(nodes: list[dict[str, Any]], version: int = 1) -> bytes:
-    return canonical({"nodes": nodes, "v": version})
+    return canonical({"nodes": in_order(nodes), "v": version})
 
 
 class Forge:
@@ -132,8 +140,8 @@ class Forge:
     def __init__(self, repo: sv.Repository, seed: int = 0) -> None:
         self.root = Path(repo.url)
         self.encryption = repo.config.encryption
-        self.encryption_key = repo.keys.encryption_key
-        self.id_key = repo.keys.id_key
+        self.encryption_key = repo.master_keys.encryption_key
+        self.id_key = repo.master_keys.id_key
         self.rng = random.Random(seed)
         self.pending: dict[int, list[Blob]] = {DATA: [], TREE: []}
         self.queued: set[bytes] = set()
@@ -292,10 +300,10 @@ class Forge:
 def master_keys_json(repo: sv.Repository, **change: Any) -> bytes:
     """The master-key JSON of ``repo`` (docs/format.md, "Master keys"), fields replaced by ``change``."""
     doc = {
-        "chunker_seed": repo.keys.chunker_seed,
-        "config_hash": repo.keys.config_hash.hex(),
-        "encryption_key": base64.b64encode(repo.keys.encryption_key).decode(),
-        "id_key": base64.b64encode(repo.keys.id_key).decode(),
+        "chunker_seed": repo.master_keys.chunker_seed,
+        "config_hash": repo.master_keys.config_hash.hex(),
+        "encryption_key": base64.b64encode(repo.master_keys.encryption_key).decode(),
+        "id_key": base64.b64encode(repo.master_keys.id_key).decode(),
     }
     doc.update(change)
     return json.dumps(doc, sort_keys=True).encode()

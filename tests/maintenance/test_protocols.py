@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,9 @@ def test_browse_walks_any_tree_reader(backed_up: tuple[sv.Repository, sv.Manifes
     class Trees:
         """Trees from a dict: a repository is not needed to browse."""
 
-        def read_tree(self, tree_id: str) -> list[Node]:
-            return {"root": [Node(name="x", type="dir", subtree="sub")], "sub": [Node(name="y", type="file")]}[tree_id]
+        def iter_tree(self, tree_id: str) -> Iterator[Node]:
+            tree = {"root": [Node(name="x", type="dir", subtree="sub")], "sub": [Node(name="y", type="file")]}
+            return iter(tree[tree_id])
 
     fake = m.model_copy(update={"tree": "root"})
     assert [p for p, _ in walk_snapshot(Trees(), fake)] == ["x", "x/y"]
@@ -75,5 +77,5 @@ def test_copy_reads_a_copy_source_and_writes_a_copy_destination(
 
 
 def test_the_content_id_fingerprint_is_not_the_key(local_repo: sv.Repository) -> None:
-    assert local_repo.keys.id_key not in local_repo.content_id_fingerprint
+    assert local_repo.master_keys.id_key not in local_repo.content_id_fingerprint
     assert len(local_repo.content_id_fingerprint) == 32

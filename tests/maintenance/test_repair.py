@@ -164,10 +164,6 @@ def test_half_written_garbage_and_unauthentic_packs_are_listed_and_left_out(tmp_
     assert _restore(_open(path), m.id, tmp_path / "out", source) == snapshot_tree(source)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_repository calls bytes.fromhex on every name under data/ and raises ValueError on a stray object",
-)
 def test_check_names_a_stray_object_under_data_instead_of_raising(tmp_path: Path, source: Path) -> None:
     path = tmp_path / "repo"
     _backup(_init(path), source)

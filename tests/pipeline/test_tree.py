@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,7 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapvault.errors import IntegrityError, UnsafePathError
-from snapvault.pipeline.tree import MAX_NAME, MAX_TARGET, NODE_TYPES, Node, decode_tree, encode_tree, validate_name
+from snapvault.pipeline.tree import (
+    MAX_NAME,
+    MAX_TARGET,
+    NODE_TYPES,
+    Node,
+    decode_tree,
+    encode_tree,
+    iter_tree,
+    validate_name,
+)
 
 HEX = "0123456789abcdef"
 BLOB_ID = "ab" * 32
@@ -63,7 +73,8 @@ trees = st.lists(nodes(), max_size=12, unique_by=lambda n: n.name)
 
 
 def doc(*node_dicts: dict[str, Any], v: object = 1) -> bytes:
-    return json.dumps({"nodes": list(node_dicts), "v": v}).encode()
+    # Canonical framing, as readers require: the nodes inside are what each test is about.
+    return json.dumps({"nodes": list(node_dicts), "v": v}, sort_keys=True, separators=(",", ":")).encode()
 
 
 def file_node(**fields: Any) -> dict[str, Any]:
@@ -197,11 +208,39 @@ def test_decode_rejects_unknown_versions(v: object) -> None:
         decode_tree(doc(v=v))
 
 
-def test_decode_accepts_v1_json_that_is_not_canonical() -> None:
-    # The fast path keys on the canonical ending; other valid v1 JSON decodes the same.
-    node = Node("a", "file", mode=0o644, content=(BLOB_ID,))
-    loose = json.dumps({"v": 1, "nodes": [node.to_json()]}, indent=2).encode()
-    assert decode_tree(loose) == decode_tree(encode_tree([node])) == [node]
+@pytest.mark.parametrize(
+    "loose",
+    [
+        lambda n: json.dumps({"v": 1, "nodes": [n]}, indent=2),
+        lambda n: json.dumps({"nodes": [n], "v": 1}),
+        lambda n: '{"nodes":[' + json.dumps(n, separators=(",", ":")) + '],"v":1,"x":[[],[]]}',
+        lambda n: '{"nodes":[' + json.dumps(n, separators=(",", ":")) + ',],"v":1}',
+        lambda n: '{"nodes":[' + json.dumps(n, separators=(",", ":")) + ", " + json.dumps(n) + '],"v":1}',
+    ],
+    ids=["indented", "spaced", "extra-document-key", "trailing-comma", "space-between-nodes"],
+)
+def test_decode_refuses_v1_json_that_is_not_canonical(loose: Callable[[dict[str, Any]], str]) -> None:
+    # Readers parse the framing by position and each node on its own, so they never build the
+    # whole document; any other spelling of the document is refused, never half-read.
+    node = Node("a", "file", mode=0o644, content=(BLOB_ID,)).to_json()
+    with pytest.raises(IntegrityError, match="malformed"):
+        decode_tree(loose(node).encode())
+
+
+def test_decode_refuses_nodes_out_of_order_and_non_ascii() -> None:
+    a, b = (Node(n, "fifo").to_json() for n in "ab")
+    with pytest.raises(IntegrityError, match="not sorted by name at 'a'"):
+        decode_tree(doc(b, a))
+    with pytest.raises(IntegrityError, match="not ASCII"):
+        decode_tree(doc(Node("é", "fifo").to_json()).replace(b"\\u00e9", "é".encode()))
+
+
+def test_iter_tree_yields_nodes_before_a_damaged_one() -> None:
+    nodes = iter_tree(doc(Node("a", "fifo").to_json(), Node("b", "fifo").to_json(), {"name": "c", "type": "x"}))
+    assert next(nodes).name == "a"
+    assert next(nodes).name == "b"
+    with pytest.raises(IntegrityError, match="unknown node type"):
+        next(nodes)
 
 
 def test_decode_names_an_unknown_version_even_when_nodes_differ() -> None:

@@ -10,6 +10,7 @@ import pytest
 import snapvault as sv
 from snapvault.pipeline.ids import object_hash
 from snapvault.repository import layout
+from snapvault.repository.config import KDF_MEMORY_LIMIT_KIB
 from snapvault.repository.repo import get_limited
 from tests.conftest import FAST_KDF, PASSWORD, write
 
@@ -78,3 +79,34 @@ def test_the_cheapest_key_file_is_tried_first(tmp_path: Path) -> None:
         planted += b" "
     _plant(tmp_path / "repo", "keys", planted)
     assert sv.Repository.open(str(tmp_path / "repo"), PASSWORD).encrypted
+
+
+def _costly_copy(tmp_path: Path, memory_kib: int) -> str:
+    """Plant a copy of the repository's key file that asks for ``memory_kib`` of Argon2."""
+    import json
+
+    own = min((tmp_path / "repo" / "keys").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    doc = json.loads(own.read_bytes())
+    doc["kdf"]["memory_kib"] = memory_kib
+    return _plant(tmp_path / "repo", "keys", json.dumps(doc).encode())
+
+
+def test_a_wrong_password_skips_key_files_over_the_memory_limit(tmp_path: Path) -> None:
+    sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF)
+    _costly_copy(tmp_path, KDF_MEMORY_LIMIT_KIB + 1)
+    _costly_copy(tmp_path, 4 << 20)
+    with pytest.raises(sv.WrongPassword, match=r"2 key file\(s\) over the Argon2 memory limit of 128 MiB"):
+        sv.Repository.open(str(tmp_path / "repo"), "not the password")
+    # The limit is the caller's: at 64 KiB the repository's own 64 KiB key is still tried.
+    with pytest.raises(sv.WrongPassword, match=r"2 key file\(s\) over the Argon2 memory limit of 0.0625 MiB"):
+        sv.Repository.open(str(tmp_path / "repo"), "not the password", max_kdf_memory_kib=FAST_KDF.memory_kib)
+    assert sv.Repository.open(str(tmp_path / "repo"), PASSWORD).encrypted
+
+
+def test_a_key_over_the_limit_opens_only_when_the_caller_raises_it(tmp_path: Path) -> None:
+    sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF)
+    [own] = (tmp_path / "repo" / "keys").iterdir()
+    with pytest.raises(sv.UnsupportedFormat, match=f"{own.name}: key file asks for 0.0625 MiB") as exc:
+        sv.Repository.open(str(tmp_path / "repo"), PASSWORD, max_kdf_memory_kib=FAST_KDF.memory_kib - 1)
+    assert "max_kdf_memory_kib" in str(exc.value)
+    assert sv.Repository.open(str(tmp_path / "repo"), PASSWORD, max_kdf_memory_kib=FAST_KDF.memory_kib).encrypted

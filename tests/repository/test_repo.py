@@ -92,8 +92,11 @@ def test_key_file_with_unreasonable_kdf_cost_is_refused(tmp_path: Path) -> None:
     data = json.dumps(doc).encode()
     key_file.unlink()
     (key_file.parent / blake3.blake3(data).hexdigest()).write_bytes(data)
-    with pytest.raises(sv.UnsupportedFormat, match="unreasonable"):
+    with pytest.raises(sv.UnsupportedFormat, match="65536 MiB of Argon2 memory, over this reader's limit"):
         sv.Repository.open(str(tmp_path / "r"), PASSWORD)
+    # Past the format's own ceiling no caller's limit lets it be derived.
+    with pytest.raises(sv.UnsupportedFormat, match="unreasonable"):
+        sv.Repository.open(str(tmp_path / "r"), PASSWORD, max_kdf_memory_kib=1 << 40)
 
 
 def test_newer_format_version_is_refused(tmp_path: Path) -> None:
@@ -112,7 +115,7 @@ def test_copy_params_from_gives_identical_blob_ids(tmp_path: Path) -> None:
     b = sv.Repository.init(str(tmp_path / "b"), "other password", kdf=FAST_KDF, copy_params_from=a)
     c = sv.Repository.init(str(tmp_path / "c"), PASSWORD, kdf=FAST_KDF)
     ma, mb, mc = (sv.Engine(r).backup([src]) for r in (a, b, c))
-    assert b.keys.encryption_key != a.keys.encryption_key
+    assert b.master_keys.encryption_key != a.master_keys.encryption_key
     assert ma.tree == mb.tree
     assert ma.tree != mc.tree
     assert b.config.chunker == a.config.chunker

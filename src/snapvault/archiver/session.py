@@ -21,14 +21,21 @@ from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import Codec
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.tree import Node
+from snapvault.repository.lifecycle import CommitRepository, WriterSession, check_before_commit
 from snapvault.repository.manifest import Manifest, SnapshotStats, cap_errors, cap_paths
 
 __all__ = ["BackupOptions", "BackupRepository", "run_backup", "source_paths"]
 
 
-class BackupRepository(SinkRepository, Protocol):
+class BackupRepository(SinkRepository, CommitRepository, Protocol):
     """What one backup run needs of a repository: the sink's needs, plus the chunker, the
-    parent snapshot's trees and the commit."""
+    parent snapshot's trees, the writer's presence for prunes to see, and the commit."""
+
+    def writer_session(
+        self, *, writer_id: str | None = None, host: str = "", clock: Callable[[], datetime] | None = None
+    ) -> WriterSession:
+        """Announce this writer and load the index as it stands."""
+        ...
 
     @property
     def chunker(self) -> ChunkerParams:
@@ -144,6 +151,21 @@ def run_backup(repo: BackupRepository, opts: BackupOptions) -> BackupOutcome:
     _refuse_hidden_sources(opts.paths, kept)
     flt = PathFilter(exclude=opts.exclude)
     host = opts.hostname or socket.gethostname()
+    # Announced before the sink loads the index, and present until the commit: a prune that
+    # marks packs meanwhile waits for this run before deleting them.
+    with repo.writer_session(host=host) as session:
+        return _run(repo, opts, kept, flt, host, session, started)
+
+
+def _run(
+    repo: BackupRepository,
+    opts: BackupOptions,
+    kept: list[str],
+    flt: PathFilter,
+    host: str,
+    session: WriterSession,
+    started: float,
+) -> BackupOutcome:
     with BlobSink(repo, workers=opts.workers, max_pending=opts.max_pending, codec=opts.codec) as sink:
         walker = Walker(
             sink,
@@ -204,6 +226,7 @@ def run_backup(repo: BackupRepository, opts: BackupOptions) -> BackupOutcome:
         rereads=w.rereads,
         **extra,
     )
+    check_before_commit(repo, session, root)
     return BackupOutcome(repo.save_manifest(manifest), sink.added)
 
 

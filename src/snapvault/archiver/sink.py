@@ -226,8 +226,12 @@ class BlobSink:
         return self.repo.blob_id(data)
 
     def has(self, bid: bytes) -> bool:
-        """Whether the repository has, or this session is adding, blob ``bid``."""
-        return bid in self.index or bid in self._seen
+        """Whether the repository has, or this session is adding, blob ``bid``.
+
+        A blob found only in packs a prune has marked for deletion counts as absent: it is
+        stored again rather than referenced where it is about to go.
+        """
+        return bid in self._seen or self.index.reusable(bid)
 
     def add(self, btype: BlobType, data: bytes | memoryview, bid: bytes | None = None) -> tuple[bytes, bool]:
         """Store ``data`` unless present; return ``(blob_id, added)``."""
@@ -235,7 +239,7 @@ class BlobSink:
         if bid is None:
             bid = self.id_of(data)
         with self._lock:
-            if bid in self._seen or bid in self.index:
+            if bid in self._seen or self.index.reusable(bid):
                 return bid, False
             self._seen.add(bid)
             self.added.append(bid)

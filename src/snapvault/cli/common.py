@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -19,6 +20,7 @@ from snapvault.cli.exits import CliError, Outcome
 
 if TYPE_CHECKING:
     from snapvault.handle import Repository
+    from snapvault.maintenance.prune import PruneResult
     from snapvault.repository.manifest import Manifest
 
 
@@ -81,7 +83,13 @@ def read_password(password_file: str | None, env_prefix: str, prompt: str, *, co
 
 
 def open_repository(
-    url: str, options: dict[str, Any], password: Callable[[], str], *, no_password: bool, flag: str
+    url: str,
+    options: dict[str, Any],
+    password: Callable[[], str],
+    *,
+    no_password: bool,
+    flag: str,
+    max_kdf_memory_kib: int = 128 << 10,
 ) -> Repository:
     """Open a repository for the CLI, keeping docs/format.md's promise that nothing is written
     in clear to a repository the user believes is encrypted.
@@ -110,7 +118,7 @@ def open_repository(
         )
     if no_password and not plain:
         raise WrongPassword(f"the repository at {store.url} is encrypted; drop {flag} and give its password")
-    repo = Repository.open(url, None if plain else password(), store=store)
+    repo = Repository.open(url, None if plain else password(), store=store, max_kdf_memory_kib=max_kdf_memory_kib)
     if not repo.encrypted:
         click.echo(f"note: the repository at {repo.url} is NOT encrypted", err=True)
     return repo
@@ -120,9 +128,16 @@ class Context:
     """Options shared by every subcommand."""
 
     def __init__(
-        self, repo: str | None, options: dict[str, Any], password_file: str | None, *, no_password: bool = False
+        self,
+        repo: str | None,
+        options: dict[str, Any],
+        password_file: str | None,
+        *,
+        no_password: bool = False,
+        max_kdf_memory_kib: int = 128 << 10,
     ) -> None:
         self.repo_url = repo
+        self.max_kdf_memory_kib = max_kdf_memory_kib
         self.options = options
         self.password_file = password_file
         self.no_password = no_password
@@ -137,7 +152,12 @@ class Context:
 
     def open(self) -> Repository:
         return open_repository(
-            self.url(), self.options, self.password, no_password=self.no_password, flag="--insecure-no-password"
+            self.url(),
+            self.options,
+            self.password,
+            no_password=self.no_password,
+            flag="--insecure-no-password",
+            max_kdf_memory_kib=self.max_kdf_memory_kib,
         )
 
 
@@ -165,8 +185,10 @@ def open_source(
     from_options_file: str | None,
     from_password_file: str | None,
     from_insecure_no_password: bool = False,
+    *,
+    max_kdf_memory_kib: int = 128 << 10,
 ) -> Repository:
-    """Open the repository named by the --from options."""
+    """Open the repository named by the --from options (under the global --max-kdf-memory)."""
     options = parse_options(from_option, from_options_file)
     return open_repository(
         url,
@@ -174,6 +196,7 @@ def open_source(
         lambda: read_password(from_password_file, "SNAPVAULT_FROM", "source repository password"),
         no_password=from_insecure_no_password,
         flag="--from-insecure-no-password",
+        max_kdf_memory_kib=max_kdf_memory_kib,
     )
 
 
@@ -222,3 +245,65 @@ def report_backup(m: Manifest, as_json: bool, prefix: str = "") -> Outcome:
     for path in m.inconsistent:
         click.echo(f"warning: {path} changed while it was read", err=True)
     return Outcome.SOURCES_UNREADABLE if m.errors or m.inconsistent else Outcome.DONE
+
+
+# -- prune options and report (prune and forget --prune) ------------------------------------
+
+
+def fraction(text: str, option: str) -> float:
+    """``10%`` (or ``0.1``) as 0.1; a usage error naming ``option`` otherwise."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        fail(f"bad {option} {text!r}: use a percentage like 10%")
+    if not 0 <= value <= 1:
+        fail(f"{option} must be within 0%..100%")
+    return value
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def report(result: PruneResult, *, as_json: bool) -> None:
+    """Print a prune's result: per reason what goes, what is repacked, what waits."""
+    if as_json:
+        click.echo(json.dumps(asdict(result), indent=2))
+        return
+    would = "would be " if result.dry_run else ""
+    for reason, stats in sorted(result.marked.items()):
+        verb = "repacked" if reason == "repack" else "deleted"
+        click.echo(f"{reason}: {stats.packs} pack(s), {_mib(stats.bytes)} {would}{verb}")
+    if result.repacked_blobs:
+        click.echo(f"repacked {result.repacked_blobs} live blob(s), {_mib(result.repacked_bytes)} copied")
+    if result.deferred.packs:
+        click.echo(
+            f"waiting: {result.deferred.packs} pack(s), {_mib(result.deferred.bytes)} marked by an earlier prune "
+            f"({result.live_writers} writer(s) still running across the mark)"
+        )
+    if result.rescued:
+        click.echo(f"rescued: {result.rescued} marked pack(s) that a newer snapshot uses were kept")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(
+        f"{result.snapshots} snapshot(s); {result.deleted.packs} pack(s), {_mib(result.deleted.bytes)} {would}deleted; "
+        f"size {_mib(result.size_before)} -> {_mib(result.size_after)}"
+    )
+
+
+def prune_options(f: click.decorators.FC) -> click.decorators.FC:
+    """--max-repack and --max-unused."""
+    f = click.option(
+        "--max-unused",
+        default="5%",
+        show_default=True,
+        metavar="N%",
+        help="Repack until at most this share of what stays is unused.",
+    )(f)
+    return click.option(
+        "--max-repack",
+        default="10%",
+        show_default=True,
+        metavar="N%",
+        help="Copy at most this share of the repository into new packs per run.",
+    )(f)

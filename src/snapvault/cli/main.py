@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from snapvault.cli import exits, policy_cmds, repo_cmds, snapshot_cmds
+from snapvault.cli import exits, key_cmds, policy_cmds, prune_cmds, repair_cmds, repo_cmds, snapshot_cmds
 from snapvault.cli.common import Context, parse_options
 
 # In the order README's "Command line" section lists them; ``--help`` sorts them by name.
@@ -28,8 +28,11 @@ COMMANDS: tuple[click.Command, ...] = (
     policy_cmds.run_cmd,
     policy_cmds.due,
     policy_cmds.forget,
+    prune_cmds.prune,
     policy_cmds.stats,
     repo_cmds.copy,
+    repair_cmds.repair,
+    key_cmds.key,
 )
 
 
@@ -49,6 +52,15 @@ COMMANDS: tuple[click.Command, ...] = (
     is_flag=True,
     help="Use an UNENCRYPTED repository (without it one is refused: its config may have been swapped).",
 )
+@click.option(
+    "--max-kdf-memory",
+    envvar="SNAPVAULT_MAX_KDF_MEMORY",
+    type=click.IntRange(1, 4 << 10),
+    default=128,
+    show_default=True,
+    metavar="MIB",
+    help="Skip key files whose Argon2 asks for more memory than this (or SNAPVAULT_MAX_KDF_MEMORY).",
+)
 @click.version_option(package_name="snapvault")
 @click.pass_context
 def cli(
@@ -58,9 +70,16 @@ def cli(
     options_file: str | None,
     password_file: str | None,
     no_password: bool,
+    max_kdf_memory: int,
 ) -> None:
     """Deduplicated, compressed, encrypted backups into any fsspec store."""
-    ctx.obj = Context(repo, parse_options(options, options_file), password_file, no_password=no_password)
+    ctx.obj = Context(
+        repo,
+        parse_options(options, options_file),
+        password_file,
+        no_password=no_password,
+        max_kdf_memory_kib=max_kdf_memory << 10,
+    )
 
 
 for _command in COMMANDS:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from snapvault.cli.common import Context, fail, report_backup
+from snapvault.cli.common import Context, fail, fraction, prune_options, report, report_backup
 from snapvault.cli.exits import Outcome, worst
 
 if TYPE_CHECKING:
@@ -340,12 +340,24 @@ def due(obj: Context, run_due: bool, as_json: bool) -> Outcome:
 @click.command()
 @click.option("--policy", "policy_name", help="Only this policy.")
 @click.option("--dry-run", is_flag=True, help="Show the decisions; remove nothing.")
+@click.option("--prune", "then_prune", is_flag=True, help="Then prune: free the data no snapshot uses any more.")
+@prune_options
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) -> Outcome:
-    """Remove the snapshots each policy's retention does not keep (data stays until a prune).
+def forget(
+    obj: Context,
+    policy_name: str | None,
+    dry_run: bool,
+    then_prune: bool,
+    max_repack: str,
+    max_unused: str,
+    as_json: bool,
+) -> Outcome:
+    """Remove the snapshots each policy's retention does not keep (data stays until a prune,
+    or goes at once with --prune).
 
-    A policy that cannot be read here is skipped, named on stderr, and the exit code is 1.
+    A policy that cannot be read here is skipped, named on stderr, and the exit code is 1
+    (and --prune does not run: an unreadable policy may be one that keeps snapshots).
     """
     from snapvault import forget as do_forget
 
@@ -354,21 +366,18 @@ def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) 
     # With --policy, forget has already read that one policy or failed.
     outcome = Outcome.DONE if policy_name else _report_broken(repo.broken_policies())
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "policy": r.policy,
-                        "keep": list(r.decision.keep),
-                        "remove": list(r.decision.remove),
-                        "reasons": {k: list(v) for k, v in r.decision.reasons.items()},
-                        "removed": r.removed,
-                    }
-                    for r in results
-                ],
-                indent=2,
-            )
-        )
+        rows = [
+            {
+                "policy": r.policy,
+                "keep": list(r.decision.keep),
+                "remove": list(r.decision.remove),
+                "reasons": {k: list(v) for k, v in r.decision.reasons.items()},
+                "removed": r.removed,
+            }
+            for r in results
+        ]
+        if not then_prune:
+            click.echo(json.dumps(rows, indent=2))
     else:
         for r in results:
             for sid in r.decision.keep:
@@ -378,6 +387,19 @@ def forget(obj: Context, policy_name: str | None, dry_run: bool, as_json: bool) 
                 click.echo(f"{r.policy}: {verb} {sid[:8]}  {', '.join(r.decision.reasons[sid])}")
         if not results:
             click.echo("no policy with a retention rule")
+    if then_prune and outcome == Outcome.DONE:
+        from dataclasses import asdict
+
+        result = repo.prune(
+            now=_now(),
+            dry_run=dry_run,
+            max_repack=fraction(max_repack, "--max-repack"),
+            max_unused=fraction(max_unused, "--max-unused"),
+        )
+        if as_json:
+            click.echo(json.dumps({"forget": rows, "prune": asdict(result)}, indent=2))
+        else:
+            report(result, as_json=False)
     return outcome
 
 

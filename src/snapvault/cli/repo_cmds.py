@@ -38,7 +38,12 @@ def init(
     source = None
     if copy_params_from:
         source = open_source(
-            copy_params_from, from_option, from_options_file, from_password_file, from_insecure_no_password
+            copy_params_from,
+            from_option,
+            from_options_file,
+            from_password_file,
+            from_insecure_no_password,
+            max_kdf_memory_kib=obj.max_kdf_memory_kib,
         )
     if no_encryption:
         repo = Repository.init(
@@ -86,7 +91,14 @@ def copy(
     Only blobs this repository lacks are uploaded; snapshots already copied are skipped, so an
     interrupted copy resumes and a repeated one transfers nothing.
     """
-    source = open_source(from_url, from_option, from_options_file, from_password_file, from_insecure_no_password)
+    source = open_source(
+        from_url,
+        from_option,
+        from_options_file,
+        from_password_file,
+        from_insecure_no_password,
+        max_kdf_memory_kib=obj.max_kdf_memory_kib,
+    )
     dest = obj.open()
     result = source.copy_snapshots(dest, list(snapshots) or None)
     if as_json:

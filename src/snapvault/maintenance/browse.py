@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from snapvault.errors import IntegrityError, SnapshotNotFound, UnsafePathError
@@ -15,8 +15,8 @@ __all__ = ["TreeReader", "walk_snapshot"]
 class TreeReader(Protocol):
     """What browsing a snapshot uses of a repository: its trees."""
 
-    def read_tree(self, tree_id: str) -> list[Node]:
-        """Fetch and parse the tree blob with hex ID ``tree_id``."""
+    def iter_tree(self, tree_id: str) -> Iterator[Node]:
+        """Fetch the tree blob with hex ID ``tree_id`` and walk its nodes in name order."""
         ...
 
 
@@ -32,7 +32,7 @@ def walk_snapshot(repo: TreeReader, manifest: Manifest, path: str = "") -> Itera
         :data:`~snapvault.pipeline.tree.MAX_DEPTH` (raised when the walk reaches it).
     """
     parts = [p for p in path.strip("/").split("/") if p]
-    nodes = repo.read_tree(manifest.tree)
+    nodes: Iterable[Node] = _read_dir(repo, manifest.tree, "")
     prefix = ""
     for i, part in enumerate(parts):
         match = next((n for n in nodes if n.name == part), None)
@@ -52,19 +52,29 @@ def walk_snapshot(repo: TreeReader, manifest: Manifest, path: str = "") -> Itera
     yield from _walk(repo, nodes, prefix, len(parts))
 
 
-def _read_dir(repo: TreeReader, tree_id: str, rel: str) -> list[Node]:
-    """The tree of directory ``rel``; its IntegrityError names the directory and the tree blob."""
+def _read_dir(repo: TreeReader, tree_id: str, rel: str) -> Iterator[Node]:
+    """The nodes of directory ``rel``, one at a time; an IntegrityError, whether from reading the
+    blob or from a node met later, names the directory and the tree blob."""
     try:
-        return repo.read_tree(tree_id)
+        nodes = repo.iter_tree(tree_id)
     except IntegrityError as e:
-        if isinstance(e, UnsafePathError) or rel in str(e):
-            raise
-        raise IntegrityError(
-            f"directory {rel}: tree {tree_id[:16]}: {e}", path=rel, blob_id=e.blob_id or tree_id, pack_id=e.pack_id
-        ) from None
+        raise _named(e, tree_id, rel) from None
+    # A generator of its own, so a damaged node far into a big tree is named like a damaged blob.
+    try:
+        yield from nodes
+    except IntegrityError as e:
+        raise _named(e, tree_id, rel) from None
 
 
-def _walk(repo: TreeReader, nodes: list[Node], prefix: str, level: int) -> Iterator[tuple[str, Node]]:
+def _named(e: IntegrityError, tree_id: str, rel: str) -> IntegrityError:
+    if isinstance(e, UnsafePathError) or not rel or rel in str(e):
+        return e
+    return IntegrityError(
+        f"directory {rel}: tree {tree_id[:16]}: {e}", path=rel, blob_id=e.blob_id or tree_id, pack_id=e.pack_id
+    )
+
+
+def _walk(repo: TreeReader, nodes: Iterable[Node], prefix: str, level: int) -> Iterator[tuple[str, Node]]:
     # An explicit stack of (children still to list, their parent's path): a snapshot's depth is
     # data and must not be a bound on Python's. Depth first, each directory before its entries.
     stack: list[tuple[Iterator[Node], str]] = [(iter(nodes), prefix)]
@@ -76,7 +86,7 @@ def _walk(repo: TreeReader, nodes: list[Node], prefix: str, level: int) -> Itera
             if n.type == "dir" and n.subtree:
                 if level + len(stack) >= MAX_DEPTH:
                     raise depth_error(rel)
-                stack.append((iter(_read_dir(repo, n.subtree, rel)), rel))
+                stack.append((_read_dir(repo, n.subtree, rel), rel))
                 break
         else:
             stack.pop()

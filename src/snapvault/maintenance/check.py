@@ -14,6 +14,7 @@ from snapvault.pipeline.index import BlobLocation, Index
 from snapvault.pipeline.pack import TRAILER_SIZE, PackEntry
 from snapvault.pipeline.tree import MAX_DEPTH, Node, depth_error
 from snapvault.repository import layout
+from snapvault.repository.lifecycle import DeletionMark
 from snapvault.repository.manifest import Manifest
 
 # Bytes of a pack read at once by check --read-data.
@@ -58,8 +59,16 @@ class CheckRepository(Protocol):
         """Load one manifest."""
         ...
 
-    def read_tree(self, tree_id: str) -> list[Node]:
-        """Fetch and parse a tree blob."""
+    def iter_tree(self, tree_id: str) -> Iterator[Node]:
+        """Fetch a tree blob and walk its nodes (a damaged node raises from the iteration)."""
+        ...
+
+    def deletion_marks(self) -> dict[str, DeletionMark]:
+        """Every pending deletion mark of a prune, by name."""
+        ...
+
+    def stray_objects(self) -> list[str]:
+        """Keys under ``data/`` not named like packs."""
         ...
 
     def read_pack_range(self, pack_id: bytes, offset: int, length: int) -> bytes:
@@ -160,6 +169,8 @@ def check_repository(
             report.problems.append(
                 Problem("pack", f"pack is truncated: {size} bytes, the index needs {needed[pid]}", pack=pid.hex())
             )
+    for key in repo.stray_objects():
+        report.warnings.append(f"{key} is a stray object under data/, not a pack (nothing reads it)")
     for name in sorted(set(stored) - {p.hex() for p in index.packs}):
         if bytes.fromhex(name) in quarantined:
             report.warnings.append(f"pack {name} is quarantined (failed a read-back; a prune removes it)")
@@ -215,8 +226,24 @@ def _check_keys(repo: CheckRepository, report: CheckReport) -> None:
 
 
 def _stored_index(repo: CheckRepository, quarantined: frozenset[bytes], report: CheckReport) -> Index:
-    """The index as the stored index files describe it; unreadable files become problems."""
-    index = Index(quarantined)
+    """The index as the stored index files describe it; unreadable files become problems.
+
+    Packs a prune has marked are avoided as readers avoid them, and a marked pack that is no
+    longer stored is left out with a warning: a prune was interrupted between deleting it and
+    rewriting the index files that list it, and the next prune finishes. A snapshot that needs
+    a blob only that pack held still shows up, as a blob that is not indexed.
+    """
+    try:
+        marks = repo.deletion_marks()
+    except SnapvaultError as e:
+        report.problems.append(Problem("index", f"deletion marks: {e}", key=layout.DELETIONS))
+        marks = {}
+    marked = frozenset().union(*(m.packs for m in marks.values()))
+    stored = {bytes.fromhex(name) for name, _ in repo.packs()} if marked else set()
+    gone = frozenset(p for p in marked if p not in stored)
+    for pid in sorted(gone):
+        report.warnings.append(f"pack {pid.hex()} was deleted by a prune that has not finished (the next one does)")
+    index = Index(quarantined | gone, marked)
     for key in repo.index_files():
         try:
             for pid, entries in repo.read_index_file(key):
@@ -280,11 +307,21 @@ def _walk(
             yield Problem("tree", "subtree names a data blob", blob=tid, snapshot=sid, path=p or "/")
             continue
         try:
-            nodes: list[Node] = repo.read_tree(tid)
+            nodes: Iterator[Node] = repo.iter_tree(tid)
         except SnapvaultError as e:
             yield Problem("tree", str(e), blob=tid, snapshot=sid, path=p or "/", pack=loc.pack_id.hex())
             continue
-        for n in nodes:
+        # One node at a time: a directory of 780,000 entries costs its blob's text, not 780,000
+        # nodes. A damaged node ends the tree's walk with one problem; the nodes before it
+        # are checked like any others.
+        while True:
+            try:
+                n = next(nodes, None)
+            except SnapvaultError as e:
+                yield Problem("tree", str(e), blob=tid, snapshot=sid, path=p or "/", pack=loc.pack_id.hex())
+                break
+            if n is None:
+                break
             np = f"{p}/{n.name}" if p else n.name
             if n.type == "dir" and n.subtree:
                 stack.append((n.subtree, np, level + 1))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from snapvault.archiver.sink import BlobSink, SinkRepository
@@ -21,6 +22,7 @@ from snapvault.errors import JobCancelled
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.index import Index
 from snapvault.pipeline.tree import Node, encode_tree
+from snapvault.repository.lifecycle import CommitRepository, WriterSession, check_before_commit
 from snapvault.repository.manifest import Manifest
 
 __all__ = ["CopyDestination", "CopyResult", "CopySource", "copy_snapshots"]
@@ -55,8 +57,15 @@ class CopySource(Protocol):
         ...
 
 
-class CopyDestination(SinkRepository, Protocol):
-    """What a copy writes into the destination: blobs through the archiver's sink, then manifests."""
+class CopyDestination(SinkRepository, CommitRepository, Protocol):
+    """What a copy writes into the destination: blobs through the archiver's sink, then
+    manifests, as a writer prunes of the destination can see."""
+
+    def writer_session(
+        self, *, writer_id: str | None = None, host: str = "", clock: Callable[[], datetime] | None = None
+    ) -> WriterSession:
+        """Announce this writer and load the index as it stands."""
+        ...
 
     @property
     def content_id_fingerprint(self) -> bytes:
@@ -153,7 +162,7 @@ def copy_snapshots(
     present = {m.copied_from for m in dst.snapshots() if m.copied_from} | set(dst.snapshot_ids())
     mapping: dict[str, str] = {}
     result = CopyResult()
-    with BlobSink(dst, workers=workers or os.cpu_count() or 2) as sink:
+    with dst.writer_session() as session, BlobSink(dst, workers=workers or os.cpu_count() or 2) as sink:
         copier = _Copier(src, dst, sink, should_stop)
         for m in sorted(chosen, key=lambda x: (x.time, x.id)):
             if m.id in present:
@@ -167,6 +176,7 @@ def copy_snapshots(
                 raise
             parent = mapping.get(m.parent) if m.parent else None
             copy = m.model_copy(update={"tree": tree, "parent": parent, "copied_from": m.id})
+            check_before_commit(dst, session, tree)
             new = dst.save_manifest(copy)
             mapping[m.id] = new.id
             result.copied.append((m.id, new.id))

@@ -77,6 +77,10 @@ class RepairIndexRepository(Protocol):
         """(hex pack ID, size) of every stored pack."""
         ...
 
+    def stray_objects(self) -> list[str]:
+        """Keys under ``data/`` not named like packs."""
+        ...
+
     def read_pack_header(self, pack_id: bytes, size: int) -> list[PackEntry]:
         """Read, open and parse the header of a pack of ``size`` bytes."""
         ...
@@ -282,9 +286,8 @@ def repair_index(repo: RepairIndexRepository) -> RepairIndexResult:
     backup writes meanwhile stays. Works with ``index/`` deleted entirely; running it again
     gives an equivalent index.
 
-    The handle then loads the new index files; locations it had loaded from the removed files
-    stay in its memory, so reopen the repository for an index exactly as rebuilt (only a pack
-    that was missing or unreadable makes a difference).
+    The handle then reloads its index from the files that remain, so it holds exactly the
+    index as rebuilt.
 
     Packs a prune has marked for deletion are listed like any other while they are stored
     (a writer avoids them through the marks, not the index); the prune replaces every index
@@ -316,6 +319,8 @@ def repair_index(repo: RepairIndexRepository) -> RepairIndexResult:
     writer = _IndexWriter(repo)
     unreadable: list[tuple[str, str]] = []
     n_quarantined = 0
+    for key in repo.stray_objects():
+        unreadable.append((key.rsplit("/", 1)[-1], "not a pack: its name is not a 64-digit hex ID"))
     for name, size in sorted(repo.packs()):
         pid = _pack_id(name)
         if pid is None:

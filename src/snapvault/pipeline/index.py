@@ -116,7 +116,8 @@ _TYPES = {int(t): t for t in BlobType}
 
 
 class Index:
-    """In-memory map from blob ID to location. Adding the same blob twice keeps the first.
+    """In-memory map from blob ID to location. Adding the same blob twice keeps the first
+    (unless the first is in a pack to avoid and the second is not).
 
     Each location is held as one integer (pack number, type, offset, length and raw length
     packed into bit fields) rather than a tuple of objects: 158 bytes a blob instead of 290
@@ -125,12 +126,15 @@ class Index:
     (``in``) cost the same; :meth:`get` unpacks a :class:`BlobLocation` on demand.
     """
 
-    def __init__(self, excluded: frozenset[bytes] = frozenset()) -> None:
+    def __init__(self, excluded: frozenset[bytes] = frozenset(), avoid: frozenset[bytes] = frozenset()) -> None:
         self._blobs: dict[bytes, int] = {}
         self._pack_ids: list[bytes] = []
         self._pack_numbers: dict[bytes, int] = {}
         #: Packs whose blobs are never added (quarantined as damaged).
         self.excluded = excluded
+        #: Packs a prune has marked for deletion: their blobs stay readable, but a copy in
+        #: another pack is preferred, and :meth:`reusable` is false for a blob found only there.
+        self.avoid = avoid
 
     def __len__(self) -> int:
         return len(self._blobs)
@@ -158,12 +162,22 @@ class Index:
             self._pack_ids.append(pack_id)
         base = number << 104
         blobs = self._blobs
+        # A copy outside the marked packs replaces one inside them, so reads and dedup go to
+        # the pack that stays.
+        displace = bool(self.avoid) and pack_id not in self.avoid
         for e in entries:
-            if e.id not in blobs:
+            old = blobs.get(e.id)
+            if old is None or (displace and self._pack_ids[old >> 104] in self.avoid):
                 if (e.offset | e.length | e.raw_length) >> 32 or e.offset < 0 or e.length < 0 or e.raw_length < 0:
                     # The index format stores these as u32; a pack never comes near that.
                     raise IntegrityError(f"blob {e.id.hex()} has a location out of range")
                 blobs[e.id] = base | (int(e.type) << 96) | (e.offset << 64) | (e.length << 32) | e.raw_length
+
+    def reusable(self, bid: bytes) -> bool:
+        """Whether a writer may reference blob ``bid`` without storing it: indexed, and in a
+        pack no prune has marked for deletion."""
+        v = self._blobs.get(bid)
+        return v is not None and (not self.avoid or self._pack_ids[v >> 104] not in self.avoid)
 
     @property
     def packs(self) -> frozenset[bytes]:

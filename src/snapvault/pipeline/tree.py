@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, NamedTuple
 
 from snapvault.errors import IntegrityError, UnsafePathError
@@ -32,6 +33,7 @@ __all__ = [
     "decode_tree",
     "depth_error",
     "encode_tree",
+    "iter_tree",
     "validate_name",
 ]
 
@@ -262,34 +264,78 @@ def _node_hook(d: dict[str, Any]) -> Any:
     return _node(d) if "name" in d and "type" in d else d
 
 
-def decode_tree(data: bytes) -> list[Node]:
-    """Parse and validate a tree blob."""
+_PREFIX = '{"nodes":['
+_SUFFIX = f'],"v":{TREE_VERSION}}}'
+_VERSION_AT_END = re.compile(r'"v":(-?[0-9]{1,20})\}\Z')
+_NODE_DECODER = json.JSONDecoder(object_hook=_node_hook)
+
+
+def iter_tree(data: bytes) -> Iterator[Node]:
+    """Parse and validate a tree blob one node at a time.
+
+    The document's framing (version, the ``nodes`` list) is checked before this returns; each
+    node is parsed, validated and checked to sort after the one before it as it is yielded, so
+    an :class:`IntegrityError` about a node comes from the iteration. Memory is the blob's text
+    and one node: a walk over a directory of 780,000 entries never holds 780,000 nodes.
+    """
     if len(data) > MAX_TREE_BLOB:
         raise IntegrityError(f"tree blob is {len(data)} bytes, over the format's limit of {MAX_TREE_BLOB}")
     try:
-        if not data.endswith(b'"v":%d}' % TREE_VERSION):
-            # Not this version's canonical form: parse plainly, for a clear error if the
-            # version is unknown (nodes of another version need not parse as ours).
-            doc = json.loads(data)
-            if not isinstance(doc, dict) or doc.get("v") != TREE_VERSION:
-                raise IntegrityError(f"unknown tree version {doc.get('v') if isinstance(doc, dict) else None!r}")
-        doc = json.loads(data, object_hook=_node_hook)
-        if not isinstance(doc, dict) or doc.get("v") != TREE_VERSION:
-            raise IntegrityError("tree blob is malformed: no version")
-        nodes = doc["nodes"]
-        if not isinstance(nodes, list) or not all(type(n) is Node for n in nodes):
+        # Canonical trees are ASCII (JSON escapes for the rest), so this is the one copy.
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise IntegrityError("tree blob is malformed: not ASCII") from None
+    del data
+    if not text.startswith(_PREFIX) or not text.endswith(_SUFFIX):
+        # Not this version's framing. Only the tail is read for the version, never the whole
+        # document: a blob of 32 MiB of "[]," would parse into 700 MiB of empty lists.
+        m = _VERSION_AT_END.search(text)
+        if m is not None and int(m.group(1)) != TREE_VERSION:
+            raise IntegrityError(f"unknown tree version {int(m.group(1))}")
+        raise IntegrityError('tree blob is malformed: not a version 1 tree\'s canonical {"nodes":[...],"v":1}')
+    return _nodes(text)
+
+
+def _nodes(text: str) -> Iterator[Node]:
+    end = len(text) - len(_SUFFIX)
+    i = len(_PREFIX)
+    previous: str | None = None
+    # The C scanner itself (what JSONDecoder.raw_decode wraps): one call per node, no Python
+    # frame in between; it raises StopIteration where no JSON value starts.
+    scan: Callable[[str, int], tuple[object, int]] = _NODE_DECODER.scan_once  # type: ignore[attr-defined]
+    while i < end:
+        try:
+            node, i = scan(text, i)
+        except StopIteration:
+            raise IntegrityError(f"tree blob is malformed: no JSON value at byte {i}") from None
+        except RecursionError:
+            # A tree's JSON nests five deep (document, nodes, node, xattrs, pair), and every
+            # walk over trees is iterative, so json's own depth guard firing means hostile nesting.
+            raise IntegrityError("tree blob is malformed: JSON nested deeper than a tree's") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            if isinstance(e, IntegrityError):
+                raise
+            raise IntegrityError(f"tree blob is malformed: {type(e).__name__}") from None
+        if type(node) is not Node:
             raise IntegrityError("tree nodes are not a list of nodes")
-    except RecursionError:
-        # A tree's JSON nests five deep (document, nodes, node, xattrs, pair), and every walk
-        # over trees is iterative, so json's own depth guard firing means hostile nesting.
-        raise IntegrityError("tree blob is malformed: JSON nested deeper than a tree's") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        if isinstance(e, IntegrityError):
-            raise
-        raise IntegrityError(f"tree blob is malformed: {type(e).__name__}") from None
-    seen: set[str] = set()
-    for n in nodes:
-        if n.name in seen:
-            raise UnsafePathError(f"tree has two entries named {n.name[:64]!r}", path=n.name)
-        seen.add(n.name)
-    return nodes
+        if previous is not None and node.name <= previous:
+            # Strict order is what the encoder writes, and it finds two entries with one name
+            # without a set of every name.
+            if node.name == previous:
+                raise UnsafePathError(f"tree has two entries named {node.name[:64]!r}", path=node.name)
+            raise IntegrityError(f"tree nodes are not sorted by name at {node.name[:64]!r}")
+        previous = node.name
+        yield node
+        if i < end:
+            if text[i] != ",":
+                raise IntegrityError("tree blob is malformed: nodes not separated by commas")
+            i += 1
+            if i == end:
+                raise IntegrityError("tree blob is malformed: a comma after the last node")
+    if i != end:
+        raise IntegrityError("tree blob is malformed: a node runs past the list's end")
+
+
+def decode_tree(data: bytes) -> list[Node]:
+    """Parse and validate a tree blob (all of it: see :func:`iter_tree` to walk one)."""
+    return list(iter_tree(data))

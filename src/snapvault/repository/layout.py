@@ -20,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "CONFIG",
     "DATA",
+    "DELETIONS",
     "FOLDERS",
     "INDEX",
     "KEYS",
@@ -27,6 +28,7 @@ __all__ = [
     "QUARANTINE",
     "RUNS",
     "SNAPSHOTS",
+    "WRITERS",
     "max_size",
     "name_of",
     "object_key",
@@ -42,9 +44,11 @@ SNAPSHOTS = "snapshots"
 QUARANTINE = "quarantine"
 POLICIES = "policies"
 RUNS = "runs"
+DELETIONS = "deletions"
+WRITERS = "writers"
 
 #: Every folder of content-named objects.
-FOLDERS = (KEYS, DATA, INDEX, SNAPSHOTS, QUARANTINE, POLICIES, RUNS)
+FOLDERS = (KEYS, DATA, INDEX, SNAPSHOTS, QUARANTINE, POLICIES, RUNS, DELETIONS, WRITERS)
 
 # The most bytes a stored object of each kind may take (docs/format.md, "Limits"). A reader
 # fetches at most one byte more and refuses a longer object unopened, so no object can make a
@@ -59,6 +63,8 @@ _MAX_SIZE = {
     QUARANTINE: 16 << 20,
     POLICIES: 1 << 20,
     RUNS: 1 << 20,
+    DELETIONS: 16 << 20,
+    WRITERS: 64 << 10,
 }
 
 

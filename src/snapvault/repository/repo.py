@@ -8,14 +8,17 @@ subclasses this class and adds the conveniences that call those layers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from snapvault.errors import (
     AmbiguousSnapshot,
+    AppendOnlyError,
     ConfigError,
     IntegrityError,
     ObjectNotFound,
@@ -33,19 +36,22 @@ from snapvault.pipeline.crypto import AEADSealer, PlainSealer, make_sealer
 from snapvault.pipeline.ids import BlobType, blob_id, object_hash
 from snapvault.pipeline.index import INDEX_AD, MAX_INDEX_ENTRIES, BlobLocation, Index, decode_index, encode_index
 from snapvault.pipeline.pack import TRAILER_SIZE, PackEntry, header_length, parse_pack, read_header
-from snapvault.pipeline.tree import Node, decode_tree
+from snapvault.pipeline.tree import Node, decode_tree, iter_tree
 from snapvault.repository import layout
 from snapvault.repository.config import (
+    KDF_MEMORY_LIMIT_KIB,
     KdfParams,
     MasterKeys,
     RepoConfig,
     kdf_cost,
+    kdf_memory_kib,
     open_key_file,
     open_plain_key_file,
     plain_key_file,
     seal_key_file,
 )
 from snapvault.repository.layout import pack_key
+from snapvault.repository.lifecycle import DeletionMark, WriterSession, read_marks
 from snapvault.repository.manifest import Manifest
 from snapvault.storage import Store, open_store
 
@@ -98,6 +104,10 @@ def get_named(store: Store, key: str) -> bytes:
     return data
 
 
+def _is_pack_name(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
 def _password_bytes(password: str | bytes) -> bytes:
     return password.encode() if isinstance(password, str) else password
 
@@ -120,15 +130,23 @@ class Repository:
         keys: MasterKeys,
         *,
         random: Callable[[int], bytes] = os.urandom,
+        append_only: bool = False,
     ) -> None:
         self.store = store
+        #: Whether this handle refuses every delete (forget, prune, key removal).
+        self.append_only = append_only
         self.config = config
-        self.keys = keys
+        #: The master keys (every key file wraps these same keys).
+        self.master_keys = keys
+        #: The hex name of the key file (``keys/<hex>``) this handle was opened or created with
+        #: (None only for a handle built directly).
+        self.key_id: str | None = None
         self.random = random
         self.sealer: AEADSealer | PlainSealer = make_sealer(config.encryption, keys.encryption_key)
         self.chunker = ChunkerParams.from_dict(config.chunker.to_dict(), seed=keys.chunker_seed)
         self._index: Index | None = None
         self._index_files: set[str] = set()
+        self._marks: dict[str, DeletionMark] = {}
         self._lock = threading.Lock()
 
     # -- opening -------------------------------------------------------------------------
@@ -194,8 +212,8 @@ class Repository:
         params = chunker or ChunkerParams()
         if copy_params_from is not None:
             params = copy_params_from.chunker
-            id_key = copy_params_from.keys.id_key
-            seed = copy_params_from.keys.chunker_seed
+            id_key = copy_params_from.master_keys.id_key
+            seed = copy_params_from.master_keys.chunker_seed
         else:
             id_key = random(32)
             seed = int.from_bytes(random(8), "little") >> 1
@@ -219,11 +237,14 @@ class Repository:
                 random=random(28),
                 aead="chacha20-poly1305" if encryption == "chacha20-poly1305" else "aes-256-gcm",
             )
-        store.put_if_absent(layout.object_key(layout.KEYS, object_hash(kf).hex()), kf)
+        key_name = layout.object_key(layout.KEYS, object_hash(kf).hex())
+        store.put_if_absent(key_name, kf)
         # The config goes last: a repository exists once its config does.
         if not store.put_if_absent(layout.CONFIG, config_bytes):
             raise RepositoryExists(f"a repository already exists at {store.url}")
-        return cls(store, config, keys, random=random)
+        repo = cls(store, config, keys, random=random)
+        repo.key_id = key_name.rsplit("/", 1)[1]
+        return repo
 
     @classmethod
     def open(
@@ -235,6 +256,8 @@ class Repository:
         storage_options: dict[str, Any] | None = None,
         store: Store | None = None,
         random: Callable[[int], bytes] = os.urandom,
+        max_kdf_memory_kib: int = KDF_MEMORY_LIMIT_KIB,
+        append_only: bool = False,
     ) -> Self:
         """Open the repository at ``location``.
 
@@ -246,13 +269,25 @@ class Repository:
             None only for an unencrypted repository.
         store : Store, optional
             Use this store (for example a wrapped one) instead of opening ``location``.
+        max_kdf_memory_kib : int
+            Key files whose Argon2 asks for more memory than this (KiB; 128 MiB by default)
+            are not tried: someone who can write the storage could otherwise plant one that
+            makes every mistyped password cost gigabytes. Raise it to open a repository whose
+            key was made with costlier parameters.
+        append_only : bool
+            Refuse every delete through this handle (``forget``, ``prune``, removing a key):
+            for a machine whose credentials must not be able to destroy history. Pair it with
+            a store that refuses deletes too (docs/design.md, "Append-only use").
 
         Raises
         ------
         RepositoryNotFound
             If there is no repository at ``location``.
         WrongPassword
-            If no key file opens with the password.
+            If no key file opens with the password (the message counts key files skipped as
+            over ``max_kdf_memory_kib``).
+        UnsupportedFormat
+            If the only key files are over ``max_kdf_memory_kib`` (or otherwise unusable).
         """
         if store is None:
             store = open_store(location, fs=fs, storage_options=storage_options)
@@ -274,9 +309,11 @@ class Repository:
         else:
             if password is None:
                 raise WrongPassword("this repository is encrypted; a password is required")
-            keys = cls._unlock(store, _password_bytes(password))
+            name, keys = cls._unlock(store, _password_bytes(password), max_kdf_memory_kib)
         keys.check_config(config_bytes)
-        return cls(store, config, keys, random=random)
+        repo = cls(store, config, keys, random=random, append_only=append_only)
+        repo.key_id = name.rsplit("/", 1)[1]
+        return repo
 
     @staticmethod
     def _key_files(store: Store) -> list[tuple[str, bytes]]:
@@ -287,7 +324,7 @@ class Repository:
         return [(name, get_named(store, name)) for name in names]
 
     @classmethod
-    def _unlock(cls, store: Store, password: bytes) -> MasterKeys:
+    def _unlock(cls, store: Store, password: bytes, max_kdf_memory_kib: int) -> tuple[str, MasterKeys]:
         # Every key file is tried until one opens: a stray or damaged one (junk, over its
         # limit, not matching its name, an unknown KDF) locks no one out. Cheapest key
         # derivation first, so a key file planted with costly parameters is derived only when
@@ -303,18 +340,36 @@ class Repository:
             except IntegrityError as e:
                 failures.append(e)
         wrong = False
+        costly: list[SnapvaultError] = []
         for name, data in sorted(readable, key=lambda kf: kdf_cost(kf[1])):
+            memory = kdf_memory_kib(data)
+            if memory > max_kdf_memory_kib:
+                costly.append(
+                    UnsupportedFormat(
+                        f"{name}: key file asks for {memory / 1024:g} MiB of Argon2 memory, over this reader's "
+                        f"limit of {max_kdf_memory_kib / 1024:g} MiB "
+                        "(raise max_kdf_memory_kib, or --max-kdf-memory, to try it)"
+                    )
+                )
+                continue
             try:
-                return open_key_file(data, password)
+                return name, open_key_file(data, password)
             except WrongPassword:
                 wrong = True
             except IntegrityError as e:
                 failures.append(e if name in str(e) else IntegrityError(f"{name}: {e}", key=name))
             except UnsupportedFormat as e:
                 failures.append(e if name in str(e) else UnsupportedFormat(f"{name}: {e}"))
-        if wrong or not failures:
-            raise WrongPassword("wrong password: no key file of the repository opens with it")
-        raise failures[0]
+        if wrong or not (failures or costly):
+            skipped = (
+                f"; {len(costly)} key file(s) over the Argon2 memory limit of {max_kdf_memory_kib / 1024:g} MiB "
+                f"were not tried (raise max_kdf_memory_kib, or --max-kdf-memory, to try them)"
+                if costly
+                else ""
+            )
+            raise WrongPassword(f"wrong password: no key file of the repository opens with it{skipped}")
+        # Likeliest the user's own key, made with costlier parameters than this reader allows.
+        raise (costly or failures)[0]
 
     @property
     def encrypted(self) -> bool:
@@ -349,7 +404,7 @@ class Repository:
         (``Repository.init(..., copy_params_from=...)``), so blobs and trees move between them
         as they are.
         """
-        return object_hash(b"snapvault content-id fingerprint\0" + self.keys.id_key)
+        return object_hash(b"snapvault content-id fingerprint\0" + self.master_keys.id_key)
 
     # -- objects by key --------------------------------------------------------------------
 
@@ -388,24 +443,79 @@ class Repository:
 
     @property
     def index(self) -> Index:
-        """The blob index, loaded on first use. Quarantined packs are left out."""
+        """The blob index, loaded on first use. Quarantined packs are left out; packs a prune
+        has marked for deletion are avoided (:attr:`Index.avoid`)."""
         with self._lock:
             if self._index is None:
-                self._index = Index(self.quarantined_packs())
+                self._index = Index(self.quarantined_packs(), self._marked_packs())
+                # Every file again: the one dropped (quarantine_packs) had loaded them.
+                self._index_files = set()
                 self._load_index_files(self._index)
             return self._index
 
     def refresh_index(self) -> Index:
-        """Load index files written since the index was loaded (by this or other writers)."""
+        """Load index files written since the index was loaded (by this or other writers);
+        rebuild it when one it loaded is gone (a prune or a repair replaced it)."""
         idx = self.index
         quarantined = self.quarantined_packs()
+        marked = self._marked_packs()
+        listed = set(self.index_files())
         with self._lock:
-            if quarantined != idx.excluded:
-                # A pack was quarantined meanwhile: rebuild without it.
-                self._index = idx = Index(quarantined)
+            if quarantined != idx.excluded or marked != idx.avoid or not self._index_files <= listed:
+                # A pack was quarantined or marked, or a mark carried out, meanwhile: rebuild.
+                self._index = idx = Index(quarantined, marked)
                 self._index_files = set()
-            self._load_index_files(idx)
+            self._load_index_files(idx, listed)
         return idx
+
+    def deletion_marks(self) -> dict[str, DeletionMark]:
+        """Every pending deletion mark of a prune, by name (see :mod:`snapvault.repository.lifecycle`)."""
+        marks = read_marks(self, self._marks)
+        self._marks = marks
+        return marks
+
+    def _marked_packs(self) -> frozenset[bytes]:
+        return frozenset().union(*(m.packs for m in self.deletion_marks().values()))
+
+    def writer_session(
+        self, *, writer_id: str | None = None, host: str = "", clock: Callable[[], datetime] | None = None
+    ) -> WriterSession:
+        """Announce a writer, then load the index as it stands: use as a context manager around
+        everything from deduplicating to committing (backups, copies and repairs do).
+
+        ``clock`` gives the wall-clock times written into the writer's records (the machine's
+        clock by default); a prune compares them with its own ``now`` to tell a crashed writer
+        from a running one.
+        """
+        session = WriterSession(
+            self,
+            writer_id=writer_id or self.random(16).hex(),
+            host=host,
+            clock=clock or (lambda: datetime.now(UTC)),
+        )
+        session.start()
+        try:
+            # Marks are listed after the announcement: a prune that marks later sees this
+            # writer and waits for it; one that marked earlier is in what this writer saw.
+            marks = self.deletion_marks()
+            self.refresh_index()
+            session.saw(marks)
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    def delete_key(self, key: str) -> None:
+        """Delete one object (a missing one is fine).
+
+        Raises
+        ------
+        AppendOnlyError
+            If this handle is append-only.
+        """
+        self._refuse_delete(f"{key} is not deleted")
+        with contextlib.suppress(ObjectNotFound):
+            self.store.delete(key)
 
     def quarantined_packs(self) -> frozenset[bytes]:
         """Packs that a failed read-back showed to be damaged; never reused."""
@@ -436,8 +546,8 @@ class Repository:
         """Keys of every index file."""
         return self.list_keys(layout.INDEX)
 
-    def _load_index_files(self, idx: Index) -> None:
-        for key in self.index_files():
+    def _load_index_files(self, idx: Index, listed: Iterable[str] | None = None) -> None:
+        for key in sorted(listed) if listed is not None else self.index_files():
             if key in self._index_files:
                 continue
             for pid, entries in self.read_index_file(key):
@@ -456,17 +566,24 @@ class Repository:
         file's key.
 
         One file holds at most :data:`MAX_INDEX_ENTRIES` blobs (more packs than fit go to
-        further files), which keeps every file under the format's decompressed-size limit.
+        further files), which keeps every file under the format's decompressed-size limit, and
+        lists each blob once.
         """
         key = ""
         batch: list[tuple[bytes, list[PackEntry]]] = []
         count = 0
+        ids: set[bytes] = set()
         for pid, entries in packs:
-            if batch and count + len(entries) > MAX_INDEX_ENTRIES:
+            # A blob may be listed once per file (docs/format.md): a pack holding a blob that
+            # another pack of this file holds too (a prune's merge meets such copies) starts
+            # the next file.
+            if batch and (count + len(entries) > MAX_INDEX_ENTRIES or any(e.id in ids for e in entries)):
                 key = self._write_index_file(batch)
                 batch, count = [], 0
+                ids.clear()
             batch.append((pid, entries))
             count += len(entries)
+            ids.update(e.id for e in entries)
         if batch or not key:
             key = self._write_index_file(batch)
         return key
@@ -493,9 +610,16 @@ class Repository:
         return packer.finish(self.sealer, self.random)
 
     def packs(self) -> Iterator[tuple[str, int]]:
-        """(hex pack ID, size) of every pack in the store."""
+        """(hex pack ID, size) of every pack in the store (objects under ``data/`` whose name
+        is not a pack ID are not packs: see :meth:`stray_objects`)."""
         for e in self.store.list(layout.DATA):
-            yield layout.name_of(e.key), e.size
+            name = layout.name_of(e.key)
+            if _is_pack_name(name):
+                yield name, e.size
+
+    def stray_objects(self) -> list[str]:
+        """Keys under ``data/`` that are not named like packs (nothing writes them)."""
+        return [e.key for e in self.store.list(layout.DATA) if not _is_pack_name(layout.name_of(e.key))]
 
     def read_pack(self, pack_id: bytes | str) -> bytes:
         """The whole stored pack (its ID, or its hex name); not checked against its name."""
@@ -534,7 +658,7 @@ class Repository:
 
     def blob_id(self, data: bytes | memoryview) -> bytes:
         """The ID this repository gives a blob with plaintext ``data`` (keyed, so not guessable)."""
-        return blob_id(self.keys.id_key, data)
+        return blob_id(self.master_keys.id_key, data)
 
     def seal_blob(self, btype: BlobType, bid: bytes, data: bytes | memoryview, codec: Codec | None = None) -> bytearray:
         """Compress ``data`` with ``codec`` (default :attr:`codec`) and seal it as blob ``bid``."""
@@ -550,7 +674,7 @@ class Repository:
         IntegrityError
             If it does not authenticate, decode to ``raw_length`` bytes, or hash to ``bid``.
         """
-        return open_blob(self.sealer, self.keys.id_key, btype, bid, sealed, raw_length)
+        return open_blob(self.sealer, self.master_keys.id_key, btype, bid, sealed, raw_length)
 
     def locate(self, bid: bytes) -> BlobLocation:
         """Return where blob ``bid`` is stored."""
@@ -591,6 +715,18 @@ class Repository:
         except ValueError:
             raise IntegrityError(f"bad tree ID {tree_id!r}") from None
         return decode_tree(self.read_blob(bid, BlobType.TREE))
+
+    def iter_tree(self, tree_id: str) -> Iterator[Node]:
+        """Fetch a tree blob and walk its nodes one at a time (see :func:`~snapvault.pipeline.tree.iter_tree`).
+
+        The blob is read and its framing checked before this returns; a damaged node raises
+        from the iteration.
+        """
+        try:
+            bid = bytes.fromhex(tree_id)
+        except ValueError:
+            raise IntegrityError(f"bad tree ID {tree_id!r}") from None
+        return iter_tree(self.read_blob(bid, BlobType.TREE))
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -673,8 +809,19 @@ class Repository:
         return self.load_manifest(matches[0])
 
     def delete_snapshot(self, snapshot_id: str) -> None:
-        """Remove a snapshot manifest (its data stays until a prune)."""
+        """Remove a snapshot manifest (its data stays until a prune).
+
+        Raises
+        ------
+        AppendOnlyError
+            If this handle is append-only.
+        """
+        self._refuse_delete("snapshots are never forgotten")
         self.store.delete(layout.snapshot_key(snapshot_id))
+
+    def _refuse_delete(self, what: str) -> None:
+        if self.append_only:
+            raise AppendOnlyError(f"the repository at {self.url} is opened append-only: {what}")
 
     # -- about -----------------------------------------------------------------------------
 

@@ -1,0 +1,277 @@
+"""Prune frees what forgotten snapshots held, and never a blob a snapshot uses: not with a
+writer running across it, not when interrupted at any write, not in append-only use."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import snapvault as sv
+from snapvault.repository import layout
+from snapvault.repository.lifecycle import WRITER_AD, encode_writer
+from snapvault.storage import Store, open_store
+from snapvault.storage.wrappers import _Wrapper
+from tests.conftest import FAST_KDF, PASSWORD
+from tests.treecompare import assert_same_tree
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+
+def _files(root: Path, rng: random.Random, names: range, size: int = 150_000) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in names:
+        (root / f"f{i:03d}").write_bytes(rng.randbytes(size))
+
+
+def _data_size(repo_dir: Path) -> int:
+    return sum(p.stat().st_size for p in (repo_dir / "data").rglob("*") if p.is_file())
+
+
+def _history(tmp_path: Path, days: int = 5) -> tuple[sv.Repository, Path, list[str]]:
+    """A repository with ``days`` snapshots of a folder where a third of the files change a day."""
+    rng = random.Random(7)
+    src = tmp_path / "src"
+    _files(src, rng, range(30))
+    repo = sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF, pack_size=1 << 20)
+    engine = sv.Engine(repo)
+    ids = []
+    for _ in range(days):
+        _files(src, rng, range(0, 30, 3))
+        ids.append(engine.backup([str(src)], now=NOW).id)
+    return repo, src, ids
+
+
+def _restored(repo: sv.Repository, sid: str, tmp_path: Path, src: Path) -> None:
+    out = tmp_path / f"out-{sid[:8]}"
+    sv.Restorer(repo).restore(sid, out)
+    assert_same_tree(src, out / str(src).lstrip("/"))
+
+
+def test_prune_frees_what_forgotten_snapshots_held(tmp_path: Path) -> None:
+    repo, src, ids = _history(tmp_path)
+    before = _data_size(tmp_path / "repo")
+    for sid in ids[:-1]:
+        repo.delete_snapshot(sid)
+    result = repo.prune(now=NOW, max_repack=1.0)
+    after = _data_size(tmp_path / "repo")
+    assert after == result.size_after < before
+    assert result.deleted.packs > 0
+    assert result.marks_carried_out == 1
+    # Within 5% of a fresh repository holding the same snapshot.
+    fresh = sv.Repository.init(str(tmp_path / "fresh"), PASSWORD, kdf=FAST_KDF, pack_size=1 << 20)
+    sv.Engine(fresh).backup([str(src)], now=NOW)
+    assert after <= 1.05 * _data_size(tmp_path / "fresh")
+    assert repo.check(read_data=True).ok
+    _restored(sv.Repository.open(str(tmp_path / "repo"), PASSWORD), ids[-1], tmp_path, src)
+    # Nothing is left for a second run, and no mark stays behind.
+    again = repo.prune(now=NOW)
+    assert again.deleted.packs == 0
+    assert not again.marked
+    assert not list((tmp_path / "repo").glob("deletions/*"))
+
+
+def test_max_repack_bounds_what_one_run_copies(tmp_path: Path) -> None:
+    repo, _, ids = _history(tmp_path)
+    for sid in ids[:-1]:
+        repo.delete_snapshot(sid)
+    total = _data_size(tmp_path / "repo")
+    result = repo.prune(now=NOW, max_repack=0.05)
+    assert result.repacked_bytes <= 0.05 * total
+    assert repo.check(read_data=True).ok
+
+
+def test_a_dry_run_changes_nothing_and_says_what_would_go(tmp_path: Path) -> None:
+    repo, _, ids = _history(tmp_path)
+    for sid in ids[:-1]:
+        repo.delete_snapshot(sid)
+    listing = sorted(p.relative_to(tmp_path) for p in (tmp_path / "repo").rglob("*"))
+    result = repo.prune(now=NOW, dry_run=True, max_repack=1.0)
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "repo").rglob("*")) == listing
+    assert result.dry_run
+    assert result.marked["unused"].packs > 0
+    assert result.marked["repack"].packs > 0
+    real = repo.prune(now=NOW, max_repack=1.0)
+    assert real.marked == result.marked
+    assert real.size_after == pytest.approx(result.size_after, rel=0.05)
+
+
+def test_a_running_writer_defers_deletion_until_it_ends(tmp_path: Path) -> None:
+    repo, src, ids = _history(tmp_path, days=2)
+    repo.delete_snapshot(ids[0])
+    other = sv.Repository.open(str(tmp_path / "repo"), PASSWORD)
+    with other.writer_session():
+        first = repo.prune(now=NOW)
+        assert first.marks_written == 1
+        assert first.deleted.packs == 0
+        assert first.live_writers == 1
+        assert list((tmp_path / "repo").glob("deletions/*"))
+        # A second prune while it still runs deletes nothing either.
+        assert repo.prune(now=NOW).deleted.packs == 0
+    done = repo.prune(now=NOW)
+    assert done.marks_carried_out >= 1
+    assert done.deleted.packs > 0
+    assert done.deferred.packs == 0
+    assert repo.check(read_data=True).ok
+    _restored(repo, ids[1], tmp_path, src)
+
+
+def test_a_writer_that_loaded_the_index_before_the_mark_keeps_its_blobs(tmp_path: Path) -> None:
+    """The hard case: a backup reuses a blob that only forgotten snapshots held, after a prune
+    marked its pack. Its snapshot commits; the next prune rescues the pack instead of deleting it."""
+    rng = random.Random(3)
+    src = tmp_path / "src"
+    _files(src, rng, range(6))
+    repo = sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF, pack_size=1 << 20)
+    old = sv.Engine(repo).backup([str(src)], now=NOW)
+    repo.delete_snapshot(old.id)  # every pack is now unused
+    started, release = threading.Event(), threading.Event()
+
+    def pause_after_first(path: str, size: int, unchanged: bool) -> None:
+        started.set()
+        assert release.wait(30)
+
+    writer = sv.Repository.open(str(tmp_path / "repo"), PASSWORD)
+    result: list[sv.Manifest] = []
+    t = threading.Thread(
+        target=lambda: result.append(sv.Engine(writer).backup([str(src)], now=NOW, on_file=pause_after_first))
+    )
+    t.start()
+    assert started.wait(30)
+    marked = repo.prune(now=NOW)
+    assert marked.marked["unused"].packs > 0
+    assert marked.deleted.packs == 0
+    release.set()
+    t.join(30)
+    [snap] = result
+    # The backup found every chunk in the index it loaded before the mark: it stored none.
+    assert snap.stats.data_blobs_added == 0
+    after = repo.prune(now=NOW)
+    assert after.rescued > 0
+    assert repo.check(read_data=True).ok
+    _restored(sv.Repository.open(str(tmp_path / "repo"), PASSWORD), snap.id, tmp_path, src)
+
+
+def test_a_backup_after_the_mark_stores_blobs_again_rather_than_reuse_marked_packs(tmp_path: Path) -> None:
+    repo, src, ids = _history(tmp_path, days=1)
+    repo.delete_snapshot(ids[0])
+    with sv.Repository.open(str(tmp_path / "repo"), PASSWORD).writer_session():
+        repo.prune(now=NOW)  # marked, deferred by the open session
+    again = sv.Engine(sv.Repository.open(str(tmp_path / "repo"), PASSWORD)).backup([str(src)], now=NOW)
+    assert again.stats.data_blobs_added > 0
+    repo.prune(now=NOW)
+    assert repo.check(read_data=True).ok
+    _restored(repo, again.id, tmp_path, src)
+
+
+def test_a_writer_record_older_than_the_timeout_does_not_block(tmp_path: Path) -> None:
+    repo, _, ids = _history(tmp_path, days=2)
+    repo.delete_snapshot(ids[0])
+    stale = encode_writer("crashed", NOW - timedelta(hours=2), [], "elsewhere")
+    repo.write_sealed(layout.WRITERS, stale, WRITER_AD)
+    result = repo.prune(now=NOW)
+    assert result.deleted.packs > 0
+    assert result.writer_records_removed == 1
+    assert not list((tmp_path / "repo").glob("writers/*"))
+    with pytest.raises(sv.ConfigError, match="writer_timeout"):
+        repo.prune(now=NOW, writer_timeout=timedelta(minutes=5))
+
+
+def test_an_unreadable_snapshot_stops_prune_before_anything_is_deleted(tmp_path: Path) -> None:
+    repo, _, ids = _history(tmp_path, days=2)
+    repo.delete_snapshot(ids[0])
+    (tmp_path / "repo" / "snapshots" / ("ab" * 32)).write_bytes(b"not a manifest")
+    listing = sorted((tmp_path / "repo").rglob("*"))
+    with pytest.raises(sv.PruneError, match="cannot be read"):
+        repo.prune(now=NOW)
+    assert sorted((tmp_path / "repo").rglob("*")) == listing
+
+
+def test_append_only_refuses_prune_and_forget_but_allows_a_dry_run(tmp_path: Path) -> None:
+    _, _, ids = _history(tmp_path, days=1)
+    repo = sv.Repository.open(str(tmp_path / "repo"), PASSWORD, append_only=True)
+    with pytest.raises(sv.AppendOnlyError):
+        repo.prune(now=NOW)
+    with pytest.raises(sv.AppendOnlyError):
+        repo.delete_snapshot(ids[0])
+    assert repo.prune(now=NOW, dry_run=True).dry_run
+    # Backups still work, and leave their writer records for a prune elsewhere to remove.
+    sv.Engine(repo).backup([str(tmp_path / "src")], now=NOW)
+    assert list((tmp_path / "repo").glob("writers/*"))
+
+
+def test_superseded_policy_records_go(tmp_path: Path) -> None:
+    repo = sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF)
+    for i in range(3):
+        repo.save_policy(sv.Policy(name="p", sources=[str(tmp_path)], tags=[str(i)]), now=NOW + timedelta(seconds=i))
+    assert len(list((tmp_path / "repo" / "policies").iterdir())) == 3
+    assert repo.prune(now=NOW).policy_records_removed == 2
+    assert repo.load_policy("p").tags == ["2"]
+
+
+class _Crash(Exception):
+    """Stands for the process dying at this write."""
+
+
+class _CrashAt(_Wrapper):
+    """Lets ``n`` writes and deletes through, then fails every one: a process killed there."""
+
+    def __init__(self, inner: Store, n: int) -> None:
+        super().__init__(inner)
+        self.left = n
+
+    def _step(self) -> None:
+        if self.left <= 0:
+            raise _Crash
+        self.left -= 1
+
+    def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
+        self._step()
+        return self.inner.put_if_absent(key, data)
+
+    def delete(self, key: str) -> None:
+        self._step()
+        self.inner.delete(key)
+
+
+def _writes_of_one_prune(base: Path, tmp: Path) -> int:
+    """How many writes and deletes a prune of a copy of ``base`` makes, uninterrupted."""
+    shutil.copytree(base, tmp)
+    counter = _CrashAt(open_store(str(tmp)), 10**9)
+    sv.Repository.open(str(tmp), PASSWORD, store=counter).prune(now=NOW, max_repack=1.0)
+    shutil.rmtree(tmp)
+    return 10**9 - counter.left
+
+
+@pytest.fixture(scope="module")
+def crash_base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], Path, int]:
+    tmp = tmp_path_factory.mktemp("crash")
+    repo, src, ids = _history(tmp, days=3)
+    for sid in ids[:-1]:
+        repo.delete_snapshot(sid)
+    return tmp / "repo", ids, src, _writes_of_one_prune(tmp / "repo", tmp / "count")
+
+
+def test_a_prune_interrupted_at_any_write_leaves_a_usable_repository(
+    crash_base: tuple[Path, list[str], Path, int], tmp_path: Path
+) -> None:
+    base, ids, src, writes = crash_base
+    assert writes > 5
+    for n in range(writes):
+        repo_dir = tmp_path / f"r{n}"
+        shutil.copytree(base, repo_dir)
+        crashing = sv.Repository.open(str(repo_dir), PASSWORD, store=_CrashAt(open_store(str(repo_dir)), n))
+        with pytest.raises(_Crash):
+            crashing.prune(now=NOW, max_repack=1.0)
+        repo = sv.Repository.open(str(repo_dir), PASSWORD)
+        report = repo.check()
+        assert report.ok, (n, report.problems)
+        finished = repo.prune(now=NOW, max_repack=1.0)
+        assert not list(repo_dir.glob("deletions/*")), (n, finished)
+        assert repo.check(read_data=True).ok, n
+        _restored(repo, ids[-1], tmp_path / f"o{n}", src)
+        shutil.rmtree(repo_dir)
