@@ -70,6 +70,9 @@ if TYPE_CHECKING:
         RepairSnapshotsResult as RepairSnapshotsResult,
         SnapshotRepair as SnapshotRepair,
     )
+    from snapvault.maintenance.rekey import (
+        RekeyResult as RekeyResult,
+    )
     from snapvault.maintenance.prune import (
         PruneResult as PruneResult,
         ReasonStats as ReasonStats,
@@ -152,6 +155,7 @@ _PUBLIC: dict[str, str] = {
     "PruneError": "snapvault.errors",
     "PruneResult": "snapvault.maintenance.prune",
     "ReasonStats": "snapvault.maintenance.prune",
+    "RekeyResult": "snapvault.maintenance.rekey",
     "RepairIndexResult": "snapvault.maintenance.repair",
     "RepairSnapshotsResult": "snapvault.maintenance.repair",
     "RepairedPath": "snapvault.maintenance.repair",

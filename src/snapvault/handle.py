@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from snapvault.maintenance.check import CheckReport
     from snapvault.maintenance.copy import CopyResult
     from snapvault.maintenance.prune import PruneResult
+    from snapvault.maintenance.rekey import RekeyResult
     from snapvault.maintenance.repair import RepairIndexResult, RepairSnapshotsResult
     from snapvault.policy.model import Policy
     from snapvault.policy.records import BrokenPolicy
@@ -239,6 +240,37 @@ class Repository(_FormatRepository):
         from snapvault.repository.keys import remove_key
 
         remove_key(self, key_id, force=force)
+
+    def rotate_key(
+        self,
+        password: str | bytes,
+        *,
+        rewrite: bool = False,
+        force: bool = False,
+        now: datetime | None = None,
+        writer_timeout: timedelta = timedelta(hours=1),
+    ) -> RekeyResult | KeyInfo:
+        """Give the repository a new master encryption key (see :func:`snapvault.repository.keys.rotate_key`).
+
+        With ``rewrite``, then re-seal everything the retired keys sealed and drop them (see
+        :mod:`snapvault.maintenance.rekey`), returning a ``RekeyResult``; when the repository
+        already carries retired keys (an earlier rotation not yet rewritten), the rewrite
+        resumes without making yet another key. ``password`` is the one this handle opened
+        with: its key file is re-wrapped. Other key files are removed, which takes ``force``.
+        """
+        from snapvault.maintenance.rekey import rewrite as do_rewrite
+        from snapvault.repository.keys import rotate_key, settle_key_files
+
+        when = now or datetime.now(UTC)
+        if rewrite:
+            # An interrupted rotation or rewrite is finished, never started over.
+            settled = settle_key_files(self, password)
+            if self.master_keys.retired_keys or settled:
+                return do_rewrite(self, password, now=when, writer_timeout=writer_timeout)
+        info = rotate_key(self, password, force=force, now=when)
+        if not rewrite:
+            return info
+        return do_rewrite(self, password, now=when, writer_timeout=writer_timeout)
 
     def change_password(
         self,

@@ -14,9 +14,9 @@ import pytest
 import snapvault as sv
 from snapvault.repository import layout
 from snapvault.repository.lifecycle import WRITER_AD, encode_writer
-from snapvault.storage import Store, open_store
-from snapvault.storage.wrappers import _Wrapper
+from snapvault.storage import open_store
 from tests.conftest import FAST_KDF, PASSWORD
+from tests.crashing import Crash, CrashAt
 from tests.treecompare import assert_same_tree
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -213,35 +213,10 @@ def test_superseded_policy_records_go(tmp_path: Path) -> None:
     assert repo.load_policy("p").tags == ["2"]
 
 
-class _Crash(Exception):
-    """Stands for the process dying at this write."""
-
-
-class _CrashAt(_Wrapper):
-    """Lets ``n`` writes and deletes through, then fails every one: a process killed there."""
-
-    def __init__(self, inner: Store, n: int) -> None:
-        super().__init__(inner)
-        self.left = n
-
-    def _step(self) -> None:
-        if self.left <= 0:
-            raise _Crash
-        self.left -= 1
-
-    def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
-        self._step()
-        return self.inner.put_if_absent(key, data)
-
-    def delete(self, key: str) -> None:
-        self._step()
-        self.inner.delete(key)
-
-
 def _writes_of_one_prune(base: Path, tmp: Path) -> int:
     """How many writes and deletes a prune of a copy of ``base`` makes, uninterrupted."""
     shutil.copytree(base, tmp)
-    counter = _CrashAt(open_store(str(tmp)), 10**9)
+    counter = CrashAt(open_store(str(tmp)), 10**9)
     sv.Repository.open(str(tmp), PASSWORD, store=counter).prune(now=NOW, max_repack=1.0)
     shutil.rmtree(tmp)
     return 10**9 - counter.left
@@ -264,8 +239,8 @@ def test_a_prune_interrupted_at_any_write_leaves_a_usable_repository(
     for n in range(writes):
         repo_dir = tmp_path / f"r{n}"
         shutil.copytree(base, repo_dir)
-        crashing = sv.Repository.open(str(repo_dir), PASSWORD, store=_CrashAt(open_store(str(repo_dir)), n))
-        with pytest.raises(_Crash):
+        crashing = sv.Repository.open(str(repo_dir), PASSWORD, store=CrashAt(open_store(str(repo_dir)), n))
+        with pytest.raises(Crash):
             crashing.prune(now=NOW, max_repack=1.0)
         repo = sv.Repository.open(str(repo_dir), PASSWORD)
         report = repo.check()

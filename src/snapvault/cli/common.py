@@ -138,6 +138,7 @@ class Context:
     ) -> None:
         self.repo_url = repo
         self.max_kdf_memory_kib = max_kdf_memory_kib
+        self.used_password: str | None = None
         self.options = options
         self.password_file = password_file
         self.no_password = no_password
@@ -151,10 +152,16 @@ class Context:
         return read_password(self.password_file, "SNAPVAULT", "repository password", confirm=confirm)
 
     def open(self) -> Repository:
+        def remember() -> str:
+            # Kept for the commands that re-wrap the key file in use (key rotate): a prompt
+            # is not asked twice.
+            self.used_password = self.password()
+            return self.used_password
+
         return open_repository(
             self.url(),
             self.options,
-            self.password,
+            remember,
             no_password=self.no_password,
             flag="--insecure-no-password",
             max_kdf_memory_kib=self.max_kdf_memory_kib,

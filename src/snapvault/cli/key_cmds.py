@@ -157,3 +157,35 @@ def passwd(obj: Context, new_password_file: str | None) -> None:
     old = repo.key_id or ""
     info = repo.change_password(_new_password(new_password_file))
     click.echo(f"password changed: key {info.short_id} replaces key {old[:8]}")
+
+
+@key.command(name="rotate")
+@click.option("--rewrite", is_flag=True, help="Re-seal everything under the new key, then retire the old one for good.")
+@click.option("--force", is_flag=True, help="Remove the other key files (they hold only the old key).")
+@click.pass_obj
+def rotate(obj: Context, rewrite: bool, force: bool) -> None:
+    """Give the repository a new master encryption key.
+
+    New data is sealed with it at once; data sealed before still opens with the retired key.
+    --rewrite re-seals packs, indexes, snapshots and records under the new key (resumable: run
+    it again until it says the old key is gone), then removes the old key: snapshot IDs change.
+    """
+    from snapvault.maintenance.rekey import RekeyResult
+    from snapvault.repository.keys import require_encrypted
+
+    repo = obj.open()
+    require_encrypted(repo, "rotate the key")
+    result = repo.rotate_key(obj.used_password or "", rewrite=rewrite, force=force)
+    if not isinstance(result, RekeyResult):
+        click.echo(f"key rotated: key {result.short_id} holds the new master key; the old one is retired")
+        return
+    click.echo(
+        f"rewrite: {result.packs_rekeyed} pack(s) re-sealed through a prune, {result.objects_resealed} object(s) "
+        f"re-sealed, {len(result.snapshots_renamed)} snapshot(s) renamed"
+    )
+    for old, new in sorted(result.snapshots_renamed.items()):
+        click.echo(f"snapshot {old[:8]} is now {new[:8]}")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    if result.finished:
+        click.echo("the retired key is gone: it opens nothing in this repository any more")

@@ -191,6 +191,7 @@ def prune(
     max_repack: float = 0.1,
     max_unused: float = 0.05,
     writer_timeout: timedelta = timedelta(hours=1),
+    rekey: frozenset[bytes] = frozenset(),
 ) -> PruneResult:
     """Free the space no snapshot uses; see the module docstring.
 
@@ -207,6 +208,9 @@ def prune(
     writer_timeout : timedelta
         A writer whose newest record is older than this is taken for crashed (at least 30
         minutes: records are refreshed every 10).
+    rekey : frozenset of bytes
+        Packs to repack whatever their use (reason ``rekey``; not bounded by ``max_repack``):
+        a key rotation's rewrite passes the packs a retired key sealed.
 
     Raises
     ------
@@ -226,7 +230,7 @@ def prune(
     if repo.append_only and not dry_run:
         raise AppendOnlyError(f"the repository at {repo.url} is opened append-only: prune deletes, so it is refused")
     run = _Run(repo, now, dry_run, writer_timeout)
-    return run.go(max_repack, max_unused)
+    return run.go(max_repack, max_unused, rekey)
 
 
 class _Run:
@@ -327,7 +331,7 @@ class _Run:
 
     # -- the run ---------------------------------------------------------------------------
 
-    def go(self, max_repack: float, max_unused: float) -> PruneResult:
+    def go(self, max_repack: float, max_unused: float, rekey: frozenset[bytes] = frozenset()) -> PruneResult:
         repo = self.repo
         live_writers, stale = self._writers()
         marks = repo.deletion_marks()
@@ -347,7 +351,7 @@ class _Run:
             ripe_packs = {p for m in ripe for p in m.packs if p in packs.size}
             self.deleted_packs = len(ripe_packs)
             self.deleted_bytes = sum(packs.size[p] for p in ripe_packs)
-        marked, repack = self._choose(packs, doomed, max_repack, max_unused)
+        marked, repack = self._choose(packs, doomed, max_repack, max_unused, rekey)
         deferred = ReasonStats(len(doomed), sum(packs.size.get(p, 0) for p in doomed))
         result_marks = 0
         repacked = (0, 0)
@@ -406,11 +410,22 @@ class _Run:
         )
 
     def _choose(
-        self, packs: _Packs, doomed: frozenset[bytes], max_repack: float, max_unused: float
+        self,
+        packs: _Packs,
+        doomed: frozenset[bytes],
+        max_repack: float,
+        max_unused: float,
+        rekey: frozenset[bytes] = frozenset(),
     ) -> tuple[dict[str, set[bytes]], frozenset[bytes]]:
-        """Packs to mark, by reason, and the packs to repack (a subset of ``repack``)."""
+        """Packs to mark, by reason, and the packs whose live blobs are copied first."""
         quarantined = self.repo.quarantined_packs()
-        marked: dict[str, set[bytes]] = {"unused": set(), "unindexed": set(), "quarantined": set(), "repack": set()}
+        marked: dict[str, set[bytes]] = {
+            "unused": set(),
+            "unindexed": set(),
+            "quarantined": set(),
+            "repack": set(),
+            "rekey": set(),
+        }
         partial: list[tuple[float, bytes]] = []
         for pid, size in packs.size.items():
             if pid in doomed:
@@ -421,6 +436,8 @@ class _Run:
                 marked["unindexed"].add(pid)
             elif packs.live_count[pid] == 0:
                 marked["unused"].add(pid)
+            elif pid in rekey:
+                marked["rekey"].add(pid)
             elif packs.live_bytes[pid] < packs.blob_bytes[pid]:
                 partial.append(((packs.blob_bytes[pid] - packs.live_bytes[pid]) / max(1, size), pid))
         total = sum(packs.size.values())
@@ -437,7 +454,7 @@ class _Run:
             copied += packs.live_bytes[pid]
             gone += packs.size[pid] - packs.live_bytes[pid]
             unused -= packs.blob_bytes[pid] - packs.live_bytes[pid]
-        return {k: v for k, v in marked.items() if v}, frozenset(marked["repack"])
+        return {k: v for k, v in marked.items() if v}, frozenset(marked["repack"] | marked["rekey"])
 
     def _redundant_files(self, packs: _Packs, doomed: frozenset[bytes], to_delete: frozenset[bytes]) -> list[str]:
         """Index files that may go with this mark: those listing no pack of an earlier mark

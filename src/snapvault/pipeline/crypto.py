@@ -23,7 +23,7 @@ know. As for codecs, the set is closed: a repository must open without plugins.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import ClassVar, Protocol
 
@@ -77,12 +77,15 @@ class AEADSealer:
     key: bytes = field(repr=False)
     name: str = "aes-256-gcm"
     overhead: int = _SALT + _NONCE + _TAG
+    #: Encryption keys retired by a key rotation, newest first: objects sealed before the
+    #: rotation still open (each tried after ``key`` fails), nothing new is sealed with them.
+    retired: tuple[bytes, ...] = field(default=(), repr=False)
     RANDOM_BYTES: ClassVar[int] = _SALT + _NONCE
     # Resolved from the name once here, not looked up again for every blob.
     _cipher: _Cipher = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if len(self.key) != 32:
+        if len(self.key) != 32 or any(len(k) != 32 for k in self.retired):
             raise ConfigError("encryption key must be 32 bytes")
         entry = AEAD_TABLE.by_name.get(self.name)
         cipher = None if entry is None else entry.cipher
@@ -124,7 +127,20 @@ class AEADSealer:
         try:
             return self._aead(salt).decrypt(bytes(nonce), body, ad)
         except InvalidTag:
-            raise IntegrityError("authentication failed: the object was altered or the key is wrong") from None
+            pass
+        # No key ID is stored: the tag tells which key sealed an object (a wrong key fails it
+        # but with probability 2^-128), so retired keys are tried, newest first.
+        for old in self.retired:
+            try:
+                subkey = blake3.blake3(salt, key=old).digest()
+                return self._cipher(subkey).decrypt(bytes(nonce), body, ad)
+            except InvalidTag:
+                continue
+        raise IntegrityError("authentication failed: the object was altered or the key is wrong")
+
+    def current_only(self) -> AEADSealer:
+        """This sealer without its retired keys: opens only what the current key sealed."""
+        return replace(self, retired=())
 
 
 @dataclass(frozen=True)
@@ -263,12 +279,15 @@ def aead_from_name(name: str) -> Aead:
     return AEAD_TABLE.from_name(name)
 
 
-def make_sealer(name: str, key: bytes) -> AEADSealer | PlainSealer:
-    """Return the sealer called ``name`` with ``key``.
+def make_sealer(name: str, key: bytes, retired: tuple[bytes, ...] = ()) -> AEADSealer | PlainSealer:
+    """Return the sealer called ``name`` with ``key`` (and the ``retired`` keys it still opens with).
 
     Raises
     ------
     ConfigError
         If ``name`` is not in :data:`AEAD_TABLE`, or ``key`` is not 32 bytes for an AEAD.
     """
-    return aead_from_name(name).sealer(key)
+    sealer = aead_from_name(name).sealer(key)
+    if retired and isinstance(sealer, AEADSealer):
+        return replace(sealer, retired=retired)
+    return sealer

@@ -135,6 +135,10 @@ class RepoConfig:
             raise IntegrityError(f"repository config is malformed: {e}") from e
 
 
+#: The most retired encryption keys a master key may carry (rotations not yet rewritten).
+MAX_RETIRED_KEYS = 16
+
+
 @dataclass(frozen=True)
 class MasterKeys:
     """The repository's secrets.
@@ -147,18 +151,21 @@ class MasterKeys:
     id_key: bytes = field(repr=False)
     chunker_seed: int = field(repr=False)
     config_hash: bytes = b""
+    #: Encryption keys a rotation retired, newest first: still opening what they sealed until
+    #: ``key rotate --rewrite`` has re-sealed it all and drops them.
+    retired_keys: tuple[bytes, ...] = field(default=(), repr=False)
 
     def to_json(self) -> bytes:
         """Serialise for sealing into a key file (or the config of an unencrypted repo)."""
-        return json.dumps(
-            {
-                "encryption_key": b64e(self.encryption_key),
-                "id_key": b64e(self.id_key),
-                "chunker_seed": self.chunker_seed,
-                "config_hash": self.config_hash.hex(),
-            },
-            sort_keys=True,
-        ).encode()
+        doc: dict[str, Any] = {
+            "encryption_key": b64e(self.encryption_key),
+            "id_key": b64e(self.id_key),
+            "chunker_seed": self.chunker_seed,
+            "config_hash": self.config_hash.hex(),
+        }
+        if self.retired_keys:
+            doc["retired_encryption_keys"] = [b64e(k) for k in self.retired_keys]
+        return json.dumps(doc, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> MasterKeys:
@@ -170,13 +177,16 @@ class MasterKeys:
                 id_key=b64d(d["id_key"]),
                 chunker_seed=int(d["chunker_seed"]),
                 config_hash=bytes.fromhex(d["config_hash"]),
+                retired_keys=tuple(b64d(k) for k in d.get("retired_encryption_keys", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError, OverflowError) as e:
             if isinstance(e, IntegrityError):
                 raise
             raise IntegrityError(f"master key is malformed: {e}") from e
-        if len(keys.encryption_key) != 32 or len(keys.id_key) != 32:
+        if len(keys.encryption_key) != 32 or len(keys.id_key) != 32 or any(len(k) != 32 for k in keys.retired_keys):
             raise IntegrityError("master key has the wrong length")
+        if len(keys.retired_keys) > MAX_RETIRED_KEYS:
+            raise IntegrityError(f"master key lists more than {MAX_RETIRED_KEYS} retired keys")
         if not 0 <= keys.chunker_seed < 1 << 63:
             raise IntegrityError("master key has a chunker_seed outside [0, 2**63)")
         return keys

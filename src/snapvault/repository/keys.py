@@ -24,14 +24,22 @@ takes a lock: two removals racing on a repository with two key files can remove 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from snapvault.errors import ConfigError, IntegrityError, ObjectNotFound, UnsupportedFormat
+from snapvault.errors import ConfigError, IntegrityError, ObjectNotFound, SnapvaultError, UnsupportedFormat
 from snapvault.pipeline.ids import object_hash
 from snapvault.repository import layout
-from snapvault.repository.config import KdfParams, KeyFileHeader, check_label, read_key_file_header, seal_key_file
+from snapvault.repository.config import (
+    MAX_RETIRED_KEYS,
+    KdfParams,
+    KeyFileHeader,
+    MasterKeys,
+    check_label,
+    open_key_file,
+    read_key_file_header,
+    seal_key_file,
+)
 from snapvault.repository.repo import Repository, get_named
 
 __all__ = [
@@ -41,10 +49,13 @@ __all__ = [
     "KeyRemovalRefused",
     "add_key",
     "change_password",
+    "drop_retired_keys",
     "list_keys",
     "remove_key",
     "require_encrypted",
     "resolve_key",
+    "rotate_key",
+    "settle_key_files",
 ]
 
 _HEX = frozenset("0123456789abcdef")
@@ -301,10 +312,7 @@ def remove_key(repo: Repository, key_id: str, *, force: bool = False) -> None:
             f"key {target.short_id} is the last key file that can open the repository; add another first",
             key_id=target.id,
         )
-    try:
-        repo.store.delete(_key(target.id))
-    except ObjectNotFound:
-        raise KeyNotFound(f"key file {target.id} was removed meanwhile", key_id=key_id) from None
+    repo.delete_key(_key(target.id))
 
 
 def change_password(
@@ -363,6 +371,119 @@ def change_password(
     repo.key_id = info.id
     if exists and info.id != old_id:
         # Removed meanwhile is fine: the old password opens nothing either way.
-        with contextlib.suppress(ObjectNotFound):
-            repo.store.delete(_key(old_id))
+        repo.delete_key(_key(old_id))
     return replace(info, current=True)
+
+
+def _rewrap(repo: Repository, keys: MasterKeys, password: str | bytes, *, now: datetime) -> tuple[KeyInfo, list[str]]:
+    """Write a key file for ``keys`` under ``password`` (the current key file's label and
+    Argon2 parameters), read it back, then delete every other key file; return it and the
+    IDs deleted. The password must open the current key file: nothing is written otherwise."""
+    secret = _password_bytes(password)
+    if repo.key_id is None:
+        raise ConfigError("this handle was not opened from a key file")
+    current = get_named(repo.store, _key(repo.key_id))
+    open_key_file(current, secret)  # WrongPassword unless it is this key's password
+    header = read_key_file_header(current, encrypted=True)
+    data = seal_key_file(
+        keys,
+        secret,
+        header.kdf or KdfParams(),
+        salt=repo.random(16),
+        random=repo.random(28),
+        aead=repo.config.encryption,
+        label=header.label,
+        created=now,
+    )
+    key_id = object_hash(data).hex()
+    repo.store.put_if_absent(_key(key_id), data)
+    if get_named(repo.store, _key(key_id)) != data:
+        raise IntegrityError(f"{_key(key_id)} did not read back as written", key=_key(key_id))
+    removed = [k.id for k in list_keys(repo) if k.id != key_id]
+    for old in removed:
+        repo.delete_key(_key(old))
+    repo.use_master_keys(keys, key_id)
+    return KeyInfo(key_id, header.label, now.astimezone(UTC), header.kdf, True), removed
+
+
+def settle_key_files(repo: Repository, password: str | bytes) -> int:
+    """Finish a rotation or re-wrap that was interrupted between writing the new key file and
+    deleting the old ones; return how many key files were removed.
+
+    Of the key files ``password`` opens, one whose master keys are an earlier state of this
+    handle's (its key is retired here, or it is this key still listing more retired keys) is
+    deleted; one that is a later state (this handle's key is retired there) is adopted: the
+    handle switches to it and its own key file, now the earlier state, is deleted. Key files
+    of other passwords are left alone (:func:`rotate_key` asks for ``force`` for those).
+    """
+    secret = _password_bytes(password)
+    removed = 0
+    for info in list_keys(repo):
+        if info.id == repo.key_id or not info.readable:
+            continue
+        try:
+            theirs = open_key_file(get_named(repo.store, _key(info.id)), secret)
+        except (SnapvaultError, ValueError):
+            continue  # another password's key file, or unreadable
+        ours = repo.master_keys
+        if theirs.id_key != ours.id_key:
+            continue
+        if ours.encryption_key in theirs.retired_keys:
+            old_id = repo.key_id
+            repo.use_master_keys(theirs, info.id)
+            if old_id is not None:
+                repo.delete_key(_key(old_id))
+                removed += 1
+        elif theirs.encryption_key in ours.retired_keys or (
+            theirs.encryption_key == ours.encryption_key and set(theirs.retired_keys) >= set(ours.retired_keys)
+        ):
+            repo.delete_key(_key(info.id))
+            removed += 1
+    return removed
+
+
+def rotate_key(repo: Repository, password: str | bytes, *, force: bool = False, now: datetime) -> KeyInfo:
+    """Give the repository a new master encryption key; the old one is retired.
+
+    Everything written from now on is sealed with the new key; what the old key sealed still
+    opens (the master keys list it as retired) until :func:`~snapvault.maintenance.rekey.rewrite`
+    re-seals it and drops it. Blob IDs and chunking stay the same, so deduplication goes on.
+    The key file in use is replaced by one holding the new master keys (same password, label
+    and Argon2 parameters); every other key file wraps the old master keys only, so it is
+    removed, which takes ``force`` (add those passwords again with :func:`add_key`).
+
+    Raises
+    ------
+    KeyRemovalRefused
+        If other key files exist and ``force`` is False.
+    WrongPassword
+        If ``password`` does not open the key file in use.
+    ConfigError
+        If the repository is unencrypted, or already carries the most retired keys.
+    AppendOnlyError
+        If the handle is append-only (old key files are deleted).
+    """
+    require_encrypted(repo, "rotate the key")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ConfigError("now must be timezone-aware (a datetime with tzinfo)")
+    settle_key_files(repo, password)
+    others = [k for k in list_keys(repo) if k.id != repo.key_id]
+    if others and not force:
+        raise KeyRemovalRefused(
+            f"{len(others)} other key file(s) hold the old key and would be removed "
+            f"({', '.join(k.short_id for k in others)}); pass force (--force) and add them again afterwards",
+            key_id=others[0].id,
+        )
+    old = repo.master_keys
+    if len(old.retired_keys) >= MAX_RETIRED_KEYS:
+        raise ConfigError(f"{MAX_RETIRED_KEYS} rotations are not rewritten yet: run key rotate --rewrite first")
+    new = replace(old, encryption_key=repo.random(32), retired_keys=(old.encryption_key, *old.retired_keys))
+    info, _ = _rewrap(repo, new, password, now=now)
+    return info
+
+
+def drop_retired_keys(repo: Repository, password: str | bytes, *, now: datetime) -> KeyInfo:
+    """After a rewrite: re-wrap the master keys without the retired keys, so they open nothing."""
+    new = replace(repo.master_keys, retired_keys=())
+    info, _ = _rewrap(repo, new, password, now=now)
+    return info

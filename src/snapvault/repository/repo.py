@@ -142,7 +142,7 @@ class Repository:
         #: (None only for a handle built directly).
         self.key_id: str | None = None
         self.random = random
-        self.sealer: AEADSealer | PlainSealer = make_sealer(config.encryption, keys.encryption_key)
+        self.sealer: AEADSealer | PlainSealer = make_sealer(config.encryption, keys.encryption_key, keys.retired_keys)
         self.chunker = ChunkerParams.from_dict(config.chunker.to_dict(), seed=keys.chunker_seed)
         self._index: Index | None = None
         self._index_files: set[str] = set()
@@ -505,6 +505,14 @@ class Repository:
             raise
         return session
 
+    def use_master_keys(self, keys: MasterKeys, key_id: str) -> None:
+        """Switch this handle to ``keys`` (a rotation's): new objects are sealed with its key."""
+        if keys.id_key != self.master_keys.id_key or keys.chunker_seed != self.master_keys.chunker_seed:
+            raise ConfigError("a rotation keeps the content parameters (id_key, chunker_seed)")
+        self.master_keys = keys
+        self.sealer = make_sealer(self.config.encryption, keys.encryption_key, keys.retired_keys)
+        self.key_id = key_id
+
     def delete_key(self, key: str) -> None:
         """Delete one object (a missing one is fine).
 
@@ -629,7 +637,9 @@ class Repository:
         """``length`` bytes of a pack from ``offset`` (fewer at its end)."""
         return self.store.get_range(pack_key(pack_id), offset, length)
 
-    def read_pack_header(self, pack_id: bytes, size: int) -> list[PackEntry]:
+    def read_pack_header(
+        self, pack_id: bytes, size: int, sealer: AEADSealer | PlainSealer | None = None
+    ) -> list[PackEntry]:
         """Read, open and parse the header of a stored pack of ``size`` bytes: two ranged
         reads (the trailer, then the header), the header's length checked against the format's
         limit before it is read.
@@ -642,7 +652,7 @@ class Repository:
         tail = self.read_pack_range(pack_id, max(0, size - TRAILER_SIZE), TRAILER_SIZE)
         hlen = header_length(tail, size)
         start = size - TRAILER_SIZE - hlen
-        return read_header(self.sealer, self.read_pack_range(pack_id, start, hlen + TRAILER_SIZE), size)
+        return read_header(sealer or self.sealer, self.read_pack_range(pack_id, start, hlen + TRAILER_SIZE), size)
 
     def pack_header(self, data: bytes | memoryview) -> list[PackEntry]:
         """Open and parse the header of a whole pack held in memory.
