@@ -250,3 +250,38 @@ def test_a_prune_interrupted_at_any_write_leaves_a_usable_repository(
         assert repo.check(read_data=True).ok, n
         _restored(repo, ids[-1], tmp_path / f"o{n}", src)
         shutil.rmtree(repo_dir)
+
+
+def test_prune_removes_temporaries_a_day_old_and_keeps_younger_ones(tmp_path: Path) -> None:
+    import os
+
+    repo = sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF)
+    old = tmp_path / "repo" / "data" / "ab" / ".tmp-0123456789abcdef"
+    young = tmp_path / "repo" / "index" / ".tmp-fedcba9876543210"
+    for f in (old, young):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"half a pack")
+    day_ago = NOW.timestamp() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    os.utime(young, (NOW.timestamp() - 3600, NOW.timestamp() - 3600))
+    assert repo.prune(now=NOW, dry_run=True).temporaries_removed == 1
+    assert old.exists()
+    assert repo.prune(now=NOW).temporaries_removed == 1
+    assert not old.exists()
+    assert young.exists()
+
+
+def test_temporaries_are_listed_on_an_fsspec_store_too() -> None:
+    import uuid
+
+    import fsspec
+
+    url = f"memory://tmp-{uuid.uuid4().hex}"
+    repo = sv.Repository.init(url, PASSWORD, kdf=FAST_KDF)
+    fs = fsspec.filesystem("memory")
+    fs.pipe(url.removeprefix("memory://") + "/index/.tmp-0011", b"x")
+    [(key, mtime)] = repo.temporaries()
+    assert key.endswith("index/.tmp-0011")
+    assert abs(mtime - datetime.now(UTC).timestamp()) < 3600
+    assert repo.prune(now=datetime.now(UTC) + timedelta(days=2)).temporaries_removed == 1
+    assert repo.temporaries() == []

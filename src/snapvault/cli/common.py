@@ -288,6 +288,17 @@ def report(result: PruneResult, *, as_json: bool) -> None:
             f"waiting: {result.deferred.packs} pack(s), {_mib(result.deferred.bytes)} marked by an earlier prune "
             f"({result.live_writers} writer(s) still running across the mark)"
         )
+    cleaned = [
+        f"{n} {what}"
+        for n, what in (
+            (result.policy_records_removed, "superseded policy record(s)"),
+            (result.writer_records_removed, "writer record(s) of crashed backups"),
+            (result.temporaries_removed, "leftover .tmp file(s)"),
+        )
+        if n
+    ]
+    if cleaned:
+        click.echo(f"{'would remove' if result.dry_run else 'removed'}: {', '.join(cleaned)}")
     if result.rescued:
         click.echo(f"rescued: {result.rescued} marked pack(s) that a newer snapshot uses were kept")
     for note in result.notes:

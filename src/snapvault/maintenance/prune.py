@@ -55,6 +55,8 @@ __all__ = ["PruneRepository", "PruneResult", "ReasonStats", "prune"]
 #: The shortest writer timeout a prune accepts: a running writer refreshes its record every
 #: 10 minutes, and the rest is the clock skew tolerated between machines.
 MIN_WRITER_TIMEOUT = timedelta(minutes=30)
+#: ``.tmp-*`` files older than this are leftovers of killed writers, and a prune removes them.
+TEMPORARY_AGE = timedelta(hours=24)
 
 
 class PruneRepository(SinkRepository, RecordStore, Protocol):
@@ -115,6 +117,10 @@ class PruneRepository(SinkRepository, RecordStore, Protocol):
         """Packs quarantined as damaged."""
         ...
 
+    def temporaries(self) -> list[tuple[str, float]]:
+        """``(key, mtime)`` of leftover ``.tmp-*`` files."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReasonStats:
@@ -151,6 +157,7 @@ class PruneResult:
     policy_records_removed: int
     writer_records_removed: int
     live_writers: int
+    temporaries_removed: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -372,6 +379,7 @@ class _Run:
             else:
                 self.notes.append(f"{len(live_writers)} writer(s) running: {len(to_delete)} pack(s) wait for them")
         policies = self._old_policy_records()
+        temporaries = self._old_temporaries()
         for r in stale if not self.dry_run else []:
             repo.delete_key(f"{layout.WRITERS}/{r.name}")
         if self.dry_run:
@@ -405,6 +413,7 @@ class _Run:
             marks_carried_out=self.carried_out,
             policy_records_removed=policies,
             writer_records_removed=0 if self.dry_run else len(stale),
+            temporaries_removed=temporaries,
             live_writers=len(live_writers),
             notes=self.notes,
         )
@@ -553,6 +562,16 @@ class _Run:
             record = json.loads(self.repo.read_sealed(key, QUARANTINE_AD))
             if not {bytes.fromhex(p) for p in record["packs"]} & left:
                 self.repo.delete_key(key)
+
+    def _old_temporaries(self) -> int:
+        """Remove ``.tmp-*`` files older than :data:`TEMPORARY_AGE` (by the store's clock,
+        against ``now``): no writer takes a day between creating one and linking it."""
+        cutoff = self.now.timestamp() - TEMPORARY_AGE.total_seconds()
+        old = [key for key, mtime in self.repo.temporaries() if mtime < cutoff]
+        if not self.dry_run:
+            for key in old:
+                self.repo.delete_key(key)
+        return len(old)
 
     def _old_policy_records(self) -> int:
         """Remove policy records that a newer one of the same name supersedes."""

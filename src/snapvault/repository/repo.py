@@ -625,6 +625,12 @@ class Repository:
             if _is_pack_name(name):
                 yield name, e.size
 
+    def temporaries(self) -> list[tuple[str, float]]:
+        """``(key, mtime)`` of the ``.tmp-*`` files writers left when killed (empty when the
+        store cannot list them); only a prune deletes them, once they are old."""
+        lister = getattr(self.store, "temporaries", None)
+        return [] if lister is None else list(lister(""))
+
     def stray_objects(self) -> list[str]:
         """Keys under ``data/`` that are not named like packs (nothing writes them)."""
         return [e.key for e in self.store.list(layout.DATA) if not _is_pack_name(layout.name_of(e.key))]

@@ -6,6 +6,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
@@ -143,6 +144,27 @@ class FsspecStore:
             rel = path.strip("/")
             yield StoreEntry(rel[len(root) + 1 :] if root else rel, int(info.get("size") or 0))
 
+    def temporaries(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """``(key, mtime)`` of each ``.tmp-*`` object under ``prefix`` (the backend's own time
+        of the object: ``mtime``, ``LastModified``, ``last_modified``, ``updated``)."""
+        prefix = prefix.strip("/")
+        base = self._path(prefix) if prefix else self.root
+        with map_errors(prefix, self._url):
+            self.fs.invalidate_cache(base)
+            try:
+                found = self.fs.find(base, withdirs=False, detail=True)
+            except FileNotFoundError:
+                return
+        root = self.root.strip("/")
+        for path, info in found.items():
+            name = path.rsplit("/", 1)[-1]
+            if info.get("type") == "directory" or not name.startswith(TMP_PREFIX):
+                continue
+            when = _mtime(info)
+            if when is not None:
+                rel = path.strip("/")
+                yield rel[len(root) + 1 :] if root else rel, when
+
     def check_bucket(self) -> None:
         """Raise BucketNotFound if the bucket (container) the root lives in does not exist."""
         bucket = self.root.strip("/").split("/", 1)[0]
@@ -202,3 +224,18 @@ def open_fsspec_store(
     # transient failures (throttling, resets) are retried with backoff.
     store.check_bucket()
     return RetryingStore(store, attempts=retries) if retries > 1 else store
+
+
+def _mtime(info: dict[str, Any]) -> float | None:
+    """An object's modification time from an fsspec ``info`` dict, as a POSIX timestamp."""
+    for field_name in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(field_name)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+    return None

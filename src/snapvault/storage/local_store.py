@@ -167,6 +167,27 @@ class LocalStore:
                         elif not e.name.startswith(TMP_PREFIX):
                             yield StoreEntry(e.path[cut:], e.stat(follow_symlinks=False).st_size)
 
+    def temporaries(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """``(key, mtime)`` of each ``.tmp-*`` file under ``prefix``: what a writer killed
+        between creating and linking a file left (never a repository object)."""
+        prefix = prefix.strip("/")
+        stack = [self._path(prefix) if prefix else self.root]
+        cut = len(self.root) + 1
+        with map_errors(prefix, self.root):
+            while stack:
+                d = stack.pop()
+                try:
+                    it = os.scandir(d)
+                except FileNotFoundError:
+                    continue
+                with it:
+                    for e in it:
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(e.path)
+                        elif e.name.startswith(TMP_PREFIX):
+                            with contextlib.suppress(FileNotFoundError):
+                                yield e.path[cut:], e.stat(follow_symlinks=False).st_mtime
+
     def delete(self, key: str) -> None:
         with map_errors(key, self.root):
             os.unlink(self._path(key))

@@ -65,6 +65,10 @@ class _Wrapper:
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 
+    def temporaries(self, prefix: str) -> Iterator[tuple[str, float]]:
+        lister = getattr(self.inner, "temporaries", None)
+        return iter(()) if lister is None else lister(prefix)
+
 
 class ReadOnlyStore(_Wrapper):
     """Refuses every write with :class:`AccessDenied`."""
