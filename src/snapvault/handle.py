@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from snapvault.maintenance.repair import RepairIndexResult, RepairSnapshotsResult
     from snapvault.policy.model import Policy
     from snapvault.policy.records import BrokenPolicy
+    from snapvault.policy.selection import ForgetGroup
     from snapvault.repository.config import KdfParams
     from snapvault.repository.keys import KeyInfo
     from snapvault.repository.manifest import Manifest
@@ -151,6 +152,102 @@ class Repository(_FormatRepository):
         from snapvault.policy.records import remove_policy
 
         remove_policy(self, name, now or datetime.now(UTC))
+
+    # -- selecting, forgetting and re-tagging snapshots ------------------------------------
+
+    def forget(
+        self,
+        snapshots: Iterable[str] | None = None,
+        *,
+        keep_last: int | None = None,
+        keep_hourly: int | None = None,
+        keep_daily: int | None = None,
+        keep_weekly: int | None = None,
+        keep_monthly: int | None = None,
+        keep_yearly: int | None = None,
+        keep_within: timedelta | str | None = None,
+        keep_tags: Iterable[str] = (),
+        timezone: str = "UTC",
+        hosts: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        paths: Iterable[str] = (),
+        policy: str | None = None,
+        group_by: Iterable[str] = ("host", "paths"),
+        now: datetime | None = None,
+        dry_run: bool = False,
+    ) -> list[ForgetGroup]:
+        """Remove snapshots by ID, or by retention rules given here rather than in a policy.
+
+        See :func:`snapvault.policy.selection.forget_snapshots`. The ``keep_*`` rules (GFS
+        buckets in ``timezone``) apply per group (``group_by``: ``host``, ``paths``,
+        ``tags``) to every snapshot the filters select (``hosts``, ``tags`` as
+        comma-separated groups, ``paths``, ``policy``), policy-made or not; a snapshot any
+        rule keeps stays. ``snapshots`` are IDs, unique prefixes or ``latest`` (the newest
+        the filters select). Only manifests go; the data stays until :meth:`prune`.
+
+        Returns
+        -------
+        list of ForgetGroup
+            Per group, the decision (keep and remove, with reasons) and what was removed.
+
+        Raises
+        ------
+        ConfigError
+            If both or neither of IDs and rules are given, or a rule is invalid.
+        SnapshotNotFound, AmbiguousSnapshot
+            If an ID matches no snapshot or several (nothing is removed).
+        AppendOnlyError
+            If this handle is append-only (a dry run is allowed).
+        """
+        from snapvault.policy.selection import SnapshotFilter, adhoc_strategy, forget_snapshots
+
+        rules = adhoc_strategy(
+            keep_last=keep_last,
+            keep_hourly=keep_hourly,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            keep_monthly=keep_monthly,
+            keep_yearly=keep_yearly,
+            keep_within=keep_within,
+            keep_tags=keep_tags,
+            timezone=timezone,
+        )
+        return forget_snapshots(
+            self,
+            snapshots,
+            rules=rules,
+            where=SnapshotFilter(hosts=hosts, tags=tags, paths=paths, policy=policy),
+            group_by=group_by,
+            now=now or datetime.now(UTC),
+            dry_run=dry_run,
+        )
+
+    def tag(
+        self,
+        snapshot: str | Manifest,
+        *,
+        add: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        set: Iterable[str] | None = None,
+    ) -> Manifest:
+        """Change a snapshot's tags; see :func:`snapvault.policy.selection.retag`.
+
+        A new manifest with the new tags (every other field as it was, plus
+        ``retagged_from``: the snapshot's first ID) is saved, then the old one is deleted.
+        Unchanged tags write nothing. Returns the new (or unchanged) manifest.
+
+        Raises
+        ------
+        ConfigError
+            If no change is asked for, or ``set`` is combined with ``add``/``remove``.
+        SnapshotNotFound, AmbiguousSnapshot
+            If ``snapshot`` names no snapshot or several.
+        AppendOnlyError
+            If this handle is append-only; nothing is written.
+        """
+        from snapvault.policy.selection import retag
+
+        return retag(self, snapshot, add=add, remove=remove, set=set)
 
     # -- lifecycle -------------------------------------------------------------------------
 
