@@ -15,12 +15,14 @@ import click
 
 from snapvault.cli import exits, key_cmds, policy_cmds, prune_cmds, repair_cmds, repo_cmds, snapshot_cmds
 from snapvault.cli.common import Context, parse_options
+from snapvault.cli.tag_cmds import tag
 
 # In the order README's "Command line" section lists them; ``--help`` sorts them by name.
 COMMANDS: tuple[click.Command, ...] = (
     repo_cmds.init,
     snapshot_cmds.backup,
     snapshot_cmds.snapshots,
+    tag,
     snapshot_cmds.restore,
     snapshot_cmds.ls_cmd,
     repo_cmds.check,

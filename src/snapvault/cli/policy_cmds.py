@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from snapvault.handle import Repository
     from snapvault.policy.model import Policy
     from snapvault.policy.records import BrokenPolicy
+    from snapvault.policy.retention import Decision
 
 
 def _now() -> datetime:
@@ -337,8 +338,37 @@ def due(obj: Context, run_due: bool, as_json: bool) -> Outcome:
     return worst(outcomes)
 
 
+def _rule_options(f: Any) -> Any:
+    """The ad-hoc retention rules and the selection of ``forget ID...|--keep-*``."""
+    decorators = [
+        click.option("--keep-last", type=int, help="Keep the N newest snapshots of each group."),
+        click.option("--keep-hourly", type=int),
+        click.option("--keep-daily", type=int),
+        click.option("--keep-weekly", type=int),
+        click.option("--keep-monthly", type=int),
+        click.option("--keep-yearly", type=int),
+        click.option("--keep-within", help="Keep snapshots newer than this: 7d, 36h, 2w."),
+        click.option("--keep-tag", multiple=True, help="Keep snapshots with this tag; repeatable."),
+        click.option("--timezone", default="UTC", show_default=True, help="IANA timezone of the calendar buckets."),
+        click.option("--host", "hosts", multiple=True, help="Only snapshots of this host; repeatable: any."),
+        click.option("--tag", "tags", multiple=True, help="Only snapshots with these tags (a,b: both); repeatable."),
+        click.option("--path", "paths", multiple=True, help="Only snapshots holding this path; repeatable: all."),
+        click.option(
+            "--group-by", default="host,paths", show_default=True, help="Apply the rules per group of host,paths,tags."
+        ),
+    ]
+    for decorate in reversed(decorators):
+        f = decorate(f)
+    return f
+
+
+_RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within")
+
+
 @click.command()
-@click.option("--policy", "policy_name", help="Only this policy.")
+@click.argument("snapshot_ids", nargs=-1, metavar="[SNAPSHOT]...")
+@click.option("--policy", "policy_name", help="Only this policy (with IDs or --keep-*: only its snapshots).")
+@_rule_options
 @click.option("--dry-run", is_flag=True, help="Show the decisions; remove nothing.")
 @click.option("--prune", "then_prune", is_flag=True, help="Then prune: free the data no snapshot uses any more.")
 @prune_options
@@ -346,48 +376,40 @@ def due(obj: Context, run_due: bool, as_json: bool) -> Outcome:
 @click.pass_obj
 def forget(
     obj: Context,
+    /,
+    snapshot_ids: tuple[str, ...],
     policy_name: str | None,
     dry_run: bool,
     then_prune: bool,
     max_repack: str,
     max_unused: str,
     as_json: bool,
+    **rules: Any,
 ) -> Outcome:
-    """Remove the snapshots each policy's retention does not keep (data stays until a prune,
-    or goes at once with --prune).
+    """Remove snapshots: those each policy's retention does not keep, those named by ID, or
+    those --keep-* rules do not keep (data stays until a prune, or goes at once with --prune).
 
-    A policy that cannot be read here is skipped, named on stderr, and the exit code is 1
-    (and --prune does not run: an unreadable policy may be one that keeps snapshots).
+    Without IDs or --keep-* rules, each stored policy's retention is applied to its snapshots;
+    a policy that cannot be read here is skipped, named on stderr, and the exit code is 1 (and
+    --prune does not run: an unreadable policy may be one that keeps snapshots). --keep-*
+    rules apply to every snapshot --host/--tag/--path/--policy select, per --group-by group
+    (default host,paths); a snapshot any rule keeps stays.
     """
-    from snapvault import forget as do_forget
-
+    adhoc = bool(snapshot_ids) or any(rules[k] is not None for k in _RULES) or bool(rules["keep_tag"])
+    repo_filters = rules["hosts"] or rules["tags"] or rules["paths"]
+    if not adhoc and repo_filters:
+        fail("--host, --tag and --path select snapshots for IDs or --keep-* rules; give one of those")
     repo = obj.open()
-    results = do_forget(repo, policy=policy_name, now=_now(), dry_run=dry_run)
-    # With --policy, forget has already read that one policy or failed.
-    outcome = Outcome.DONE if policy_name else _report_broken(repo.broken_policies())
-    if as_json:
-        rows = [
-            {
-                "policy": r.policy,
-                "keep": list(r.decision.keep),
-                "remove": list(r.decision.remove),
-                "reasons": {k: list(v) for k, v in r.decision.reasons.items()},
-                "removed": r.removed,
-            }
-            for r in results
-        ]
-        if not then_prune:
-            click.echo(json.dumps(rows, indent=2))
+    rows: list[dict[str, Any]]
+    if adhoc:
+        rows = _forget_adhoc(repo, snapshot_ids, policy_name, dry_run, as_json, rules)
+        outcome = Outcome.DONE
     else:
-        for r in results:
-            for sid in r.decision.keep:
-                click.echo(f"{r.policy}: keep   {sid[:8]}  {', '.join(r.decision.reasons[sid])}")
-            for sid in r.decision.remove:
-                verb = "would remove" if dry_run else "remove"
-                click.echo(f"{r.policy}: {verb} {sid[:8]}  {', '.join(r.decision.reasons[sid])}")
-        if not results:
-            click.echo("no policy with a retention rule")
-    if then_prune and outcome == Outcome.DONE:
+        rows, outcome = _forget_policies(repo, policy_name, dry_run, as_json)
+    if not then_prune:
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+    elif outcome == Outcome.DONE:
         from dataclasses import asdict
 
         result = repo.prune(
@@ -401,6 +423,70 @@ def forget(
         else:
             report(result, as_json=False)
     return outcome
+
+
+def _decision_lines(label: str, decision: Decision, dry_run: bool) -> None:
+    for sid in decision.keep:
+        click.echo(f"{label}: keep   {sid[:8]}  {', '.join(decision.reasons[sid])}")
+    verb = "would remove" if dry_run else "remove"
+    for sid in decision.remove:
+        click.echo(f"{label}: {verb} {sid[:8]}  {', '.join(decision.reasons[sid])}")
+
+
+def _decision_json(decision: Decision, removed: list[str]) -> dict[str, Any]:
+    return {
+        "keep": list(decision.keep),
+        "remove": list(decision.remove),
+        "reasons": {k: list(v) for k, v in decision.reasons.items()},
+        "removed": removed,
+    }
+
+
+def _forget_policies(
+    repo: Repository, policy_name: str | None, dry_run: bool, as_json: bool
+) -> tuple[list[dict[str, Any]], Outcome]:
+    """The policy form: each stored policy's retention over its own snapshots."""
+    from snapvault import forget as do_forget
+
+    results = do_forget(repo, policy=policy_name, now=_now(), dry_run=dry_run)
+    # With --policy, forget has already read that one policy or failed.
+    outcome = Outcome.DONE if policy_name else _report_broken(repo.broken_policies())
+    if not as_json:
+        for r in results:
+            _decision_lines(r.policy, r.decision, dry_run)
+        if not results:
+            click.echo("no policy with a retention rule")
+    return [{"policy": r.policy, **_decision_json(r.decision, r.removed)} for r in results], outcome
+
+
+def _forget_adhoc(
+    repo: Repository,
+    snapshot_ids: tuple[str, ...],
+    policy_name: str | None,
+    dry_run: bool,
+    as_json: bool,
+    rules: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """IDs or --keep-* rules, per group of the selected snapshots."""
+    results = repo.forget(
+        list(snapshot_ids) or None,
+        **{k: rules[k] for k in _RULES},
+        keep_tags=rules["keep_tag"],
+        timezone=rules["timezone"],
+        hosts=rules["hosts"],
+        tags=rules["tags"],
+        paths=[os.path.abspath(p) for p in rules["paths"]],
+        policy=policy_name,
+        group_by=rules["group_by"],
+        now=_now(),
+        dry_run=dry_run,
+    )
+    if not as_json:
+        for r in results:
+            _decision_lines(r.group.label(), r.decision, dry_run)
+        if not results:
+            click.echo("no snapshot selected")
+    return [{"group": r.group.to_json(), **_decision_json(r.decision, r.removed)} for r in results]
 
 
 @click.command()

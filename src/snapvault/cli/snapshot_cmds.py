@@ -44,13 +44,48 @@ def backup(
     return report_backup(m, as_json)
 
 
+def _filter_options(f: Any) -> Any:
+    """--host, --tag, --path (repeatable) and --policy: which snapshots a command looks at."""
+    for decorate in (
+        click.option("--policy", "policy_name", help="Only snapshots made by this policy."),
+        click.option("--path", "paths", multiple=True, help="Only snapshots holding this path; repeatable: all."),
+        click.option("--tag", "tags", multiple=True, help="Only snapshots with these tags (a,b: both); repeatable."),
+        click.option("--host", "hosts", multiple=True, help="Only snapshots of this host; repeatable: any."),
+    ):
+        f = decorate(f)
+    return f
+
+
 @click.command()
+@_filter_options
+@click.option(
+    "--latest", type=click.IntRange(min=1), help="Only the N newest of each host and paths group (as restic's)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.pass_obj
-def snapshots(obj: Context, as_json: bool) -> Outcome:
-    """List snapshots, oldest first (one that cannot be read is named on stderr; exit code 1)."""
+def snapshots(
+    obj: Context,
+    hosts: tuple[str, ...],
+    tags: tuple[str, ...],
+    paths: tuple[str, ...],
+    policy_name: str | None,
+    latest: int | None,
+    as_json: bool,
+) -> Outcome:
+    """List snapshots, oldest first (one that cannot be read is named on stderr; exit code 1).
+
+    --host, --tag, --path and --policy select; --latest N then keeps the N newest of each
+    group of snapshots sharing host and paths.
+    """
+    import os
+
+    from snapvault.policy.selection import SnapshotFilter, latest_per_group, select
+
+    where = SnapshotFilter(hosts, tags, [os.path.abspath(p) for p in paths], policy_name)
     repo = obj.open()
-    snaps = repo.snapshots()
+    snaps = select(repo.snapshots(), where)
+    if latest is not None:
+        snaps = latest_per_group(snaps, latest)
     unreadable = repo.unreadable_snapshots()
     for sid, err in unreadable:
         click.echo(f"snapshot {sid}: error: cannot be read: {' '.join(str(err).split())}", err=True)
