@@ -51,15 +51,15 @@ def tag(
 
     if not (add or remove or set_):
         fail("give --add, --remove or --set")
+    new_set = _split(set_) if set_ else None
+    if new_set is not None and (add or remove):
+        raise ConfigError("--set replaces every tag; it cannot be combined with --add or --remove")
     where = SnapshotFilter(hosts, tags, [os.path.abspath(p) for p in paths], policy_name)
     repo = obj.open()
     if snapshot_ids:
         targets = list({m.id: m for m in (find_snapshot(repo, ref, where) for ref in snapshot_ids)}.values())
     else:
         targets = select(repo.snapshots(), where)
-    new_set = _split(set_) if set_ else None
-    if new_set is not None and (add or remove):
-        raise ConfigError("--set replaces every tag; it cannot be combined with --add or --remove")
     rows: list[dict[str, Any]] = []
     for m in targets:
         new = repo.tag(m, add=_split(add), remove=_split(remove), set=new_set)
