@@ -6,17 +6,20 @@ This module and the restorer are the only places that touch the local filesystem
 from __future__ import annotations
 
 import base64
+import grp
 import os
+import pwd
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from snapvault.archiver.sink import BlobSink
 from snapvault.pipeline.blob import MAX_TREE_BLOB
 from snapvault.pipeline.chunker import ChunkerParams, StreamChunker
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.patterns import PathFilter
-from snapvault.pipeline.tree import MAX_DEPTH, Node, depth_error, encode_tree
+from snapvault.pipeline.tree import MAX_DEPTH, MAX_OWNER_NAME, Node, depth_error, encode_tree
 from snapvault.repository.manifest import FileError
 
 __all__ = ["WalkStats", "Walker"]
@@ -59,6 +62,24 @@ def _xattrs(path: str) -> tuple[tuple[str, str], ...]:
             continue
         out.append((name, base64.b64encode(value).decode("ascii")))
     return tuple(out)
+
+
+def _owner_name(lookup: Callable[[int], Any], ident: int) -> str:
+    """The name this machine gives a user or group ID ("" when it has none)."""
+    try:
+        name = lookup(ident)[0]
+    except (KeyError, OverflowError, OSError):
+        return ""
+    # A name the format cannot hold is recorded as unknown: the numeric ID still stands, and
+    # a backup must not fail over what /etc/passwd or a directory service says.
+    if not isinstance(name, str) or not name or "\0" in name:
+        return ""
+    try:
+        if len(name.encode("utf-8", "surrogateescape")) > MAX_OWNER_NAME:
+            return ""
+    except UnicodeEncodeError:
+        return ""
+    return name
 
 
 def _node_type(mode: int) -> str | None:
@@ -128,8 +149,26 @@ class Walker:
         self.progress = progress
         self.should_stop = should_stop
         self.stats = WalkStats()
+        # Owner names by ID, looked up once per backup: a directory service lookup per file
+        # would cost more than reading a small file.
+        self._users: dict[int, str] = {}
+        self._groups: dict[int, str] = {}
 
     # -- nodes ---------------------------------------------------------------------------
+
+    def user_name(self, uid: int) -> str:
+        """The user name of ``uid`` on this machine ("" when it has none), cached for the walk."""
+        name = self._users.get(uid)
+        if name is None:
+            name = self._users[uid] = _owner_name(pwd.getpwuid, uid)
+        return name
+
+    def group_name(self, gid: int) -> str:
+        """The group name of ``gid`` on this machine ("" when it has none), cached for the walk."""
+        name = self._groups.get(gid)
+        if name is None:
+            name = self._groups[gid] = _owner_name(grp.getgrgid, gid)
+        return name
 
     def stat_node(self, name: str, path: str, st: os.stat_result) -> Node | None:
         """Metadata-only node for ``path`` (no content, no subtree)."""
@@ -154,6 +193,8 @@ class Walker:
             target=target,
             rdev=st.st_rdev if ntype in ("chardev", "blockdev") else 0,
             xattrs=_xattrs(path),
+            user=self.user_name(st.st_uid),
+            group=self.group_name(st.st_gid),
         )
 
     def entry(self, name: str, path: str, rel: str, flt: PathFilter, parent: Node | None) -> Node | None:
@@ -333,6 +374,10 @@ class Walker:
             and parent.mode == stat.S_IMODE(st.st_mode)
             and parent.uid == st.st_uid
             and parent.gid == st.st_gid
+            # A parent written before names were recorded, or an ID renamed since: a new node
+            # (the content is still not read again).
+            and parent.user == self.user_name(st.st_uid)
+            and parent.group == self.group_name(st.st_gid)
             and parent.links == st.st_nlink
             and parent.xattrs == _xattrs(path)
         )

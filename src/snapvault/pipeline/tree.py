@@ -10,6 +10,9 @@ directories give identical bytes and so one blob: an unchanged subtree costs not
 
 Decoding validates every name: a hostile repository must not be able to name ``..``, an
 absolute path, a path with ``/`` or NUL, or two entries with one name.
+
+A node records its owner both ways: ``uid``/``gid`` and, where the backup machine knew them,
+the ``user``/``group`` names, so a restore on another machine can map owners by name.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from snapvault.pipeline.blob import MAX_TREE_BLOB
 __all__ = [
     "MAX_DEPTH",
     "MAX_NAME",
+    "MAX_OWNER_NAME",
     "MAX_TARGET",
     "NODE_TYPES",
     "Node",
@@ -58,7 +62,9 @@ class Node(NamedTuple):
     ``content`` lists the hex blob IDs of a file's chunks in order; ``subtree`` is the hex blob
     ID of a directory's tree; ``target`` is a symlink's target; ``rdev`` a device number.
     ``inode``, ``dev`` and ``links`` let a restore recreate hardlinks and let the next backup
-    recognise unchanged files.
+    recognise unchanged files. ``user`` and ``group`` are the owner's names on the machine
+    that was backed up ("" when it had none for the ID): a restore maps them to that
+    machine's IDs where the names exist.
     """
 
     name: str
@@ -77,6 +83,8 @@ class Node(NamedTuple):
     target: str | None = None
     rdev: int = 0
     xattrs: tuple[tuple[str, str], ...] = ()
+    user: str = ""
+    group: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object for this node, leaving out empty fields."""
@@ -95,6 +103,10 @@ class Node(NamedTuple):
             d["target"] = self.target
         if self.xattrs:
             d["xattrs"] = [list(x) for x in self.xattrs]
+        if self.user:
+            d["user"] = self.user
+        if self.group:
+            d["group"] = self.group
         return d
 
 
@@ -106,6 +118,9 @@ _INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "size", "inode", "d
 MAX_NAME = 1024
 #: Most bytes a symlink target may take (Linux's PATH_MAX).
 MAX_TARGET = 4096
+#: Most bytes an owner's user or group name may take (UTF-8 with surrogateescape): Linux
+#: allows 32, directory services more; a backup records a longer name as unknown ("").
+MAX_OWNER_NAME = 256
 
 
 def _encoded_length(text: str) -> int | None:
@@ -148,6 +163,10 @@ def encode_tree(nodes: list[Node]) -> bytes:
             raise UnsafePathError("tree has two entries with one name", path=n.name)
         previous = n.name
         check_shape(n.type, n.content, n.subtree, n.target, n.size, n.rdev)
+        if n.user:
+            _owner_name(n.user, "user")
+        if n.group:
+            _owner_name(n.group, "group")
     body = ",".join(_ENCODER.encode(n.to_json()) for n in ordered)
     return f'{{"nodes":[{body}],"v":{TREE_VERSION}}}'.encode()
 
@@ -211,6 +230,20 @@ def _xattr(item: object) -> tuple[str, str]:
     return name, value
 
 
+def _owner_name(value: object, key: str) -> str:
+    """``value`` if it is a user or group name a tree may hold: text of 1 to MAX_OWNER_NAME
+    bytes with no NUL (a restore hands it to getpwnam/getgrnam, which take C strings)."""
+    if type(value) is not str:
+        raise IntegrityError(f"tree node {key} name is not text: {type(value).__name__}")
+    if not value or "\0" in value:
+        raise IntegrityError(f"tree node {key} name is invalid: {value[:64]!r}")
+    n = _encoded_length(value)
+    if n is None or n > MAX_OWNER_NAME:
+        why = "has no byte form" if n is None else f"is {n} bytes, over the format's limit of {MAX_OWNER_NAME}"
+        raise IntegrityError(f"tree node {key} name {value[:64]!r}... {why}")
+    return value
+
+
 def check_shape(
     t: object, content: tuple[str, ...], subtree: object, target: object, size: int = 0, rdev: int = 0
 ) -> None:
@@ -251,8 +284,23 @@ def _node(d: dict[str, Any]) -> Node:
     target = d.get("target")
     check_shape(t, content, subtree, target, ints.get("size", 0), ints.get("rdev", 0))
     xattrs = tuple(_xattr(x) for x in d["xattrs"]) if "xattrs" in d else ()
+    # Compared, not looked up twice: the common cases (absent, or a short name) cost one get.
+    user = d.get("user", "")
+    if user != "":
+        user = _owner_name(user, "user")
+    group = d.get("group", "")
+    if group != "":
+        group = _owner_name(group, "group")
     return Node(
-        name=validate_name(d["name"]), type=t, content=content, subtree=subtree, target=target, xattrs=xattrs, **ints
+        name=validate_name(d["name"]),
+        type=t,
+        content=content,
+        subtree=subtree,
+        target=target,
+        xattrs=xattrs,
+        user=user,
+        group=group,
+        **ints,
     )
 
 

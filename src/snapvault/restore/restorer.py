@@ -107,6 +107,7 @@ class Restorer:
         stop_on_error: bool = False,
         devices: bool = False,
         setuid: bool = False,
+        numeric_owner: bool = False,
     ) -> RestoreResult:
         """Restore a snapshot into ``target``.
 
@@ -153,6 +154,11 @@ class Restorer:
             Keep the setuid and setgid bits of files, FIFOs and devices. Without it they are
             dropped (the other mode bits, the sticky bit included, are kept) and each entry
             that lost them is counted in ``setuid_dropped``. A directory keeps its setgid bit.
+        numeric_owner : bool
+            As root, give entries their stored numeric user and group IDs. Without it each is
+            mapped by name, as tar does: an entry whose stored user (group) name exists on this
+            machine gets that name's ID here, any other its stored ID. Not as root, entries
+            belong to the user restoring, either way.
 
         Raises
         ------
@@ -205,7 +211,9 @@ class Restorer:
         writes = plan_writes(plan)
         if on_plan is not None:
             on_plan(writes.files, writes.bytes)
-        writer = TargetWriter(target, as_root=self._as_root, devices=devices, setuid=setuid)
+        writer = TargetWriter(
+            target, as_root=self._as_root, devices=devices, setuid=setuid, numeric_owner=numeric_owner
+        )
         try:
             job = _RestoreJob(self, result, writes, writer, progress, should_stop, on_file, stop_on_error=stop_on_error)
             job.run(plan)

@@ -15,13 +15,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import grp
 import itertools
 import os
+import pwd
 import re
 import stat
 import threading
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from snapvault.errors import ConfigError, UnsafePathError
 from snapvault.pipeline.restore_plan import PlannedDir
@@ -142,7 +145,7 @@ class NewFile:
         w = self._writer
         if w.as_root:
             with contextlib.suppress(OSError):
-                os.fchown(fd, node.uid, node.gid)
+                os.fchown(fd, *w.owner(node))
         # After the owner: a change of owner clears the setuid and setgid bits.
         os.fchmod(fd, w.file_mode(node.mode))
         for name, value in node.xattrs:
@@ -179,6 +182,15 @@ ENTRY_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL})
 
 #: Directories of the path from the target down that a restore holds open at most.
 OPEN_PATH = 64
+
+
+def _local_id(lookup: Callable[[str], Any], name: str) -> int:
+    """The ID this machine gives a user or group name, or -1 when it has none."""
+    try:
+        ident = lookup(name)[2]
+    except (KeyError, ValueError, OSError):
+        return -1
+    return ident if isinstance(ident, int) else -1
 
 
 class _Frame:
@@ -222,6 +234,9 @@ class TargetWriter:
         Whether files, FIFOs and devices keep their setuid and setgid bits; without it they
         are dropped (a directory keeps its setgid bit: it makes new entries inherit the
         directory's group, and gives no one more rights).
+    numeric_owner : bool
+        Give entries their stored numeric IDs even where the stored user or group name
+        exists on this machine (see :meth:`owner`).
 
     Its counters (``dirs``, ``symlinks``, ``other``, ``hardlinks``) count what it made; they
     are updated by the thread that walks the plan, which is the one that makes directories,
@@ -229,8 +244,15 @@ class TargetWriter:
     ``setuid_dropped`` counts the entries whose setuid or setgid bits were dropped.
     """
 
-    def __init__(self, target: str, *, as_root: bool, devices: bool = False, setuid: bool = False) -> None:
+    def __init__(
+        self, target: str, *, as_root: bool, devices: bool = False, setuid: bool = False, numeric_owner: bool = False
+    ) -> None:
         self.as_root = as_root
+        self.numeric_owner = numeric_owner
+        # Local IDs by stored name (-1: no such name here), looked up once per restore. Filled
+        # from any thread: a race only looks a name up twice.
+        self._uids: dict[str, int] = {}
+        self._gids: dict[str, int] = {}
         self.devices = as_root and devices
         self.setuid = setuid
         self._mode_mask = 0o7777 if setuid else 0o7777 & ~(stat.S_ISUID | stat.S_ISGID)
@@ -269,6 +291,30 @@ class TargetWriter:
                 self.setuid_dropped += 1
         return kept
 
+    def owner(self, node: Node) -> tuple[int, int]:
+        """The user and group IDs ``node`` is given (as root).
+
+        Each is mapped by name, as tar does: the ID that this machine gives the node's
+        ``user`` (``group``), and the stored ``uid`` (``gid``) where the node has no name or
+        the name does not exist here. With ``numeric_owner`` the stored IDs, always.
+        """
+        uid, gid = node.uid, node.gid
+        if self.numeric_owner:
+            return uid, gid
+        if node.user:
+            local = self._uids.get(node.user)
+            if local is None:
+                local = self._uids[node.user] = _local_id(pwd.getpwnam, node.user)
+            if local >= 0:
+                uid = local
+        if node.group:
+            local = self._gids.get(node.group)
+            if local is None:
+                local = self._gids[node.group] = _local_id(grp.getgrnam, node.group)
+            if local >= 0:
+                gid = local
+        return uid, gid
+
     def makes(self, node_type: str) -> bool:
         """Whether :meth:`special` makes entries of this type (others are skipped)."""
         return node_type in ("symlink", "fifo") or (self.devices and node_type in ("chardev", "blockdev"))
@@ -296,7 +342,7 @@ class TargetWriter:
                 raise ValueError(f"{node.type} is not a type this writer makes")
             if self.as_root:
                 with contextlib.suppress(OSError):
-                    os.chown(tmp, node.uid, node.gid, dir_fd=dfd, follow_symlinks=False)
+                    os.chown(tmp, *self.owner(node), dir_fd=dfd, follow_symlinks=False)
             if node.type != "symlink":
                 os.chmod(tmp, self.file_mode(node.mode), dir_fd=dfd)
             with contextlib.suppress(NotImplementedError, OSError):
@@ -358,7 +404,7 @@ class TargetWriter:
         cfd = handle.fd
         if self.as_root:
             with contextlib.suppress(OSError):
-                os.fchown(cfd, node.uid, node.gid)
+                os.fchown(cfd, *self.owner(node))
         for name, value in node.xattrs:
             with contextlib.suppress(OSError):
                 os.setxattr(cfd, name, base64.b64decode(value))
