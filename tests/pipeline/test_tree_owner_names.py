@@ -78,8 +78,8 @@ def test_names_up_to_the_limit_round_trip(name: str) -> None:
 
 
 @given(
-    user=st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=40),
-    group=st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=40),
+    user=st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=40),
+    group=st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=40),
 )
 @settings(max_examples=60, deadline=None)
 def test_any_text_name_round_trips(user: str, group: str) -> None:
