@@ -460,7 +460,7 @@ def _open_target(materials: list[Material]) -> Target:
         store.put_if_absent(layout.object_key(layout.KEYS, object_hash(key_file).hex()), key_file)
         store.put_if_absent(layout.CONFIG, config)
         repo = snapvault.Repository.open(store.url, PASSWORD if m.repo.encrypted else None, store=store)
-        return repo.config, repo.keys
+        return repo.config, repo.master_keys
 
     seeds = []
     for m in materials:

@@ -564,12 +564,13 @@ def boxes(base: Base, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Box
 
 def test_temporary_names_and_unknown_folders_are_passed_by(base: Base, tmp_path: Path) -> None:
     """``.tmp-`` names are never repository objects and readers skip them; so are folders the
-    format does not know (``deletions/`` is reserved for a future prune)."""
+    format does not know, and a deletion mark that cannot be read does not stop a restore."""
     repo_dir, _, _ = _copy(base, tmp_path)
-    for folder in ("keys", "index", "snapshots", "data/00", "policies", "runs", "quarantine", "deletions"):
+    for folder in ("keys", "index", "snapshots", "data/00", "policies", "runs", "quarantine", "deletions", "writers"):
         (repo_dir / folder).mkdir(parents=True, exist_ok=True)
         (repo_dir / folder / ".tmp-0123abcd").write_bytes(b"half written")
-    (repo_dir / "deletions" / ("ab" * 32)).write_bytes(b"a future format's object")
+    (repo_dir / "future").mkdir()
+    (repo_dir / "future" / ("ab" * 32)).write_bytes(b"a future format's object")
     scene = Scene(tmp_path)
     watch = Watch([tmp_path], target=scene.target)
     jobs = {

@@ -285,3 +285,17 @@ def test_temporaries_are_listed_on_an_fsspec_store_too() -> None:
     assert abs(mtime - datetime.now(UTC).timestamp()) < 3600
     assert repo.prune(now=datetime.now(UTC) + timedelta(days=2)).temporaries_removed == 1
     assert repo.temporaries() == []
+
+
+def test_an_unreadable_deletion_mark_is_reported_and_stops_nothing(tmp_path: Path) -> None:
+    repo, src, ids = _history(tmp_path, days=2)
+    junk = tmp_path / "repo" / "deletions" / ("ab" * 32)
+    junk.parent.mkdir(exist_ok=True)
+    junk.write_bytes(b"not a mark")
+    fresh = sv.Repository.open(str(tmp_path / "repo"), PASSWORD)
+    _restored(fresh, ids[-1], tmp_path, src)
+    report = fresh.check()
+    assert [p.key for p in report.problems] == [f"deletions/{'ab' * 32}"]
+    fresh.delete_snapshot(ids[0])
+    assert fresh.prune(now=NOW).deleted.packs > 0
+    assert junk.exists()

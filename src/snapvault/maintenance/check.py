@@ -63,8 +63,8 @@ class CheckRepository(Protocol):
         """Fetch a tree blob and walk its nodes (a damaged node raises from the iteration)."""
         ...
 
-    def deletion_marks(self) -> dict[str, DeletionMark]:
-        """Every pending deletion mark of a prune, by name."""
+    def deletion_marks(self, unreadable: list[IntegrityError] | None = None) -> dict[str, DeletionMark]:
+        """Every pending deletion mark of a prune, by name (unreadable ones into ``unreadable``)."""
         ...
 
     def stray_objects(self) -> list[str]:
@@ -233,11 +233,14 @@ def _stored_index(repo: CheckRepository, quarantined: frozenset[bytes], report: 
     rewriting the index files that list it, and the next prune finishes. A snapshot that needs
     a blob only that pack held still shows up, as a blob that is not indexed.
     """
+    unreadable: list[IntegrityError] = []
     try:
-        marks = repo.deletion_marks()
+        marks = repo.deletion_marks(unreadable)
     except SnapvaultError as e:
         report.problems.append(Problem("index", f"deletion marks: {e}", key=layout.DELETIONS))
         marks = {}
+    for err in unreadable:
+        report.problems.append(Problem("index", f"deletion mark cannot be read: {err}", key=err.key))
     marked = frozenset().union(*(m.packs for m in marks.values()))
     stored = {bytes.fromhex(name) for name, _ in repo.packs()} if marked else set()
     gone = frozenset(p for p in marked if p not in stored)

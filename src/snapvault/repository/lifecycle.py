@@ -188,13 +188,29 @@ def decode_writer(name: str, data: bytes) -> WriterRecord:
         raise IntegrityError(f"{WRITERS}/{name}: writer record is malformed: {e}", key=f"{WRITERS}/{name}") from None
 
 
-def read_marks(repo: RecordStore, cache: dict[str, DeletionMark] | None = None) -> dict[str, DeletionMark]:
-    """Every deletion mark, by name (``cache`` saves re-reading marks read before)."""
+def read_marks(
+    repo: RecordStore, cache: dict[str, DeletionMark] | None = None, unreadable: list[IntegrityError] | None = None
+) -> dict[str, DeletionMark]:
+    """Every deletion mark, by name (``cache`` saves re-reading marks read before).
+
+    A mark that cannot be read (damaged, foreign) is left out, and added to ``unreadable``:
+    no prune can carry it out either, so its packs are never deleted on its account, and
+    readers have no reason to stop (``check`` reports it).
+    """
     out: dict[str, DeletionMark] = {}
     for key in repo.list_keys(DELETIONS):
         name = key.rsplit("/", 1)[1]
         known = cache.get(name) if cache is not None else None
-        out[name] = known or decode_mark(name, repo.read_sealed(key, DELETION_AD))
+        if known is not None:
+            out[name] = known
+            continue
+        try:
+            out[name] = decode_mark(name, repo.read_sealed(key, DELETION_AD))
+        except ObjectNotFound:
+            continue  # carried out since it was listed
+        except IntegrityError as e:
+            if unreadable is not None:
+                unreadable.append(e)
     return out
 
 
@@ -204,7 +220,8 @@ def read_writers(repo: RecordStore) -> list[WriterRecord]:
     for key in repo.list_keys(WRITERS):
         try:
             out.append(decode_writer(key.rsplit("/", 1)[1], repo.read_sealed(key, WRITER_AD)))
-        except ObjectNotFound:
+        except (ObjectNotFound, IntegrityError):
+            # Ended meanwhile; or damaged or foreign, which no writer of ours wrote.
             continue
     return out
 

@@ -468,9 +468,10 @@ class Repository:
             self._load_index_files(idx, listed)
         return idx
 
-    def deletion_marks(self) -> dict[str, DeletionMark]:
-        """Every pending deletion mark of a prune, by name (see :mod:`snapvault.repository.lifecycle`)."""
-        marks = read_marks(self, self._marks)
+    def deletion_marks(self, unreadable: list[IntegrityError] | None = None) -> dict[str, DeletionMark]:
+        """Every pending deletion mark of a prune, by name (see :mod:`snapvault.repository.lifecycle`);
+        marks that cannot be read are left out (and added to ``unreadable``)."""
+        marks = read_marks(self, self._marks, unreadable)
         self._marks = marks
         return marks
 
