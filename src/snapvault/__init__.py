@@ -80,6 +80,11 @@ if TYPE_CHECKING:
     from snapvault.pipeline.chunker import (
         ChunkerParams as ChunkerParams,
     )
+    from snapvault.policy.selection import (
+        ForgetGroup as ForgetGroup,
+        SnapshotFilter as SnapshotFilter,
+        SnapshotGroup as SnapshotGroup,
+    )
     from snapvault.repository.keys import (
         AmbiguousKey as AmbiguousKey,
         KeyInfo as KeyInfo,
@@ -134,6 +139,7 @@ _PUBLIC: dict[str, str] = {
     "ConfigError": "snapvault.errors",
     "Engine": "snapvault.engine",
     "FileError": "snapvault.repository.manifest",
+    "ForgetGroup": "snapvault.policy.selection",
     "ForgetResult": "snapvault.policy.run",
     "HookError": "snapvault.errors",
     "IntegrityError": "snapvault.errors",
@@ -167,6 +173,8 @@ _PUBLIC: dict[str, str] = {
     "RestoreJob": "snapvault.jobs",
     "RestoreResult": "snapvault.restore.restorer",
     "Restorer": "snapvault.restore.restorer",
+    "SnapshotFilter": "snapvault.policy.selection",
+    "SnapshotGroup": "snapvault.policy.selection",
     "SnapshotNotFound": "snapvault.errors",
     "SnapshotRepair": "snapvault.maintenance.repair",
     "SnapshotStats": "snapvault.repository.manifest",
