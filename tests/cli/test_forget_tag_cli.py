@@ -151,3 +151,18 @@ def test_tag_supersedes_the_manifest_and_skips_unchanged(made: tuple[Cli, dict[s
     assert s["p1"].id in _listed(cli)
     assert s["d1"].id not in _listed(cli)
     assert len(_listed(cli)) == len(s)
+
+
+def test_restore_and_ls_take_latest_of_the_filters(
+    made: tuple[Cli, dict[str, sv.Manifest], str], tmp_path: Path
+) -> None:
+    cli, s, _ = made
+    code, out, err = cli("restore", "latest", "--host", "web", "--tag", "a", "--target", str(tmp_path / "out"))
+    assert code == ExitCode.OK, err
+    assert f"restored snapshot {s['w2'].id[:8]}" in out
+    code, out, err = cli("ls", "latest", "--policy", "nightly", "--json")
+    assert code == ExitCode.OK, err
+    assert json.loads(out)
+    code, _, err = cli("ls", "latest", "--host", "nobody")
+    assert code == ExitCode.ERROR
+    assert "no snapshot matches the filters" in err

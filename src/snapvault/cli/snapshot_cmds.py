@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,15 @@ def _filter_options(f: Any) -> Any:
     return f
 
 
+def _find(
+    repo: Any, ref: str, hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...], policy: str | None
+) -> Any:
+    """The snapshot ``ref`` names; ``latest`` is the newest the filters select."""
+    from snapvault.policy.selection import SnapshotFilter, find_snapshot
+
+    return find_snapshot(repo, ref, SnapshotFilter(hosts, tags, [os.path.abspath(p) for p in paths], policy))
+
+
 @click.command()
 @_filter_options
 @click.option(
@@ -77,8 +87,6 @@ def snapshots(
     --host, --tag, --path and --policy select; --latest N then keeps the N newest of each
     group of snapshots sharing host and paths.
     """
-    import os
-
     from snapvault.policy.selection import SnapshotFilter, latest_per_group, select
 
     where = SnapshotFilter(hosts, tags, [os.path.abspath(p) for p in paths], policy_name)
@@ -113,6 +121,8 @@ def snapshots(
 @click.option("--stop-on-error", is_flag=True, help="Stop at the first damaged file instead of restoring the rest.")
 @click.option("--devices", is_flag=True, help="Make device nodes (as root); without it they are skipped.")
 @click.option("--setuid", is_flag=True, help="Keep setuid and setgid bits; without it they are dropped.")
+@click.option("--numeric-owner", is_flag=True, help="Keep the recorded user and group IDs; do not map them by name.")
+@_filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def restore(
@@ -124,6 +134,11 @@ def restore(
     stop_on_error: bool,
     devices: bool,
     setuid: bool,
+    numeric_owner: bool,
+    hosts: tuple[str, ...],
+    tags: tuple[str, ...],
+    paths: tuple[str, ...],
+    policy_name: str | None,
     as_json: bool,
 ) -> Outcome:
     """Restore SNAPSHOT (ID, unique prefix or 'latest') into --target.
@@ -134,9 +149,10 @@ def restore(
 
     local_target(target)  # a URL is refused before anything is opened or asked for
     repo = obj.open()
+    chosen = _find(repo, snapshot, hosts, tags, paths, policy_name)
     tty = sys.stderr.isatty() and not as_json
     r = Restorer(repo).restore(
-        snapshot,
+        chosen,
         target,
         include=include,
         exclude=exclude,
@@ -144,6 +160,7 @@ def restore(
         stop_on_error=stop_on_error,
         devices=devices,
         setuid=setuid,
+        numeric_owner=numeric_owner,
     )
     clear_progress(tty)
     if as_json:
@@ -192,14 +209,25 @@ def _node_json(rel: str, node: Node) -> dict[str, Any]:
 @click.argument("snapshot")
 @click.argument("path", required=False, default="")
 @click.option("--long", "-l", "long_", is_flag=True, help="Show type, mode, size and time.")
+@_filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of entries.")
 @click.pass_obj
-def ls_cmd(obj: Context, snapshot: str, path: str, long_: bool, as_json: bool) -> None:
+def ls_cmd(
+    obj: Context,
+    snapshot: str,
+    path: str,
+    long_: bool,
+    hosts: tuple[str, ...],
+    tags: tuple[str, ...],
+    paths: tuple[str, ...],
+    policy_name: str | None,
+    as_json: bool,
+) -> None:
     """List the files of SNAPSHOT, optionally below PATH."""
     from snapvault.maintenance.browse import walk_snapshot
 
     repo = obj.open()
-    m = repo.resolve(snapshot)
+    m = _find(repo, snapshot, hosts, tags, paths, policy_name)
     entries = walk_snapshot(repo, m, path)
     if as_json:
         # Streamed, one entry a line: a snapshot of millions of files is never held whole. The
