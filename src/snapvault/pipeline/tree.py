@@ -241,7 +241,16 @@ def _owner_name(value: object, key: str) -> str:
     if n is None or n > MAX_OWNER_NAME:
         why = "has no byte form" if n is None else f"is {n} bytes, over the format's limit of {MAX_OWNER_NAME}"
         raise IntegrityError(f"tree node {key} name {value[:64]!r}... {why}")
+    if len(_VALID_OWNERS) < _VALID_OWNERS_KEPT:
+        _VALID_OWNERS[value] = None
     return value
+
+
+# Names already found valid: a repository has a few owners and every node repeats one, so
+# most nodes' names cost a dict lookup, not a validation (a tenth of decoding a node).
+# Bounded, as a hostile tree could hold a new name in every node.
+_VALID_OWNERS: dict[str, None] = {}
+_VALID_OWNERS_KEPT = 1024
 
 
 def check_shape(
@@ -284,12 +293,12 @@ def _node(d: dict[str, Any]) -> Node:
     target = d.get("target")
     check_shape(t, content, subtree, target, ints.get("size", 0), ints.get("rdev", 0))
     xattrs = tuple(_xattr(x) for x in d["xattrs"]) if "xattrs" in d else ()
-    # Compared, not looked up twice: the common cases (absent, or a short name) cost one get.
+    # The common cases (absent, or a name seen before) cost a get and a lookup or two.
     user = d.get("user", "")
-    if user != "":
+    if user != "" and (type(user) is not str or user not in _VALID_OWNERS):
         user = _owner_name(user, "user")
     group = d.get("group", "")
-    if group != "":
+    if group != "" and (type(group) is not str or group not in _VALID_OWNERS):
         group = _owner_name(group, "group")
     return Node(
         name=validate_name(d["name"]),
