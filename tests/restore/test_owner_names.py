@@ -241,7 +241,6 @@ def test_the_cli_maps_owners_by_name(
     assert _owners(tmp_path / "by-name") == _mapped(stored)
 
 
-@pytest.mark.xfail(strict=True, reason="restore --numeric-owner is not in the CLI yet")
 def test_the_cli_keeps_numbers_with_numeric_owner(
     local_repo: sv.Repository,
     foreign: tuple[sv.Manifest, dict[str, tuple[int, int]]],
