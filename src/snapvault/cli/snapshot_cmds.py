@@ -202,6 +202,10 @@ def _node_json(rel: str, node: Node) -> dict[str, Any]:
         "mtime": mtime.isoformat(),
         "mtime_ns": ns,
         "target": node.target,
+        "uid": node.uid,
+        "gid": node.gid,
+        "user": node.user or None,
+        "group": node.group or None,
     }
 
 
