@@ -1,4 +1,4 @@
-"""The process tests/test_kill9.py kills: a fork server for backup, copy and forget.
+"""The process tests/test_kill9.py kills: a fork server for backup, copy, forget and prune.
 
 It imports the library once, then reads one JSON request a line from stdin. For each it forks
 a child that opens the repository afresh and runs the operation on the real local store; that
@@ -12,6 +12,10 @@ child is the process that dies by SIGKILL, in one of two ways:
   whose key starts with ``prefix``: right before the call, right after it returned, or from a
   timer thread started ``delay`` seconds before the call (so the kill lands inside the write,
   or just after it).
+
+An operation that was not killed answers with the folder of each write it made, in order
+(``writes``) and whether each was a create or a delete (``kinds``): the test plans later kills
+from them.
 
 Forking from a server that has already imported the library makes a fresh process cost a few
 milliseconds instead of the interpreter's start-up, which is what lets a CI run afford
@@ -31,14 +35,17 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import snapvault as sv
 from snapvault.maintenance import copy as _copy  # noqa: F401 - imported before forking, not per child
+from snapvault.maintenance import prune as _prune  # noqa: F401
 from snapvault.policy import run as _run  # noqa: F401
 from snapvault.storage import Capabilities, LocalStore, StoreEntry
+
+_T = TypeVar("_T")
 
 
 class KillStore:
@@ -48,6 +55,7 @@ class KillStore:
         self.inner = inner
         self.plan = plan or {}
         self.writes: list[str] = []
+        self.kinds: list[str] = []
         self._seen = 0
         self._lock = threading.Lock()
 
@@ -77,18 +85,19 @@ class KillStore:
         return self.inner.list(prefix)
 
     def put_if_absent(self, key: str, data: bytes | bytearray) -> bool:
-        return self._write(key, lambda: self.inner.put_if_absent(key, data))
+        return self._write(key, "put", lambda: self.inner.put_if_absent(key, data))
 
     def put_file_if_absent(self, key: str, path: str) -> bool:
-        return self._write(key, lambda: self.inner.put_file_if_absent(key, path))
+        return self._write(key, "put", lambda: self.inner.put_file_if_absent(key, path))
 
     def delete(self, key: str) -> None:
-        self._write(key, lambda: self.inner.delete(key))
+        self._write(key, "delete", lambda: self.inner.delete(key))
 
-    def _write(self, key: str, call: Any) -> Any:
+    def _write(self, key: str, kind: str, call: Callable[[], _T]) -> _T:
         prefix = self.plan.get("prefix")
         with self._lock:
             self.writes.append(key.split("/", 1)[0])
+            self.kinds.append(kind)
             target = prefix is not None and key.startswith(prefix)
             if target:
                 self._seen += 1
@@ -126,9 +135,22 @@ def _operate(req: dict[str, Any]) -> dict[str, Any]:
     elif op == "forget":
         repo, store = _open(req["repo"], pw, plan)
         out = {"removed": [sid for r in sv.forget(repo, now=now) for sid in r.removed]}
+    elif op == "prune":
+        repo, store = _open(req["repo"], pw, plan)
+        pruned = repo.prune(now=now, max_repack=req["max_repack"], max_unused=req.get("max_unused", 0.05))
+        out = {
+            "marks_written": pruned.marks_written,
+            "marks_carried_out": pruned.marks_carried_out,
+            "deleted_packs": pruned.deleted.packs,
+            "deferred_packs": pruned.deferred.packs,
+            "repacked_blobs": pruned.repacked_blobs,
+            "rescued": pruned.rescued,
+            "live_writers": pruned.live_writers,
+        }
     else:
         raise ValueError(f"unknown operation {op!r}")
     out["writes"] = store.writes
+    out["kinds"] = store.kinds
     return out
 
 
