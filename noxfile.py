@@ -71,9 +71,18 @@ def fuzz(session: nox.Session) -> None:
         "SNAPVAULT_FUZZ_EXAMPLES": "10000",
         "SNAPVAULT_FAULT_SCHEDULES": "10000",
         "SNAPVAULT_KILL9_RUNS": "2000",
+        "SNAPVAULT_PRUNE_CONCURRENCY_SEEDS": "20",
     }
     session.run(
-        "python", "-m", "pytest", "tests/fuzz", "tests/test_fault_machine.py", "tests/test_kill9.py", "-q", env=env
+        "python",
+        "-m",
+        "pytest",
+        "tests/fuzz",
+        "tests/test_fault_machine.py",
+        "tests/test_kill9.py",
+        "tests/test_prune_concurrency.py",
+        "-q",
+        env=env,
     )
     try:
         session.install("atheris")

@@ -18,14 +18,11 @@ every snapshot a writer reported as committed exists unless the pruner forgot it
 restores bit-exact against what its writer recorded; ``check --read-data`` passes; no
 deletion mark or writer record is left.
 
-Three races the run meets are library bugs, each pinned below by a strict xfail that forces it
+Three races the first runs met are fixed, and each is pinned below by a test that forces it
 deterministically (a delete between a listing's steps, or a store that runs a prune or a
-backup at the one instant it needs): a local listing fails when an object it listed is
-deleted before it is stat'ed, loading the index fails when a prune deletes an index file it
-listed, and a prune refuses (PruneError) when a snapshot is committed between its index
-refresh and its listing of snapshots. The children count each and run the failed operation
-again (it failed before it wrote anything), so the rest of the run is still tested; the counts
-are printed at the end.
+backup at the one instant it needs): a local listing met an object deleted before it was
+stat'ed, loading the index met an index file a prune deleted after it was listed, and a prune
+met a snapshot committed between its index refresh and its listing of snapshots.
 
 Content is seeded; the interleaving is whatever the scheduler makes of it, which is the
 point. Writers are paced to the pruner (a backup each per prune), so the repository stays small
@@ -375,8 +372,7 @@ def test_prune_with_concurrent_and_paused_writers(
 
 # -- the races the run above meets, each reproduced deterministically -----------------------
 #
-# The children count these and run the failed operation again (see known_race in
-# tests/prune_concurrency_child.py); here each is forced at the one instant it needs.
+# Each is forced at the one instant it needs; all three once failed an operation of the run.
 
 
 class HookStore:
@@ -443,12 +439,6 @@ def _two_snapshots(path: str, root: Path) -> tuple[sv.Repository, sv.Manifest, s
     return repo, made[0], made[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sv.ObjectNotFound,
-    reason="LocalStore.list stats each entry after scandir listed the folder: an object deleted in "
-    "between fails the whole listing with ObjectNotFound naming the folder, instead of being left out",
-)
 def test_a_local_listing_leaves_out_an_object_deleted_while_it_lists(tmp_path: Path) -> None:
     # In the run above: a backup's search for its parent lists snapshots/ while the pruner
     # forgets one, a prune lists writers/ while a backup ends and removes its record.
@@ -463,13 +453,6 @@ def test_a_local_listing_leaves_out_an_object_deleted_while_it_lists(tmp_path: P
     assert list(listing) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sv.ObjectNotFound,
-    reason="loading the index lists index/ and then reads each file listed: a prune carrying out a "
-    "mark in between deletes index files it replaced, and the read fails with ObjectNotFound "
-    "(restores, checks and backups alike; a backup fails before it writes anything)",
-)
 def test_a_restore_loads_the_index_while_a_prune_carries_out_a_mark(tmp_path: Path) -> None:
     path = str(tmp_path / "vault")
     repo, a, b = _two_snapshots(path, tmp_path / "src")
@@ -493,13 +476,6 @@ def test_a_restore_loads_the_index_while_a_prune_carries_out_a_mark(tmp_path: Pa
     assert result.ok, result.errors
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sv.PruneError,
-    reason="a prune refreshes its index before it lists the snapshots: a backup committed in between "
-    "has trees the prune's index lacks, and the prune refuses with PruneError ('is not in the index', "
-    "'run check, then repair') although nothing is damaged",
-)
 def test_a_prune_meets_a_snapshot_committed_after_it_refreshed_its_index(tmp_path: Path) -> None:
     path = str(tmp_path / "vault")
     repo, a, _ = _two_snapshots(path, tmp_path / "src")

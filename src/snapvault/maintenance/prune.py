@@ -285,12 +285,14 @@ class _Run:
                 f"snapshot {sid[:16]} cannot be read ({err}); it might reference any blob, so nothing is "
                 f"pruned: repair or forget it first ({len(unreadable)} unreadable)"
             )
-        # Index files written since this handle loaded its index hold the new snapshots' trees.
+        # Snapshots first, then the index: every listed snapshot committed after its index
+        # files were written, so the index loaded next holds its trees.
+        manifests = self.repo.snapshots()
         self.repo.refresh_index()
         out = live if live is not None else set()
         ids = set(known or ())
         trees_seen: set[str] = set()
-        for m in self.repo.snapshots():
+        for m in manifests:
             if m.id in ids:
                 continue
             ids.add(m.id)

@@ -556,12 +556,25 @@ class Repository:
         return self.list_keys(layout.INDEX)
 
     def _load_index_files(self, idx: Index, listed: Iterable[str] | None = None) -> None:
-        for key in sorted(listed) if listed is not None else self.index_files():
-            if key in self._index_files:
-                continue
-            for pid, entries in self.read_index_file(key):
-                idx.add_pack(pid, entries)
-            self._index_files.add(key)
+        keys = sorted(listed) if listed is not None else self.index_files()
+        # A prune (or a repair) writes an index file's replacement before it deletes it: one
+        # that vanished between the listing and the read is in a file a new listing shows.
+        for _ in range(8):
+            vanished = False
+            for key in keys:
+                if key in self._index_files:
+                    continue
+                try:
+                    packs = self.read_index_file(key)
+                except ObjectNotFound:
+                    vanished = True
+                    continue
+                for pid, entries in packs:
+                    idx.add_pack(pid, entries)
+                self._index_files.add(key)
+            if not vanished:
+                return
+            keys = self.index_files()
 
     def read_index_file(self, key: str) -> list[tuple[bytes, list[PackEntry]]]:
         """Decode one index file."""

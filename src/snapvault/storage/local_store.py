@@ -165,7 +165,11 @@ class LocalStore:
                         if e.is_dir(follow_symlinks=False):
                             stack.append(e.path)
                         elif not e.name.startswith(TMP_PREFIX):
-                            yield StoreEntry(e.path[cut:], e.stat(follow_symlinks=False).st_size)
+                            try:
+                                size = e.stat(follow_symlinks=False).st_size
+                            except FileNotFoundError:
+                                continue  # deleted since the folder was read: not listed
+                            yield StoreEntry(e.path[cut:], size)
 
     def temporaries(self, prefix: str) -> Iterator[tuple[str, float]]:
         """``(key, mtime)`` of each ``.tmp-*`` file under ``prefix``: what a writer killed
