@@ -21,6 +21,7 @@ from snapvault.archiver.session import BackupOptions, run_backup, source_paths
 from snapvault.archiver.settings import BackupSettings
 from snapvault.errors import ConfigError
 from snapvault.jobs import BackupJob, Job
+from snapvault.pipeline.patterns import parse_size
 from snapvault.repository import Repository
 from snapvault.repository.manifest import Manifest
 
@@ -125,6 +126,10 @@ class Engine:
         paths: _Paths,
         *,
         exclude: Iterable[str] = (),
+        exclude_if_present: Iterable[str] = (),
+        exclude_caches: bool = False,
+        exclude_larger_than: int | str | None = None,
+        one_file_system: bool = False,
         tags: Iterable[str] = (),
         parent: str | None = "auto",
         full: bool = False,
@@ -145,7 +150,21 @@ class Engine:
         paths : iterable of path-like
             Files and directories, stored under their absolute paths.
         exclude : iterable of str
-            gitignore-style patterns, matched against paths relative to each source.
+            gitignore-style patterns, matched against paths relative to each source. For an
+            exclude file (restic's ``--exclude-file``) pass
+            ``snapvault.pipeline.patterns.pattern_lines(text)``.
+        exclude_if_present : iterable of str
+            ``NAME`` or ``NAME:HEADER``: a directory holding a file of that name (whose content
+            starts with HEADER, if given) is recorded with that file only, as restic does.
+        exclude_caches : bool
+            The same for ``CACHEDIR.TAG`` files that start with the Cache Directory Tagging
+            signature (https://bford.info/cachedir/).
+        exclude_larger_than : int or str, optional
+            Leave out regular files of more bytes than this (an int, or ``"10M"``: K, M, G, T,
+            1024-based).
+        one_file_system : bool
+            Do not cross into other file systems below a source: a mount point is recorded as
+            an empty directory, and nothing below it is read.
         tags : iterable of str
             Labels recorded in the manifest.
         parent : str or None
@@ -175,6 +194,8 @@ class Engine:
         ------
         SourceError
             If a source path does not exist (nothing is written).
+        ConfigError
+            If a pattern, an exclude-if-present name or a size is invalid (nothing is written).
         JobCancelled
             If ``should_stop`` asked to stop.
         """
@@ -193,6 +214,10 @@ class Engine:
         opts = BackupOptions(
             paths=sources,
             exclude=list(exclude),
+            exclude_if_present=list(exclude_if_present),
+            exclude_caches=exclude_caches,
+            exclude_larger_than=None if exclude_larger_than is None else parse_size(exclude_larger_than),
+            one_file_system=one_file_system,
             tags=list(tags),
             parent=parent_m,
             read_all=full,
@@ -245,10 +270,16 @@ class Engine:
         return job.start()  # type: ignore[return-value]
 
     async def abackup(self, paths: _Paths, **options: Any) -> Manifest:
-        """Async form of :meth:`backup`: runs it in a worker thread (a Policy: :meth:`arun_policy`)."""
-        import asyncio
+        """Async form of :meth:`backup` (a Policy: :meth:`arun_policy`), run in a worker thread.
 
-        return await asyncio.to_thread(self.backup, paths, **options)
+        Cancelling the task that awaits it cancels the backup: the walk stops at the next file
+        or chunk, no snapshot is written (the data already uploaded is indexed for reuse, as
+        for any cancelled backup), the worker thread has ended, and then
+        :class:`asyncio.CancelledError` is raised. Only a cancellation that arrives after the
+        snapshot's commit point leaves it committed. A ``should_stop`` given in ``options``
+        is still obeyed (then JobCancelled is raised).
+        """
+        return await _cancellable(self.backup, paths, options)
 
     # -- policies --------------------------------------------------------------------------
 
@@ -264,8 +295,9 @@ class Engine:
     ) -> Manifest:
         """Run one backup of ``policy``, record the run, and return the new snapshot's manifest.
 
-        The policy's sources, excludes, backup type, tags, hooks, compression, verification and
-        concurrency apply. A run record is written whatever the outcome (see :meth:`stats`).
+        The policy's sources, excludes and other exclusion rules, backup type, tags, hooks,
+        compression, verification and concurrency apply. A run record is written whatever the
+        outcome (see :meth:`stats`).
 
         Parameters
         ----------
@@ -359,10 +391,11 @@ class Engine:
         return job.start()  # type: ignore[return-value]
 
     async def arun_policy(self, policy: Policy, **options: Any) -> Manifest:
-        """Async form of :meth:`run_policy`: runs it in a worker thread."""
-        import asyncio
+        """Async form of :meth:`run_policy`, run in a worker thread; cancellable as :meth:`abackup` is.
 
-        return await asyncio.to_thread(self.run_policy, policy, **options)
+        A cancelled run is recorded as any cancelled run is (see :meth:`stats`).
+        """
+        return await _cancellable(self.run_policy, policy, options)
 
     def stats(self, policy: Policy | str, *, last: int = 30) -> PolicyStats:
         """Monitoring figures of a policy over its last ``last`` runs; see ``snapvault.PolicyStats``."""
@@ -375,3 +408,18 @@ def _hostname() -> str:
     import socket
 
     return socket.gethostname()
+
+
+async def _cancellable(run: Callable[..., Manifest], source: Any, options: dict[str, Any]) -> Manifest:
+    """``run(source, **options)`` in a thread, stopped when the awaiting task is cancelled."""
+    from snapvault.jobs import run_cancellable
+
+    given = options.pop("should_stop", None)
+
+    def work(stopping: Callable[[], bool]) -> Manifest:
+        def should_stop() -> bool:
+            return stopping() or (given is not None and bool(given()))
+
+        return run(source, should_stop=should_stop, **options)
+
+    return await run_cancellable(work)

@@ -19,7 +19,7 @@ from snapvault.archiver.walker import Cancelled, Walker, WalkStats
 from snapvault.errors import ConfigError, JobCancelled, SourceError
 from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import Codec
-from snapvault.pipeline.patterns import PathFilter
+from snapvault.pipeline.patterns import PathFilter, parse_size, tag_rules
 from snapvault.pipeline.tree import Node
 from snapvault.repository.lifecycle import CommitRepository, WriterSession, check_before_commit
 from snapvault.repository.manifest import Manifest, SnapshotStats, cap_errors, cap_paths
@@ -105,10 +105,22 @@ def _trie(kept: list[str]) -> _Trie | None:
 
 @dataclass
 class BackupOptions:
-    """Everything one backup run needs besides the repository."""
+    """Everything one backup run needs besides the repository.
+
+    The exclusion rules besides ``exclude`` (restic's options of the same names):
+    ``exclude_if_present`` (``NAME`` or ``NAME:HEADER``: a directory holding such a file keeps
+    only that file), ``exclude_caches`` (the same for a ``CACHEDIR.TAG`` with the standard's
+    signature), ``exclude_larger_than`` (bytes; larger regular files are left out) and
+    ``one_file_system`` (nothing below a source on another file system; mount points are
+    recorded as empty directories). Excluded entries are not errors.
+    """
 
     paths: list[str]
     exclude: list[str] = field(default_factory=list)
+    exclude_if_present: list[str] = field(default_factory=list)
+    exclude_caches: bool = False
+    exclude_larger_than: int | None = None
+    one_file_system: bool = False
     tags: list[str] = field(default_factory=list)
     parent: Manifest | None = None
     read_all: bool = False
@@ -150,6 +162,10 @@ def run_backup(repo: BackupRepository, opts: BackupOptions) -> BackupOutcome:
     kept = source_paths(opts.paths)
     _refuse_hidden_sources(opts.paths, kept)
     flt = PathFilter(exclude=opts.exclude)
+    # Checked before anything is written, as the patterns are.
+    tag_rules(opts.exclude_if_present, caches=opts.exclude_caches)
+    if opts.exclude_larger_than is not None:
+        parse_size(opts.exclude_larger_than)
     host = opts.hostname or socket.gethostname()
     # Announced before the sink loads the index, and present until the commit: a prune that
     # marks packs meanwhile waits for this run before deleting them.
@@ -176,6 +192,9 @@ def _run(
             should_stop=opts.should_stop,
             consistency_retries=opts.consistency_retries,
             on_file=opts.on_file,
+            tag_rules=tag_rules(opts.exclude_if_present, caches=opts.exclude_caches),
+            larger_than=None if opts.exclude_larger_than is None else parse_size(opts.exclude_larger_than),
+            one_file_system=opts.one_file_system,
         )
         parent_tree = opts.parent.tree if opts.parent is not None else None
         try:

@@ -18,7 +18,7 @@ from snapvault.archiver.sink import BlobSink
 from snapvault.pipeline.blob import MAX_TREE_BLOB
 from snapvault.pipeline.chunker import ChunkerParams, StreamChunker
 from snapvault.pipeline.ids import BlobType
-from snapvault.pipeline.patterns import PathFilter
+from snapvault.pipeline.patterns import PathFilter, TagRule
 from snapvault.pipeline.tree import MAX_DEPTH, MAX_OWNER_NAME, Node, depth_error, encode_tree
 from snapvault.repository.manifest import FileError
 
@@ -126,6 +126,14 @@ class Walker:
         Called with (bytes_just_read, current_path).
     should_stop : callable, optional
         Polled between files and chunks; when it returns True the walk raises Cancelled.
+    tag_rules : tuple of TagRule
+        A directory holding a file one of these names (``--exclude-if-present``,
+        ``--exclude-caches``) is backed up with those tag files only, as restic does.
+    larger_than : int, optional
+        Regular files of more bytes than this are left out.
+    one_file_system : bool
+        Below a directory given to :meth:`directory`, entries on another file system (another
+        ``st_dev``) are left out, except directories (mount points), which are recorded empty.
     """
 
     def __init__(
@@ -139,8 +147,15 @@ class Walker:
         should_stop: Callable[[], bool] | None = None,
         consistency_retries: int | None = None,
         on_file: Callable[[str, int, bool], None] | None = None,
+        tag_rules: tuple[TagRule, ...] = (),
+        larger_than: int | None = None,
+        one_file_system: bool = False,
     ) -> None:
         self.sink = sink
+        self.tag_rules = tag_rules
+        self.larger_than = larger_than
+        self.one_file_system = one_file_system
+        self._empty_tree: str | None = None
         self.on_file = on_file
         self.consistency_retries = consistency_retries
         self.chunker = chunker
@@ -206,13 +221,19 @@ class Walker:
         subtree = self.directory(path, rel, flt, parent_tree)
         return None if subtree is None else node._replace(subtree=subtree)
 
-    def _visit(self, name: str, path: str, parent: Node | None) -> Node | None:
+    def _visit(self, name: str, path: str, parent: Node | None, dev: int | None = None) -> Node | None:
         """Back up one path, except a directory's children: a directory comes back without
-        its subtree (a new one; the parent's node for an unchanged file)."""
+        its subtree (a new one; the parent's node for an unchanged file). None when it is
+        left out: unreadable, excluded by size, or not a directory and not on ``dev``."""
         if self.should_stop is not None and self.should_stop():
             raise Cancelled
         try:
             st = os.lstat(path)
+            # Both rules are decided on the lstat already made: no extra system call per file.
+            if dev is not None and st.st_dev != dev and not stat.S_ISDIR(st.st_mode):
+                return None
+            if self.larger_than is not None and st.st_size > self.larger_than and stat.S_ISREG(st.st_mode):
+                return None
             # An unchanged file keeps the previous node whole, not a new copy of it. Its xattrs
             # are still read: an earlier run may have been refused some (trusted.* when not
             # root) without the ctime moving since.
@@ -254,6 +275,13 @@ class Walker:
         if depth >= MAX_DEPTH:
             self.stats.errors.append(FileError(path=os.fsdecode(path), error=str(depth_error(path))))
             return None
+        dev = None
+        if self.one_file_system:
+            try:
+                dev = os.lstat(path).st_dev
+            except OSError as e:
+                self._error(path, e)
+                return None
         top = self._open(path, rel, parent_tree, None, depth)
         if top is None:
             return None
@@ -276,12 +304,17 @@ class Walker:
                     if flt.excluded(child_rel, is_dir):
                         continue
                 pnode = pnodes.get(name)
-                node = self._visit(os.fsdecode(name), child, pnode)
+                node = self._visit(os.fsdecode(name), child, pnode, dev)
                 if node is None:
                     continue
                 if node.type == "dir" and node.subtree is None:
                     if d.depth + 1 >= MAX_DEPTH:
                         self.stats.errors.append(FileError(path=os.fsdecode(child), error=str(depth_error(child))))
+                        continue
+                    if dev is not None and node.dev != dev:
+                        # A mount point: recorded as an empty directory, as restic does, so a
+                        # restore recreates the place to mount on.
+                        out.append(node._replace(subtree=self.empty_tree()))
                         continue
                     ptree = pnode.subtree if pnode is not None and pnode.type == "dir" else None
                     sub = self._open(child, child_rel, ptree, node, d.depth + 1)
@@ -309,6 +342,10 @@ class Walker:
         except OSError as e:
             self._error(path, e)
             return None
+        if self.tag_rules:
+            tags = self._tags(path, names)
+            if tags:
+                names = tags
         parent_nodes: dict[str, Node] = {}
         if parent_tree is not None:
             try:
@@ -316,6 +353,20 @@ class Walker:
             except Exception:  # noqa: BLE001 - a damaged parent only costs the shortcut
                 parent_nodes = {}
         return _OpenDir(path, rel, node, depth, parent_tree, parent_nodes, names)
+
+    def _tags(self, path: str, names: list[str]) -> list[str]:
+        """The tag files among ``names`` that mark ``path`` as excluded (sorted; none: kept)."""
+        present = set(names)
+        found = {
+            r.name for r in self.tag_rules if r.name in present and _starts_with(os.path.join(path, r.name), r.header)
+        }
+        return sorted(found)
+
+    def empty_tree(self) -> str:
+        """The hex ID of the empty tree (stored once per walk)."""
+        if self._empty_tree is None:
+            self._empty_tree = self.store_tree([])
+        return self._empty_tree
 
     def _close(self, d: _OpenDir) -> str | None:
         """Finish a directory whose children are all backed up: its tree's hex ID (None when
@@ -511,6 +562,33 @@ class _OpenDir:
         self.names = names
         self.i = 0
         self.nodes: list[Node] = []
+
+
+def _starts_with(path: str, header: bytes) -> bool:
+    """Whether the tag file ``path`` begins with ``header`` (any entry of that name when empty).
+
+    A tag that cannot be read does not exclude its directory: leaving data out needs proof.
+    """
+    if not header:
+        return True
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        got = b""
+        while len(got) < len(header):
+            more = os.read(fd, len(header) - len(got))
+            if not more:
+                break
+            got += more
+        return got == header
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _depth(path: str) -> int:

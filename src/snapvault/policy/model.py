@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 
 from snapvault.errors import ConfigError
 from snapvault.pipeline.codecs import Codec, codec_from_spec
+from snapvault.pipeline.patterns import parse_size, tag_rules
 
 __all__ = ["BackupType", "Hook", "Policy", "parse_verify"]
 
@@ -23,6 +24,14 @@ BackupType = Literal["full", "incremental", "differential", "snapshot"]
 Hook = str | Callable[[], object]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SAMPLE = re.compile(r"^sample:(\d+(?:\.\d+)?)%$")
+# Fields added after policies were first stored, with their defaults: written only when set, so
+# a policy that does not use them is stored as before and older versions still read it.
+_LATER_FIELDS: dict[str, Any] = {
+    "exclude_if_present": [],
+    "exclude_caches": False,
+    "exclude_larger_than": None,
+    "one_file_system": False,
+}
 
 
 def parse_verify(value: str) -> float:
@@ -72,7 +81,17 @@ class Policy(BaseModel):
     sources : list of str
         Paths to back up (at least one).
     exclude : list of str
-        gitignore-style patterns.
+        gitignore-style patterns (an exclude file's lines are stored here, not its path: a
+        stored policy must not depend on a file of one machine).
+    exclude_if_present : list of str
+        ``NAME`` or ``NAME:HEADER``: a directory holding such a file keeps only that file.
+    exclude_caches : bool
+        The same for ``CACHEDIR.TAG`` files with the Cache Directory Tagging signature.
+    exclude_larger_than : int, optional
+        Regular files of more bytes than this are left out (text such as ``"10M"`` is
+        accepted and stored as bytes).
+    one_file_system : bool
+        Do not cross into other file systems below a source (mount points are recorded empty).
     backup_type : {"full", "incremental", "differential", "snapshot"}
         See :meth:`snapvault.Engine.backup` for the semantics of each.
     schedule : str, optional
@@ -101,6 +120,10 @@ class Policy(BaseModel):
     name: str
     sources: list[str] = Field(min_length=1)
     exclude: list[str] = Field(default_factory=list)
+    exclude_if_present: list[str] = Field(default_factory=list)
+    exclude_caches: bool = False
+    exclude_larger_than: int | None = None
+    one_file_system: bool = False
     backup_type: BackupType = "incremental"
     schedule: str | None = None
     timezone: str = "UTC"
@@ -160,6 +183,25 @@ class Policy(BaseModel):
             raise ValueError(f"unknown timezone {v!r}") from None
         return v
 
+    @field_validator("exclude_if_present")
+    @classmethod
+    def _check_if_present(cls, v: list[str]) -> list[str]:
+        try:
+            tag_rules(v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("exclude_larger_than", mode="before")
+    @classmethod
+    def _check_larger_than(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        try:
+            return parse_size(v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+
     @field_validator("retention", mode="before")
     @classmethod
     def _check_retention(cls, v: Any) -> Any:
@@ -217,7 +259,8 @@ class Policy(BaseModel):
     def to_json(self) -> str:
         """JSON text; raises ConfigError if a hook is a callable."""
         self._refuse_callables()
-        return self.model_dump_json()
+        unset = {k for k, default in _LATER_FIELDS.items() if getattr(self, k) == default}
+        return self.model_dump_json(exclude=unset)
 
     def _refuse_callables(self) -> None:
         # Checked before pydantic serialises: an error raised inside a serializer comes out
