@@ -1,23 +1,32 @@
 """Background jobs: a backup or restore running on its own thread, watchable and cancellable.
 
 The library prints nothing; progress goes to an optional fsspec ``Callback`` (use
-``fsspec.callbacks.TqdmCallback`` in a notebook) and is readable at any time from
-``job.progress``.
+``fsspec.callbacks.TqdmCallback`` in a notebook), is readable at any time from
+``job.progress``, and comes to a service as an async iterator of :class:`JobEvent`
+(``async for event in job.events()``).
+
+The ``a*`` methods of the engine and the restorer run their work through
+:func:`run_cancellable`: cancelling the asyncio task that awaits them stops the work itself,
+not only the wait.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import enum
+import functools
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from snapvault.errors import JobCancelled
 
-__all__ = ["BackupJob", "Job", "JobStatus", "Progress", "RestoreJob"]
+__all__ = ["BackupJob", "Job", "JobEvent", "JobStatus", "Progress", "RestoreJob", "run_cancellable"]
 
 T = TypeVar("T")
 
@@ -48,10 +57,55 @@ class Progress:
     current_path: str = ""
 
 
+@dataclass(frozen=True)
+class JobEvent:
+    """One event of :meth:`Job.events`.
+
+    Attributes
+    ----------
+    kind : str
+        ``started`` (once), ``progress`` (the progress changed), then exactly one of
+        ``completed``, ``failed`` or ``cancelled``, the last event.
+    progress : Progress
+        The job's progress when the event was taken.
+    status : JobStatus
+        The job's status when the event was taken.
+    error : BaseException or None
+        Why it failed (``failed`` and ``cancelled`` events only, when there is an error).
+    """
+
+    kind: Literal["started", "progress", "completed", "failed", "cancelled"]
+    progress: Progress
+    status: JobStatus
+    error: BaseException | None = None
+
+
+_END_KINDS: dict[JobStatus, Literal["completed", "failed", "cancelled"]] = {
+    JobStatus.COMPLETED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+}
+
+
+class _Listener:
+    """One ``events()`` iterator: woken from any thread, at most one wake-up in flight."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.wake = asyncio.Event()
+        self.pending = False  # guarded by the job's progress lock
+
+    def poke(self) -> None:
+        # A closed loop raises RuntimeError: nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.wake.set)
+
+
 @dataclass
 class _ProgressState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     value: Progress = field(default_factory=Progress)
+    listeners: list[_Listener] = field(default_factory=list)
 
 
 class Job(Generic[T]):
@@ -100,6 +154,7 @@ class Job(Generic[T]):
     def _run(self) -> None:
         self.started = self._clock()
         self.status = JobStatus.RUNNING
+        self._notify()
         try:
             self._result = self._work(self)
             # The work finished (a cancel that came after its commit point changes nothing).
@@ -112,6 +167,7 @@ class Job(Generic[T]):
         finally:
             self.ended = self._clock()
             self._done.set()
+            self._notify()
             if self._callback is not None and hasattr(self._callback, "close"):
                 self._callback.close()
 
@@ -167,6 +223,7 @@ class Job(Generic[T]):
         """Record the totals once known."""
         with self._progress.lock:
             self._progress.value = replace(self._progress.value, files_total=files, bytes_total=nbytes)
+        self._notify()
         if self._callback is not None:
             self._callback.set_size(nbytes)
 
@@ -177,8 +234,105 @@ class Job(Generic[T]):
             self._progress.value = replace(
                 p, bytes_done=p.bytes_done + nbytes, files_done=p.files_done + files, current_path=path
             )
+        self._notify()
         if self._callback is not None and nbytes:
             self._callback.relative_update(nbytes)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        """Wake each ``events()`` iterator that is not already due to wake (so a job that
+        advances a million times does not queue a million callbacks on the loop)."""
+        with self._progress.lock:
+            due = [x for x in self._progress.listeners if not x.pending]
+            for x in due:
+                x.pending = True
+        for x in due:
+            x.poke()
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        """The job's events, as an async iterator that ends when the job ends.
+
+        Yields ``started`` once, then a ``progress`` event each time the progress has changed
+        since the last event, then one of ``completed``, ``failed`` or ``cancelled``. Progress
+        is coalesced, not queued: an iterator that falls behind gets the latest progress, not
+        every step (memory stays bounded whatever the job's size). An iterator started after
+        the job ended yields ``started``, the final progress and the end. Any number of
+        iterators may follow one job; each must run on an event loop (the job thread wakes it
+        with ``loop.call_soon_threadsafe``).
+
+        Yields
+        ------
+        JobEvent
+        """
+        listener = _Listener(asyncio.get_running_loop())
+        with self._progress.lock:
+            self._progress.listeners.append(listener)
+        try:
+            started = False
+            last = Progress()
+            while True:
+                with self._progress.lock:
+                    # Cleared before the state is read: a change after the read wakes us again.
+                    listener.pending = False
+                    listener.wake.clear()
+                    now = self._progress.value
+                done = self._done.is_set()
+                status = self.status
+                if not started and status is not JobStatus.PENDING:
+                    started = True
+                    yield JobEvent("started", now, status)
+                if started and now != last:
+                    last = now
+                    # The zero progress a job starts with is no news.
+                    if now != Progress():
+                        yield JobEvent("progress", now, status)
+                if done:
+                    yield JobEvent(_END_KINDS[status], now, status, self.error)
+                    return
+                await listener.wake.wait()
+        finally:
+            with self._progress.lock:
+                self._progress.listeners.remove(listener)
+
+
+async def run_cancellable(work: Callable[[Callable[[], bool]], T]) -> T:
+    """Run ``work(should_stop)`` in a worker thread; cancelling the awaiting task stops it.
+
+    Unlike ``asyncio.to_thread``, which stops waiting but leaves the thread running,
+    cancellation here makes ``should_stop()`` return True, waits until ``work`` has returned
+    or raised (another cancellation meanwhile does not cut that wait short), then re-raises
+    :class:`asyncio.CancelledError`. The work's own outcome is then dropped: normally
+    :class:`~snapvault.errors.JobCancelled`; a result if the cancellation came after the
+    work's commit point, where it no longer polls ``should_stop``.
+
+    Parameters
+    ----------
+    work : callable
+        Called once in a thread of the loop's default executor, with the ``should_stop``
+        callable to poll; runs in a copy of the caller's context, as with ``to_thread``.
+
+    Returns
+    -------
+    The work's result.
+    """
+    stop = threading.Event()
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, work, stop.is_set)
+    fut = loop.run_in_executor(None, call)
+    try:
+        # Shielded: a cancellation must reach us, not the executor future (whose thread runs on).
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        stop.set()
+        while not fut.done():
+            try:
+                await asyncio.wait((fut,))
+            except asyncio.CancelledError:
+                continue  # cancelled again: the thread still has to stop first
+        if not fut.cancelled():
+            fut.exception()  # retrieved, so asyncio does not log it as never retrieved
+        raise
 
 
 class BackupJob(Job[Any]):

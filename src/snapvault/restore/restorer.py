@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from snapvault.errors import ConfigError, IntegrityError, JobCancelled, ObjectNotFound, SnapshotNotFound
-from snapvault.jobs import Job, RestoreJob
+from snapvault.jobs import Job, RestoreJob, run_cancellable
 from snapvault.pipeline.blob import MAX_DATA_BLOB
 from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.restore_plan import (
@@ -67,29 +67,55 @@ class Restorer:
         self.workers = workers or (cpus if repo.spool_dir else 2 * cpus)
         self._as_root = hasattr(os, "geteuid") and os.geteuid() == 0
 
-    def resolve(self, snapshot: str | Manifest | None, *, policy: str | None, at: datetime | None) -> Manifest:
-        """Pick the snapshot a restore means: a reference, or a policy's latest at ``at``.
+    def resolve(
+        self,
+        snapshot: str | Manifest | None,
+        *,
+        policy: str | None,
+        at: datetime | None,
+        hostname: str | None = None,
+        paths: Iterable[str | os.PathLike[str]] | None = None,
+    ) -> Manifest:
+        """Pick the snapshot a restore means: a reference, or the latest at or before ``at``.
+
+        - ``snapshot``: that snapshot (``policy``, ``at``, ``hostname`` and ``paths`` must be
+          left out).
+        - ``policy``: the policy's latest snapshot, or its latest taken at or before ``at``;
+          ``hostname`` and ``paths``, if given, narrow the choice further.
+        - ``at`` alone: the latest snapshot taken at or before ``at`` of the host
+          ``hostname`` (default this machine's name) and, if ``paths`` are given, of exactly
+          those source paths (as a backup picks its parent), whatever made it.
 
         Raises
         ------
         SnapshotNotFound
             If nothing matches.
         ConfigError
-            If both a snapshot and a policy are given, or neither.
+            If a snapshot is given with any of the others, if none of snapshot, policy and
+            ``at`` is given, or if ``at`` is naive (no timezone).
         """
-        if (snapshot is None) == (policy is None):
-            raise ConfigError("give a snapshot, or a policy (with an optional at=), not both")
         if snapshot is not None:
-            if at is not None:
-                raise ConfigError("at= selects within a policy; give policy= with it")
+            if policy is not None or at is not None or hostname is not None or paths is not None:
+                raise ConfigError("give a snapshot, or a policy and/or at= (with hostname=, paths=), not both")
             return snapshot if isinstance(snapshot, Manifest) else self.repo.resolve(snapshot)
-        if at is not None and at.tzinfo is None:
-            raise ConfigError("at= must be timezone-aware")
-        candidates = [m for m in self.repo.snapshots() if m.policy == policy and (at is None or m.time <= at)]
+        if policy is None and at is None:
+            raise ConfigError("give a snapshot, a policy, or a point in time (at=)")
+        if at is not None and at.utcoffset() is None:
+            raise ConfigError(f"at= must be timezone-aware, not {at.isoformat()}")
+        host = hostname if hostname is not None or policy is not None else _hostname()
+        wanted = None if paths is None else sorted({os.path.normpath(os.path.abspath(p)) for p in paths})
+        candidates = [
+            m
+            for m in self.repo.snapshots()
+            if (policy is None or m.policy == policy)
+            and (at is None or m.time <= at)
+            and (host is None or m.hostname == host)
+            and (wanted is None or sorted({os.path.normpath(p) for p in m.paths}) == wanted)
+        ]
         if not candidates:
-            when = f" at or before {at.isoformat()}" if at is not None else ""
-            raise SnapshotNotFound(f"policy {policy!r} has no snapshot{when}")
-        return candidates[-1]
+            raise SnapshotNotFound(_nothing_found(policy, at, host, wanted))
+        # Newest by time (the listing is oldest first, but a clock set back must not fool us).
+        return max(reversed(candidates), key=lambda m: m.time)
 
     def restore(
         self,
@@ -98,6 +124,8 @@ class Restorer:
         *,
         policy: str | None = None,
         at: datetime | None = None,
+        hostname: str | None = None,
+        paths: Iterable[str | os.PathLike[str]] | None = None,
         include: Iterable[str] = (),
         exclude: Iterable[str] = (),
         progress: Callable[[int, str], None] | None = None,
@@ -129,7 +157,15 @@ class Restorer:
             Instead of ``snapshot``: restore the latest snapshot of this policy taken at or
             before ``at`` (point-in-time restore; without ``at``, its latest).
         at : datetime, optional
-            Timezone-aware point in time, with ``policy``.
+            Timezone-aware point in time (a naive one is refused). With ``policy``, within
+            its snapshots; alone, the latest snapshot at or before it of ``hostname`` and
+            ``paths`` (see :meth:`resolve`).
+        hostname : str, optional
+            With ``at`` alone, the host whose snapshots are chosen from; default this
+            machine's name. With ``policy``, only that host's snapshots of the policy.
+        paths : iterable of path-like, optional
+            Only snapshots of exactly these source paths (made absolute), as a backup picks
+            its parent; default any.
         include, exclude : iterable of str
             gitignore-style patterns over paths inside the snapshot (``home/me/docs/a.md``).
         progress : callable, optional
@@ -173,7 +209,7 @@ class Restorer:
         if target is None:
             raise ConfigError("restore needs a target directory")
         target = local_target(target)
-        m = self.resolve(snapshot, policy=policy, at=at)
+        m = self.resolve(snapshot, policy=policy, at=at, hostname=hostname, paths=paths)
         # A handle loads its index once; a snapshot written since (by another process or
         # handle) needs the index files written with it.
         self.repo.refresh_index()
@@ -272,10 +308,23 @@ class Restorer:
     async def arestore(
         self, snapshot: str | Manifest | None = None, target: Any = None, **options: Any
     ) -> RestoreResult:
-        """Async form of :meth:`restore`: runs it in a worker thread."""
-        import asyncio
+        """Async form of :meth:`restore`, run in a worker thread.
 
-        return await asyncio.to_thread(self.restore, snapshot, target, **options)
+        Cancelling the task that awaits it cancels the restore: it stops between files and
+        reads, the worker threads have ended, and then :class:`asyncio.CancelledError` is
+        raised. The target is left partly restored (no file half-written under its final
+        name); the repository is only read. A ``should_stop`` given in ``options`` is still
+        obeyed (then JobCancelled is raised).
+        """
+        given = options.pop("should_stop", None)
+
+        def work(stopping: Callable[[], bool]) -> RestoreResult:
+            def should_stop() -> bool:
+                return stopping() or (given is not None and bool(given()))
+
+            return self.restore(snapshot, target, should_stop=should_stop, **options)
+
+        return await run_cancellable(work)
 
 
 def _drop_oversized(plan: PlannedDir) -> list[tuple[Node, str]]:
@@ -296,6 +345,21 @@ def _drop_oversized(plan: PlannedDir) -> list[tuple[Node, str]]:
             d.files = [(n, rel) for n, rel in d.files if n.size <= len(n.content) * MAX_DATA_BLOB]
         stack.extend(d.dirs)
     return dropped
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _nothing_found(policy: str | None, at: datetime | None, host: str | None, paths: list[str] | None) -> str:
+    """Why no snapshot matched, naming every condition (there is always a policy or a host)."""
+    of = [f"of policy {policy!r}"] if policy is not None else []
+    of += [f"of host {host!r}"] if host is not None else []
+    of += [f"of paths {' '.join(paths)}"] if paths is not None else []
+    when = f" at or before {at.isoformat()}" if at is not None else ""
+    return f"no snapshot {' '.join(of)}{when}"
 
 
 class _RestoreJob:
