@@ -71,6 +71,16 @@ def _retention(opts: dict[str, Any], timezone: str) -> Any:
 @click.option("--source", "-s", multiple=True, help="Path to back up; repeatable.")
 @click.option("--exclude", "-e", multiple=True, help="gitignore-style pattern; repeatable.")
 @click.option(
+    "--exclude-file",
+    multiple=True,
+    metavar="FILE",
+    help="Store the patterns of FILE (one a line) as --exclude; repeatable.",
+)
+@click.option("--exclude-if-present", multiple=True, metavar="NAME[:HEADER]", help="See backup; repeatable.")
+@click.option("--exclude-caches", is_flag=True, help="Leave out the contents of tagged cache directories.")
+@click.option("--exclude-larger-than", metavar="SIZE", help="Leave out files larger than SIZE (K, M, G, T).")
+@click.option("--one-file-system", "-x", is_flag=True, help="Do not cross file systems below a source.")
+@click.option(
     "--type",
     "backup_type",
     default="incremental",
@@ -97,6 +107,7 @@ def _retention(opts: dict[str, Any], timezone: str) -> Any:
 @click.pass_obj
 def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace: bool, **opts: Any) -> None:
     """Store a policy (from options, or from a JSON file with --file)."""
+    from snapvault.cli.snapshot_cmds import exclude_file_patterns
     from snapvault.policy.model import Policy
 
     if from_file:
@@ -115,7 +126,11 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
         pol = Policy(
             name=name,
             sources=[os.path.abspath(s) for s in opts["source"]],
-            exclude=list(opts["exclude"]),
+            exclude=[*opts["exclude"], *exclude_file_patterns(opts["exclude_file"])],
+            exclude_if_present=list(opts["exclude_if_present"]),
+            exclude_caches=opts["exclude_caches"],
+            exclude_larger_than=opts["exclude_larger_than"],
+            one_file_system=opts["one_file_system"],
             backup_type=opts["backup_type"],
             schedule=opts["schedule"],
             timezone=opts["timezone"],

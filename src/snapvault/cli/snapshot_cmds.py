@@ -18,9 +18,38 @@ if TYPE_CHECKING:
     from snapvault.pipeline.tree import Node
 
 
+def exclude_file_patterns(files: tuple[str, ...]) -> list[str]:
+    """The patterns of ``--exclude-file`` files (one a line; blank lines and ``#`` comments dropped)."""
+    from snapvault.cli.common import fail
+    from snapvault.pipeline.patterns import pattern_lines
+
+    patterns: list[str] = []
+    for f in files:
+        try:
+            with open(f, encoding="utf-8") as fh:
+                patterns += pattern_lines(fh.read())
+        except (OSError, UnicodeDecodeError) as e:
+            fail(f"cannot read exclude file {f}: {getattr(e, 'strerror', None) or e}")
+    return patterns
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--exclude", "-e", multiple=True, help="gitignore-style pattern; repeatable.")
+@click.option(
+    "--exclude-file", multiple=True, metavar="FILE", help="Read --exclude patterns from FILE, one a line; repeatable."
+)
+@click.option(
+    "--exclude-if-present",
+    multiple=True,
+    metavar="NAME[:HEADER]",
+    help="Back up a directory holding such a file with that file only; repeatable.",
+)
+@click.option("--exclude-caches", is_flag=True, help="The same for CACHEDIR.TAG files (bford.info/cachedir).")
+@click.option(
+    "--exclude-larger-than", metavar="SIZE", help="Leave out files larger than SIZE (K, M, G, T: 1024-based)."
+)
+@click.option("--one-file-system", "-x", is_flag=True, help="Do not cross file systems; mount points are kept empty.")
 @click.option("--tag", multiple=True, help="Tag for the snapshot; repeatable.")
 @click.option("--host", default=None, help="Host name to record.")
 @click.option("--full", is_flag=True, help="Read every file; do not trust the parent snapshot.")
@@ -30,6 +59,11 @@ def backup(
     obj: Context,
     paths: tuple[str, ...],
     exclude: tuple[str, ...],
+    exclude_file: tuple[str, ...],
+    exclude_if_present: tuple[str, ...],
+    exclude_caches: bool,
+    exclude_larger_than: str | None,
+    one_file_system: bool,
     tag: tuple[str, ...],
     host: str | None,
     full: bool,
@@ -38,9 +72,21 @@ def backup(
     """Back up PATHS into a new snapshot."""
     from snapvault import Engine
 
+    patterns = [*exclude, *exclude_file_patterns(exclude_file)]
     repo = obj.open()
     tty = sys.stderr.isatty() and not as_json
-    m = Engine(repo).backup(list(paths), exclude=exclude, tags=tag, hostname=host, full=full, progress=progress(tty))
+    m = Engine(repo).backup(
+        list(paths),
+        exclude=patterns,
+        exclude_if_present=exclude_if_present,
+        exclude_caches=exclude_caches,
+        exclude_larger_than=exclude_larger_than,
+        one_file_system=one_file_system,
+        tags=tag,
+        hostname=host,
+        full=full,
+        progress=progress(tty),
+    )
     clear_progress(tty)
     return report_backup(m, as_json)
 
