@@ -65,6 +65,19 @@ def _retention(opts: dict[str, Any], timezone: str) -> Any:
     return parts[0] if len(parts) == 1 else r.Union(parts)
 
 
+def _exclude_file_patterns(files: tuple[str, ...]) -> list[str]:
+    """The patterns of ``--exclude-file`` files, stored in the policy (as ``backup`` reads them)."""
+    from snapvault.pipeline.patterns import pattern_lines
+
+    patterns: list[str] = []
+    for f in files:
+        try:
+            patterns += pattern_lines(Path(f).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as e:
+            fail(f"cannot read exclude file {f}: {getattr(e, 'strerror', None) or e}")
+    return patterns
+
+
 @policy.command(name="add")
 @click.argument("name", required=False)
 @click.option("--file", "from_file", type=click.Path(dir_okay=False), help="Read the policy from a JSON file.")
@@ -107,7 +120,6 @@ def _retention(opts: dict[str, Any], timezone: str) -> Any:
 @click.pass_obj
 def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace: bool, **opts: Any) -> None:
     """Store a policy (from options, or from a JSON file with --file)."""
-    from snapvault.cli.snapshot_cmds import exclude_file_patterns
     from snapvault.policy.model import Policy
 
     if from_file:
@@ -126,7 +138,7 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
         pol = Policy(
             name=name,
             sources=[os.path.abspath(s) for s in opts["source"]],
-            exclude=[*opts["exclude"], *exclude_file_patterns(opts["exclude_file"])],
+            exclude=[*opts["exclude"], *_exclude_file_patterns(opts["exclude_file"])],
             exclude_if_present=list(opts["exclude_if_present"]),
             exclude_caches=opts["exclude_caches"],
             exclude_larger_than=opts["exclude_larger_than"],

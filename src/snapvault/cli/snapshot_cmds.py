@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from snapvault.pipeline.tree import Node
 
 
-def exclude_file_patterns(files: tuple[str, ...]) -> list[str]:
+def _exclude_file_patterns(files: tuple[str, ...]) -> list[str]:
     """The patterns of ``--exclude-file`` files (one a line; blank lines and ``#`` comments dropped)."""
     from snapvault.cli.common import fail
     from snapvault.pipeline.patterns import pattern_lines
@@ -72,7 +72,7 @@ def backup(
     """Back up PATHS into a new snapshot."""
     from snapvault import Engine
 
-    patterns = [*exclude, *exclude_file_patterns(exclude_file)]
+    patterns = [*exclude, *_exclude_file_patterns(exclude_file)]
     repo = obj.open()
     tty = sys.stderr.isatty() and not as_json
     m = Engine(repo).backup(
