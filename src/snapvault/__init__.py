@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     )
     from snapvault.jobs import (
         BackupJob as BackupJob,
+        JobEvent as JobEvent,
         JobStatus as JobStatus,
         Progress as Progress,
         RestoreJob as RestoreJob,
@@ -144,6 +145,7 @@ _PUBLIC: dict[str, str] = {
     "HookError": "snapvault.errors",
     "IntegrityError": "snapvault.errors",
     "JobCancelled": "snapvault.errors",
+    "JobEvent": "snapvault.jobs",
     "JobStatus": "snapvault.jobs",
     "KdfParams": "snapvault.repository",
     "KeyInfo": "snapvault.repository.keys",

@@ -132,7 +132,6 @@ def _restored(cli: Cli, target: Path, *args: str) -> str:
     return str(json.loads(out)["snapshot_id"])
 
 
-@pytest.mark.xfail(strict=True, reason="restore --at is not in the CLI yet; remove this mark when it is")
 def test_restore_at_on_the_command_line(cli_history: tuple[Cli, Path, dict[str, sv.Manifest]], tmp_path: Path) -> None:
     cli, src, made = cli_history
     ids = {k: m.id for k, m in made.items()}
@@ -155,7 +154,6 @@ def test_restore_at_on_the_command_line(cli_history: tuple[Cli, Path, dict[str, 
     assert _restored(cli, tmp_path / "o9", ids["p1"][:8]) == ids["p1"]
 
 
-@pytest.mark.xfail(strict=True, reason="restore --at is not in the CLI yet; remove this mark when it is")
 def test_restore_at_refusals_on_the_command_line(
     cli_history: tuple[Cli, Path, dict[str, sv.Manifest]], tmp_path: Path
 ) -> None:

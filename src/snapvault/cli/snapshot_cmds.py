@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import sys
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -112,6 +112,40 @@ def _find(
     return find_snapshot(repo, ref, SnapshotFilter(hosts, tags, [os.path.abspath(p) for p in paths], policy))
 
 
+def _point_in_time(text: str) -> datetime:
+    """``--at``: an ISO 8601 time with an offset (or Z) as given; one without an offset in the
+    local zone; a date (2026-03-01) as the end of that day in the local zone."""
+    from datetime import date, time
+
+    try:
+        # A naive datetime's astimezone() takes the local zone's offset on that date (DST included).
+        try:
+            return datetime.combine(date.fromisoformat(text), time.max).astimezone()
+        except ValueError:
+            when = datetime.fromisoformat(text)
+        return when if when.utcoffset() is not None else when.astimezone()
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO 8601 time (2026-03-01T12:00+01:00) or date (2026-03-01)", param_hint="'--at'"
+        ) from None
+
+
+def _find_at(
+    repo: Any, hosts: tuple[str, ...], tags: tuple[str, ...], paths: tuple[str, ...], policy: str | None, at: datetime
+) -> Any:
+    """The newest snapshot the filters select taken at or before ``at``."""
+    from snapvault.errors import SnapshotNotFound
+    from snapvault.policy.selection import SnapshotFilter, select
+
+    where = SnapshotFilter(hosts, tags, [os.path.abspath(p) for p in paths], policy)
+    chosen = [m for m in select(repo.snapshots(), where) if m.time <= at]
+    if not chosen:
+        which = "" if where.empty else " that matches the filters"
+        raise SnapshotNotFound(f"no snapshot{which} at or before {at.isoformat()}")
+    # Newest by time: the listing is oldest first, but a clock set back must not fool us.
+    return max(reversed(chosen), key=lambda m: m.time)
+
+
 @click.command()
 @_filter_options
 @click.option(
@@ -158,7 +192,7 @@ def snapshots(
 
 
 @click.command()
-@click.argument("snapshot")
+@click.argument("snapshot", required=False)
 @click.option(
     "--target", "-t", required=True, type=click.Path(file_okay=False), help="Local directory to restore into."
 )
@@ -169,11 +203,18 @@ def snapshots(
 @click.option("--setuid", is_flag=True, help="Keep setuid and setgid bits; without it they are dropped.")
 @click.option("--numeric-owner", is_flag=True, help="Keep the recorded user and group IDs; do not map them by name.")
 @_filter_options
+@click.option(
+    "--at",
+    "at_text",
+    metavar="TIME",
+    help="Restore the newest selected snapshot taken at or before TIME: ISO 8601 with an offset "
+    "(2026-03-01T12:00+01:00, ...Z), a local time without one, or a date (its end, local time).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def restore(
     obj: Context,
-    snapshot: str,
+    snapshot: str | None,
     target: str,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -185,17 +226,30 @@ def restore(
     tags: tuple[str, ...],
     paths: tuple[str, ...],
     policy_name: str | None,
+    at_text: str | None,
     as_json: bool,
 ) -> Outcome:
     """Restore SNAPSHOT (ID, unique prefix or 'latest') into --target.
+
+    With --at TIME, SNAPSHOT is left out (or 'latest'): the newest snapshot that --host, --tag,
+    --path and --policy select, taken at or before TIME, is restored.
 
     Damaged files are left out and listed, the rest is restored, and the exit code is 1.
     """
     from snapvault.restore.restorer import Restorer, local_target
 
+    at = _point_in_time(at_text) if at_text is not None else None
+    if at is None and snapshot is None:
+        raise click.UsageError("Missing argument 'SNAPSHOT' (or give --at TIME).")
+    if at is not None and snapshot not in (None, "latest"):
+        raise click.UsageError("--at chooses the snapshot by time: give no SNAPSHOT, or 'latest'.")
     local_target(target)  # a URL is refused before anything is opened or asked for
     repo = obj.open()
-    chosen = _find(repo, snapshot, hosts, tags, paths, policy_name)
+    if at is not None:
+        chosen = _find_at(repo, hosts, tags, paths, policy_name, at)
+    else:
+        assert snapshot is not None
+        chosen = _find(repo, snapshot, hosts, tags, paths, policy_name)
     tty = sys.stderr.isatty() and not as_json
     r = Restorer(repo).restore(
         chosen,
