@@ -226,10 +226,6 @@ def test_policy_stores_the_rules_and_old_records_still_load(local_repo: sv.Repos
         sv.Policy(name="bad", sources=[str(src)], exclude_if_present=["a/b"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy/run.py does not yet pass the policy's exclusion fields to BackupOptions",
-)
 def test_run_policy_applies_the_rules(memory_repo: sv.Repository, src: Path) -> None:
     pol = sv.Policy(name="ex", sources=[str(src)], exclude_if_present=[".nobackup"], exclude_larger_than=1024)
     m = sv.Engine(memory_repo).run_policy(pol)

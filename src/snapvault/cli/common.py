@@ -325,3 +325,18 @@ def prune_options(f: click.decorators.FC) -> click.decorators.FC:
         metavar="N%",
         help="Copy at most this share of the repository into new packs per run.",
     )(f)
+
+
+def exclude_file_patterns(files: tuple[str, ...]) -> list[str]:
+    """The patterns of ``--exclude-file`` files (one a line; blank lines and ``#`` comments
+    dropped), for ``backup`` and for ``policy add``, which stores them rather than the path."""
+    from snapvault.pipeline.patterns import pattern_lines
+
+    patterns: list[str] = []
+    for f in files:
+        try:
+            with open(f, encoding="utf-8") as fh:
+                patterns += pattern_lines(fh.read())
+        except (OSError, UnicodeDecodeError) as e:
+            fail(f"cannot read exclude file {f}: {getattr(e, 'strerror', None) or e}")
+    return patterns

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from snapvault.cli.common import Context, fail, fraction, prune_options, report, report_backup
+from snapvault.cli.common import Context, exclude_file_patterns, fail, fraction, prune_options, report, report_backup
 from snapvault.cli.exits import Outcome, worst
 
 if TYPE_CHECKING:
@@ -63,19 +63,6 @@ def _retention(opts: dict[str, Any], timezone: str) -> Any:
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else r.Union(parts)
-
-
-def _exclude_file_patterns(files: tuple[str, ...]) -> list[str]:
-    """The patterns of ``--exclude-file`` files, stored in the policy (as ``backup`` reads them)."""
-    from snapvault.pipeline.patterns import pattern_lines
-
-    patterns: list[str] = []
-    for f in files:
-        try:
-            patterns += pattern_lines(Path(f).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as e:
-            fail(f"cannot read exclude file {f}: {getattr(e, 'strerror', None) or e}")
-    return patterns
 
 
 @policy.command(name="add")
@@ -138,7 +125,7 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
         pol = Policy(
             name=name,
             sources=[os.path.abspath(s) for s in opts["source"]],
-            exclude=[*opts["exclude"], *_exclude_file_patterns(opts["exclude_file"])],
+            exclude=[*opts["exclude"], *exclude_file_patterns(opts["exclude_file"])],
             exclude_if_present=list(opts["exclude_if_present"]),
             exclude_caches=opts["exclude_caches"],
             exclude_larger_than=opts["exclude_larger_than"],

@@ -11,26 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from snapvault.cli.common import Context, clear_progress, manifest_json, progress, report_backup
+from snapvault.cli.common import Context, clear_progress, exclude_file_patterns, manifest_json, progress, report_backup
 from snapvault.cli.exits import Outcome
 
 if TYPE_CHECKING:
     from snapvault.pipeline.tree import Node
-
-
-def _exclude_file_patterns(files: tuple[str, ...]) -> list[str]:
-    """The patterns of ``--exclude-file`` files (one a line; blank lines and ``#`` comments dropped)."""
-    from snapvault.cli.common import fail
-    from snapvault.pipeline.patterns import pattern_lines
-
-    patterns: list[str] = []
-    for f in files:
-        try:
-            with open(f, encoding="utf-8") as fh:
-                patterns += pattern_lines(fh.read())
-        except (OSError, UnicodeDecodeError) as e:
-            fail(f"cannot read exclude file {f}: {getattr(e, 'strerror', None) or e}")
-    return patterns
 
 
 @click.command()
@@ -72,7 +57,7 @@ def backup(
     """Back up PATHS into a new snapshot."""
     from snapvault import Engine
 
-    patterns = [*exclude, *_exclude_file_patterns(exclude_file)]
+    patterns = [*exclude, *exclude_file_patterns(exclude_file)]
     repo = obj.open()
     tty = sys.stderr.isatty() and not as_json
     m = Engine(repo).backup(

@@ -134,6 +134,10 @@ def run_policy(
     opts = BackupOptions(
         paths=list(policy.sources),
         exclude=list(policy.exclude),
+        exclude_if_present=list(policy.exclude_if_present),
+        exclude_caches=policy.exclude_caches,
+        exclude_larger_than=policy.exclude_larger_than,
+        one_file_system=policy.one_file_system,
         tags=list(policy.tags),
         parent=parent,
         read_all=read_all,
