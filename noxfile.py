@@ -64,7 +64,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def fuzz(session: nox.Session) -> None:
     """The long runs of the hostile-input suites: 10,000 examples per decoder (hypothesis, then
-    atheris where it installs), 10,000 fault schedules and 2,000 kill -9 points. CI runs the same
+    atheris where it installs), 10,000 fault schedules and 2,500 kill -9 points. CI runs the same
     tests at a few hundred examples each."""
     session.install("-e", ".[cli]", *TEST_DEPS)
     env = {
