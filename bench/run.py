@@ -1,6 +1,7 @@
 """Side-by-side benchmark of snapvault, restic and borg on the shared datasets.
 
     python bench/run.py [--reps 3] [--data DIR] [--work DIR] [--skip-scale] [--scale-files N]
+                        [--skip-s3] [--skip-prune] [--only prune]
 
 Builds v1 and v2 with ../shared/bench/make_datasets.py (unless --data has them), then for each
 repetition and each tool (interleaved, fresh repositories, encryption on, borg at zstd,3,
@@ -10,6 +11,10 @@ check --read-data, repository size, and the peak RSS of every step (wait4 rusage
 ``cp -a v1`` is the reference for how fast this disk takes writes. Medians over repetitions;
 ratios snapvault/peer are computed within this run. Writes docs/benchmarks.md and
 bench/results.json.
+
+Then forget and prune (bench/prune_bench.py): ten snapshots (v1, v2 and eight days of
+bench/days.py) forgotten down to the latest two and pruned, timed per tool. ``--only prune``
+runs just that and keeps every other section of bench/results.json as it was.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from prune_bench import VARIANTS, bench_prune, render_prune
 
 ROOT = Path(__file__).resolve().parent.parent
 MAKE_DATASETS = ROOT.parent / "shared" / "bench" / "make_datasets.py"
@@ -317,6 +324,31 @@ def _boto_creds(creds: dict[str, str]) -> dict[str, str]:
     return {"aws_access_key_id": creds["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": creds["AWS_SECRET_ACCESS_KEY"]}
 
 
+def bench_prunes(data: Path, work: Path, tools: list[Tool], reps: int) -> dict[str, object]:
+    """The forget-and-prune section: ``reps`` repetitions of bench_prune per column, interleaved."""
+    columns: list[tuple[str, Tool, str]] = []
+    for t in tools:
+        if t.name == "snapvault":
+            columns += [(name, t, max_repack) for name, max_repack in VARIANTS.items()]
+        else:
+            columns.append((t.name, t, ""))
+    rows: dict[str, list[dict[str, float | int]]] = {name: [] for name, _, _ in columns}
+    for rep in range(reps):
+        for name, t, max_repack in columns if rep % 2 == 0 else list(reversed(columns)):
+            print(f"prune rep {rep + 1}/{reps}: {name} ...", flush=True)
+            rows[name].append(
+                bench_prune(t, data, work, run=run, sync_tree=sync_tree, du=du, max_repack=max_repack or "100%")
+            )
+    return {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "reps": reps,
+        "versions": {t.name: t.version() for t in tools},
+        "medians": {name: {k: median(r, k) for k in r[0]} for name, r in rows.items() if r},
+        "runs": rows,
+    }
+
+
 def median(rows: list[dict[str, float | int]], key: str) -> float:
     return statistics.median(float(r[key]) for r in rows)
 
@@ -423,6 +455,9 @@ def render(results: dict[str, object]) -> str:
     carried = results.get("carried")
     if carried:
         lines += ["", f"Sections carried over from an earlier run of this harness: {', '.join(carried)}."]  # type: ignore[arg-type]
+    prune: dict[str, object] = results.get("prune", {})  # type: ignore[assignment]
+    if prune:
+        lines += render_prune(prune)
     notes = ROOT / "bench" / "notes.md"
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]
@@ -436,6 +471,10 @@ def main() -> int:
     ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-s3", action="store_true", help="skip the S3 (moto) throughput run")
+    ap.add_argument("--skip-prune", action="store_true", help="skip the forget-and-prune run")
+    ap.add_argument(
+        "--only", choices=["prune"], help="run only this section; the others stay as bench/results.json has them"
+    )
     ap.add_argument("--scale-files", type=int, default=200_000)
     ap.add_argument("--tools", default="snapvault,restic,borg")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
@@ -459,6 +498,15 @@ def main() -> int:
             tools.append(t)
         else:
             print(f"notice: {name} is not installed; skipped (apt-get install restic borgbackup)", flush=True)
+    previous_file = ROOT / "bench" / "results.json"
+    previous = json.loads(previous_file.read_text()) if previous_file.exists() else {}
+    if args.only == "prune":
+        if not previous:
+            print("--only prune needs bench/results.json from a full run", file=sys.stderr)
+            return 1
+        previous["prune"] = bench_prunes(data, work, tools, args.reps)
+        print(_write(previous, args.out))
+        return 0
     rows: dict[str, list[dict[str, float | int]]] = {t.name: [] for t in tools}
     cps = []
     for rep in range(args.reps):
@@ -478,15 +526,14 @@ def main() -> int:
         "medians": medians,
         "runs": rows,
     }
-    previous_file = ROOT / "bench" / "results.json"
-    previous = json.loads(previous_file.read_text()) if previous_file.exists() else {}
-    for key, flag in (("s3", args.skip_s3), ("scale", args.skip_scale)):
+    for key, flag in (("s3", args.skip_s3), ("scale", args.skip_scale), ("prune", args.skip_prune)):
         # A section this run skips is carried over from the last run, marked as such.
         if flag and key in previous:
             results[key] = previous[key]
             if key == "scale":
                 results["scale_files"] = previous.get("scale_files")
-            results.setdefault("carried", []).append(f"{key} ({previous.get('date', '?')})")
+            date = previous[key].get("date") if key == "prune" else None
+            results.setdefault("carried", []).append(f"{key} ({date or previous.get('date', '?')})")
     _write(results, args.out)
     if not args.skip_s3:
         print("S3 throughput against moto ...", flush=True)
@@ -499,6 +546,9 @@ def main() -> int:
             make_scale_tree(tree, args.scale_files)
         results["scale_files"] = args.scale_files
         results["scale"] = {t.name: bench_scale(t, tree, work) for t in tools}
+        _write(results, args.out)
+    if not args.skip_prune:
+        results["prune"] = bench_prunes(data, work, tools, args.reps)
     print(_write(results, args.out))
     return 0
 
