@@ -49,7 +49,16 @@ from tests.conftest import FAST_KDF, PASSWORD
 from tests.treecompare import assert_same_tree
 
 ROOT = Path(__file__).resolve().parents[1]
-MAKE_DATASETS = ROOT.parent / "shared" / "bench" / "make_datasets.py"
+# The shared script next to the repository when it is there, else the copy kept in bench/ (a
+# clean clone on a fresh machine has only that: the same script, formatted for this repository).
+MAKE_DATASETS = next(
+    (
+        p
+        for p in (ROOT.parent / "shared" / "bench" / "make_datasets.py", ROOT / "bench" / "make_datasets.py")
+        if p.exists()
+    ),
+    ROOT / "bench" / "make_datasets.py",
+)
 FULL = os.environ.get("SNAPVAULT_PRUNE_ACCEPTANCE_FULL", "").lower() in ("1", "true", "yes")
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 PRUNE_AT = T0 + timedelta(days=11)

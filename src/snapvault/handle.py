@@ -272,7 +272,7 @@ class Repository(_FormatRepository):
         max_repack : float
             Copy at most this fraction of the repository's size into new packs per run.
         max_unused : float
-            Repack until at most this fraction of what stays is unused.
+            Repack until the unused space is at most this fraction of the live data.
         writer_timeout : timedelta
             A writer whose record is older is taken for crashed (at least 30 minutes).
 

@@ -316,7 +316,7 @@ def prune_options(f: click.decorators.FC) -> click.decorators.FC:
         default="5%",
         show_default=True,
         metavar="N%",
-        help="Repack until at most this share of what stays is unused.",
+        help="Repack until the unused space is at most this share of the live data.",
     )(f)
     return click.option(
         "--max-repack",

@@ -211,7 +211,7 @@ def prune(
     max_repack : float
         At most this fraction of the repository's size is copied into new packs per run.
     max_unused : float
-        Repack until at most this fraction of what stays is unused space.
+        Repack until the unused space is at most this fraction of the live data.
     writer_timeout : timedelta
         A writer whose newest record is older than this is taken for crashed (at least 30
         minutes: records are refreshed every 10).
@@ -454,10 +454,14 @@ class _Run:
         total = sum(packs.size.values())
         gone = sum(packs.size[p] for ps in marked.values() for p in ps) + sum(packs.size.get(p, 0) for p in doomed)
         unused = sum(packs.blob_bytes[p] - packs.live_bytes[p] for _, p in partial)
+        # Against the live data, not what stays: "5% unused" then means within 5% of a
+        # repository holding only the live data (restic counts it against what stays, which
+        # allows 5.3%).
+        live = sum(packs.live_bytes[p] for p in packs.indexed if p in packs.size and p not in doomed)
         budget = max_repack * total
         copied = 0
         for _, pid in sorted(partial, reverse=True):
-            if unused <= max_unused * (total - gone):
+            if unused <= max_unused * live:
                 break
             if copied + packs.live_bytes[pid] > budget:
                 continue
