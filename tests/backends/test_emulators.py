@@ -90,6 +90,11 @@ def test_create_only_race_has_exactly_one_winner(emulator_bucket: Bucket) -> Non
     """Concurrent create-only writes from separate clients: one wins, the rest get FileExistsError."""
     if not emulator_bucket.emulator.enforces_create_only:
         pytest.skip(f"{emulator_bucket.emulator.kind}: the emulator ignores create-only preconditions")
+    if emulator_bucket.emulator.kind == "s3":
+        # moto checks If-None-Match and then stores, without a lock between: on a loaded machine
+        # (a parallel test run) two writers can both win. S3 itself decides atomically; the
+        # precondition itself is checked one writer at a time by the other create-only tests.
+        pytest.skip("s3: moto's conditional PUT is not atomic under concurrency (S3's is)")
     writers = 6
     clients = [emulator_bucket.emulator.filesystem() for _ in range(writers)]
     for rnd in range(10):

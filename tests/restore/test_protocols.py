@@ -38,7 +38,7 @@ def test_a_policy_restore_looks_for_its_snapshot_through_restore_source(
 ) -> None:
     sv.Engine(local_repo).backup([make_tricky_tree(tmp_path)])
     source = narrow(local_repo, RestoreSource)
-    with pytest.raises(sv.SnapshotNotFound, match="has no snapshot"):
+    with pytest.raises(sv.SnapshotNotFound, match="no snapshot of policy"):
         sv.Restorer(source).restore(None, tmp_path / "out", policy="none-such")
     assert "snapshots" in source.used
     assert not (tmp_path / "out").exists()
