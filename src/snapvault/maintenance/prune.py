@@ -25,16 +25,17 @@ reference a blob it deleted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from snapvault.archiver.sink import BlobSink, SinkRepository
+from snapvault.archiver.sink import SinkRepository
 from snapvault.errors import AppendOnlyError, ConfigError, IntegrityError, PruneError, SnapvaultError
+from snapvault.pipeline.crypto import AEADSealer, PlainSealer
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.index import Index
-from snapvault.pipeline.pack import PackEntry
+from snapvault.pipeline.pack import MAX_PACK_BLOBS, PackEntry, PackWriter, blob_ad
 from snapvault.pipeline.tree import Node
 from snapvault.repository import layout
 from snapvault.repository.lifecycle import (
@@ -61,6 +62,19 @@ TEMPORARY_AGE = timedelta(hours=24)
 
 class PruneRepository(SinkRepository, RecordStore, Protocol):
     """What a prune needs of a repository."""
+
+    #: Seals with the current key, opens with the retired ones too.
+    sealer: AEADSealer | PlainSealer
+    #: Source of the random bytes sealing needs.
+    random: Callable[[int], bytes]
+
+    def read_pack(self, pack_id: bytes | str) -> bytes:
+        """A whole stored pack."""
+        ...
+
+    def pack_header(self, data: bytes | memoryview) -> list[PackEntry]:
+        """Open and parse the header of a whole pack held in memory."""
+        ...
 
     @property
     def append_only(self) -> bool:
@@ -477,21 +491,58 @@ class _Run:
         return sorted(key for key, listed in packs.files.items() if not listed & doomed)
 
     def _repack(self, repack: frozenset[bytes], packs: _Packs, live: set[bytes]) -> tuple[int, int]:
-        """Copy the live blobs of ``repack`` into new packs (verified as they are read)."""
+        """Move the live blobs of ``repack`` into new packs, sealed bytes as they are.
+
+        A pack is read once, whole; each live blob is authenticated (its type and ID are bound
+        into its sealing, so this proves it is the blob it claims to be) and appended to a new
+        pack without being decompressed or compressed again. A blob a retired key sealed (a
+        key rotation's rewrite) is opened and sealed again with the current key. Blobs with a
+        copy outside marked packs (``reusable``) are not copied.
+        """
         if not repack:
             return 0, 0
-        blobs = bytes_ = 0
-        with BlobSink(self.repo, workers=2) as sink:
-            for pid in sorted(repack):
-                for e in self.repo.read_pack_header(pid, packs.size[pid]):
-                    if e.id not in live or sink.has(e.id):
-                        continue
-                    data = self.repo.read_blob(e.id, e.type)
-                    sink.add(e.type, data, e.id)
-                    blobs += 1
-                    bytes_ += e.length
-            sink.flush()
-        return blobs, bytes_
+        repo = self.repo
+        sealer = repo.sealer
+        current = sealer.current_only() if isinstance(sealer, AEADSealer) else sealer
+        idx = repo.refresh_index()
+        open_packs: dict[BlobType, PackWriter] = {}
+        landed: list[tuple[bytes, list[PackEntry]]] = []
+        copied: set[bytes] = set()
+        moved = 0
+
+        def finish(btype: BlobType) -> None:
+            packer = open_packs.pop(btype, None)
+            if packer is not None and len(packer):
+                pid, data, entries = repo.finish_pack(packer)
+                repo.write_pack(pid, data)
+                landed.append((pid, entries))
+
+        for pid in sorted(repack):
+            data = repo.read_pack(pid)
+            for e in repo.pack_header(data):
+                if e.id not in live or e.id in copied or idx.reusable(e.id):
+                    continue
+                ad = blob_ad(e.type, e.id)
+                sealed = data[e.offset : e.offset + e.length]
+                try:
+                    current.open(sealed, ad)
+                except IntegrityError:
+                    # Not the current key's (or damaged: then open raises, naming nothing
+                    # copied): open with every key, seal with the current one.
+                    sealed = sealer.seal(sealer.open(sealed, ad), ad, random=repo.random(28))
+                packer = open_packs.get(e.type)
+                if packer is None:
+                    packer = open_packs[e.type] = PackWriter()
+                packer.add(e.type, e.id, sealed, e.raw_length)
+                copied.add(e.id)
+                moved += len(sealed)
+                if len(packer) >= repo.pack_size or packer.count >= MAX_PACK_BLOBS:
+                    finish(e.type)
+        for btype in list(open_packs):
+            finish(btype)
+        if landed:
+            repo.write_index(landed)
+        return len(copied), moved
 
     def _carry_out(self, mark: DeletionMark, live: set[bytes]) -> None:
         """Phase two of one ripe mark. Each step can be interrupted and done again:
