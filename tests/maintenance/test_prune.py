@@ -288,7 +288,7 @@ def test_temporaries_are_listed_on_an_fsspec_store_too() -> None:
 
 
 def test_an_unreadable_deletion_mark_is_reported_and_stops_nothing(tmp_path: Path) -> None:
-    repo, src, ids = _history(tmp_path, days=2)
+    _, src, ids = _history(tmp_path, days=2)
     junk = tmp_path / "repo" / "deletions" / ("ab" * 32)
     junk.parent.mkdir(exist_ok=True)
     junk.write_bytes(b"not a mark")
