@@ -30,7 +30,6 @@ from snapvault.errors import ConfigError, IntegrityError, SnapvaultError
 from snapvault.maintenance.prune import PruneResult, prune
 from snapvault.pipeline.crypto import AEADSealer
 from snapvault.pipeline.index import INDEX_AD
-from snapvault.pipeline.pack import TRAILER_SIZE, header_length, read_header
 from snapvault.repository import layout
 from snapvault.repository.keys import KeyInfo, drop_retired_keys
 from snapvault.repository.lifecycle import DELETION_AD, read_writers
@@ -131,9 +130,7 @@ def _old_packs(repo: Repository, current: AEADSealer) -> set[bytes]:
     for name, size in repo.packs():
         pid = bytes.fromhex(name)
         try:
-            tail = repo.read_pack_range(pid, max(0, size - TRAILER_SIZE), TRAILER_SIZE)
-            hlen = header_length(tail, size)
-            read_header(current, repo.read_pack_range(pid, size - TRAILER_SIZE - hlen, hlen + TRAILER_SIZE), size)
+            repo.read_pack_header(pid, size, sealer=current)
         except IntegrityError:
             out.add(pid)
     return out
