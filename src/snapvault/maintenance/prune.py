@@ -95,12 +95,8 @@ class PruneRepository(SinkRepository, RecordStore, Protocol):
         """Every pending deletion mark, by name."""
         ...
 
-    def snapshots(self) -> list[Manifest]:
-        """Every readable snapshot."""
-        ...
-
-    def unreadable_snapshots(self) -> list[tuple[str, IntegrityError]]:
-        """Snapshots that cannot be read, and why."""
+    def scan_snapshots(self) -> tuple[list[Manifest], list[tuple[str, IntegrityError]]]:
+        """Every snapshot, read once: the readable ones and the unreadable ones with why."""
         ...
 
     def iter_tree(self, tree_id: str) -> Iterator[Node]:
@@ -292,16 +288,15 @@ class _Run:
     def _live_blobs(self, known: set[str] | None = None, live: set[bytes] | None = None) -> tuple[set[bytes], set[str]]:
         """Every blob (trees and data) the readable snapshots reference, walking each shared
         tree once; ``known`` snapshots are skipped (their blobs are in ``live`` already)."""
-        unreadable = self.repo.unreadable_snapshots()
+        # Snapshots first, then the index: every listed snapshot committed after its index
+        # files were written, so the index loaded next holds its trees.
+        manifests, unreadable = self.repo.scan_snapshots()
         if unreadable:
             sid, err = unreadable[0]
             raise PruneError(
                 f"snapshot {sid[:16]} cannot be read ({err}); it might reference any blob, so nothing is "
                 f"pruned: repair or forget it first ({len(unreadable)} unreadable)"
             )
-        # Snapshots first, then the index: every listed snapshot committed after its index
-        # files were written, so the index loaded next holds its trees.
-        manifests = self.repo.snapshots()
         self.repo.refresh_index()
         out = live if live is not None else set()
         ids = set(known or ())

@@ -795,6 +795,11 @@ class Repository:
         """The snapshot objects :meth:`snapshots` leaves out, as (ID, why), by ID."""
         return self._scan_snapshots()[1]
 
+    def scan_snapshots(self) -> tuple[list[Manifest], list[tuple[str, IntegrityError]]]:
+        """Every snapshot, read once: the readable ones (oldest first) and the unreadable ones
+        with why (:meth:`snapshots` and :meth:`unreadable_snapshots` in one pass)."""
+        return self._scan_snapshots()
+
     def _scan_snapshots(self) -> tuple[list[Manifest], list[tuple[str, IntegrityError]]]:
         readable, unreadable = [], []
         for sid in self.snapshot_ids():
