@@ -104,3 +104,17 @@ def write(path: Path, data: bytes | str, mode: int | None = None) -> Path:
     if mode is not None:
         os.chmod(path, mode)
     return path
+
+
+def tree_at(repo: sv.Repository, manifest: sv.Manifest, directory: Path | str) -> str:
+    """The tree ID of one directory of a snapshot.
+
+    Tests compare this rather than ``manifest.tree``: the nodes of a temporary directory's
+    parents change whenever a test running beside it adds a directory next to its own.
+    """
+    tree = manifest.tree
+    for part in Path(os.path.relpath(directory, "/")).parts:
+        node = next(n for n in repo.read_tree(tree) if n.name == part)
+        assert node.subtree is not None, f"{part} is not a directory"
+        tree = node.subtree
+    return tree

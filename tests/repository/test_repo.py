@@ -12,7 +12,7 @@ import fsspec
 import pytest
 
 import snapvault as sv
-from tests.conftest import FAST_KDF, PASSWORD, write
+from tests.conftest import FAST_KDF, PASSWORD, tree_at, write
 
 
 def test_open_from_filesystem_instance_and_path(tmp_path: Path) -> None:
@@ -116,8 +116,8 @@ def test_copy_params_from_gives_identical_blob_ids(tmp_path: Path) -> None:
     c = sv.Repository.init(str(tmp_path / "c"), PASSWORD, kdf=FAST_KDF)
     ma, mb, mc = (sv.Engine(r).backup([src]) for r in (a, b, c))
     assert b.master_keys.encryption_key != a.master_keys.encryption_key
-    assert ma.tree == mb.tree
-    assert ma.tree != mc.tree
+    assert tree_at(a, ma, src) == tree_at(b, mb, src)
+    assert tree_at(a, ma, src) != tree_at(c, mc, src)
     assert b.config.chunker == a.config.chunker
 
 
