@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from snapvault.archiver.holes import file_pieces, may_have_holes
 from snapvault.archiver.sink import BlobSink
 from snapvault.pipeline.blob import MAX_TREE_BLOB
 from snapvault.pipeline.chunker import ChunkerParams, StreamChunker
@@ -24,7 +25,6 @@ from snapvault.repository.manifest import FileError
 
 __all__ = ["WalkStats", "Walker"]
 
-_READ_SIZE = 4 << 20
 _HAS_XATTR = hasattr(os, "listxattr")
 # Opening with O_NONBLOCK means a file swapped for a FIFO between lstat and open cannot hang us.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -498,7 +498,8 @@ class Walker:
         """
         fd = os.open(path, _OPEN_FLAGS)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise OSError(f"{path} is no longer a regular file")
             min_size = self.chunker.min_size
             if expected < min_size:
@@ -513,13 +514,11 @@ class Walker:
             total = 0
             chunker = StreamChunker(self.chunker)
             add = self.sink.add
-            while total < expected:
-                data = os.read(fd, min(_READ_SIZE, expected - total))
-                if not data:
-                    break
-                total += len(data)
-                self._count(len(data), path)
-                for chunk in chunker.feed(data):
+            # A hole is given as zeros, not read: the chunks are those of a plain read.
+            for piece, read in file_pieces(fd, expected, holes=may_have_holes(st)):
+                total += len(piece)
+                self._count(len(piece), path, read=read)
+                for chunk in chunker.feed(piece):
                     chunk_ids.append(add(BlobType.DATA, chunk)[0].hex())
                 if self.should_stop is not None and self.should_stop():
                     raise Cancelled
@@ -529,8 +528,8 @@ class Walker:
         finally:
             os.close(fd)
 
-    def _count(self, n: int, path: str) -> None:
-        self.stats.bytes_read += n
+    def _count(self, n: int, path: str, *, read: bool = True) -> None:
+        self.stats.bytes_read += n if read else 0  # zeros for a hole are progress, not reads
         if self.progress is not None:
             self.progress(n, path)
 

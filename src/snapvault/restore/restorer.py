@@ -136,6 +136,7 @@ class Restorer:
         devices: bool = False,
         setuid: bool = False,
         numeric_owner: bool = False,
+        sparse: bool = True,
     ) -> RestoreResult:
         """Restore a snapshot into ``target``.
 
@@ -195,6 +196,12 @@ class Restorer:
             mapped by name, as tar does: an entry whose stored user (group) name exists on this
             machine gets that name's ID here, any other its stored ID. Not as root, entries
             belong to the user restoring, either way.
+        sparse : bool
+            Leave runs of zeros in files as holes, as restic does: every run of zeros that
+            covers whole blocks of the target's file system is skipped over instead of
+            written (a file that had holes comes back with them; so does a file of zeros
+            that had none). The content is the same either way; ``bytes_written`` and progress
+            count the file's full length. False writes every byte (a fully allocated file).
 
         Raises
         ------
@@ -248,7 +255,7 @@ class Restorer:
         if on_plan is not None:
             on_plan(writes.files, writes.bytes)
         writer = TargetWriter(
-            target, as_root=self._as_root, devices=devices, setuid=setuid, numeric_owner=numeric_owner
+            target, as_root=self._as_root, devices=devices, setuid=setuid, numeric_owner=numeric_owner, sparse=sparse
         )
         try:
             job = _RestoreJob(self, result, writes, writer, progress, should_stop, on_file, stop_on_error=stop_on_error)

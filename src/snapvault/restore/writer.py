@@ -8,6 +8,11 @@ from the snapshot or already in the target, is never followed as a path componen
 Every entry is made under a temporary name in its directory and renamed over its final name
 only once it is complete, so a final name holds either what was there before or the entry as
 stored, never a part of it.
+
+A sparse writer leaves holes where a file holds runs of zeros: as each file is created empty,
+a run it does not write reads as zeros, and ending the file with ``ftruncate`` gives it its
+length. Snapshots do not record holes (a backup feeds a hole to the chunker as zeros), so a
+file that had holes, like any file with long runs of zeros, comes back with them.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from snapvault.errors import ConfigError, UnsafePathError
 from snapvault.pipeline.restore_plan import PlannedDir
 from snapvault.pipeline.tree import Node
 
-__all__ = ["ENTRY_ERRNOS", "TEMP_PREFIX", "DirHandle", "NewFile", "TargetWriter", "local_target"]
+__all__ = ["ENTRY_ERRNOS", "TEMP_PREFIX", "DirHandle", "NewFile", "TargetWriter", "data_spans", "local_target"]
 
 #: Temporary names of entries being restored start with this.
 TEMP_PREFIX = ".sv-restore-"
@@ -122,7 +127,7 @@ class NewFile:
     final name keeps what it held before.
     """
 
-    __slots__ = ("_committed", "_dfd", "_fd", "_tmp", "_writer")
+    __slots__ = ("_committed", "_dfd", "_end", "_fd", "_pos", "_tmp", "_writer", "_zero_block")
 
     def __init__(self, writer: TargetWriter, dfd: int) -> None:
         self._writer = writer
@@ -130,19 +135,39 @@ class NewFile:
         self._tmp = _temp_name()
         self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
         self._committed = False
+        # Sparse writing: the file's length so far, and the end of what was written of it.
+        self._zero_block = writer.zero_block
+        self._pos = self._end = 0
 
     def write(self, data: bytes | memoryview) -> None:
-        """Append all of ``data``."""
+        """Append all of ``data``; a sparse writer skips its runs of zeros (:func:`data_spans`)."""
+        if self._zero_block:
+            self._write_sparse(data)
+            return
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
+
+    def _write_sparse(self, data: bytes | memoryview) -> None:
+        whole = data if isinstance(data, bytes) else bytes(data)
+        view = memoryview(whole)
+        for lo, hi in data_spans(whole, self._zero_block):
+            part, offset = view[lo:hi], self._pos + lo
+            while part:
+                n = os.pwrite(self._fd, part, offset)
+                part, offset = part[n:], offset + n
+            self._end = self._pos + hi
+        self._pos += len(whole)
 
     def commit(self, node: Node) -> None:
         """Give the file ``node``'s metadata (its mode without the bits the writer drops) and
         rename it to ``node.name``."""
         fd = self._fd
         w = self._writer
+        if self._pos > self._end:
+            # It ends in zeros that were skipped: give it its length (a hole at its end).
+            os.ftruncate(fd, self._pos)
         if w.as_root:
             with contextlib.suppress(OSError):
                 os.fchown(fd, *w.owner(node))
@@ -172,6 +197,32 @@ class NewFile:
                 os.unlink(self._tmp, dir_fd=self._dfd)
 
 
+def data_spans(data: bytes, zero_block: bytes) -> list[tuple[int, int]]:
+    """The stretches ``(start, end)`` of ``data`` to write to leave its runs of zeros as holes.
+
+    Every byte not in a stretch is zero. A run of zeros is skipped when it is at least
+    ``len(zero_block)`` long (the target's block size: a shorter run cannot free a block), or
+    when it reaches the end of ``data`` from such a run (the next chunk may go on with zeros).
+    An all-zero ``data`` gives no stretch.
+    """
+    n, block = len(data), len(zero_block)
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while (run := data.find(zero_block, start)) >= 0:
+        end = run + block
+        # Block by block: each comparison is a memcmp, no copy of data.
+        while data.startswith(zero_block, end):
+            end += block
+        if n - end < block and data.endswith(zero_block[: n - end]):
+            end = n
+        if run > start:
+            spans.append((start, run))
+        start = end
+    if start < n:
+        spans.append((start, n))
+    return spans
+
+
 #: The extended attribute that holds a file's capabilities (Linux); restored only with
 #: ``setuid=True``, as it grants what a setuid bit would.
 CAPABILITY_XATTR = "security.capability"
@@ -182,6 +233,10 @@ ENTRY_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL})
 
 #: Directories of the path from the target down that a restore holds open at most.
 OPEN_PATH = 64
+
+# The granularity of holes where the file system does not say, and the most it may ask for.
+_DEFAULT_BLOCK = 4096
+_MAX_BLOCK = 1 << 20
 
 
 def _local_id(lookup: Callable[[str], Any], name: str) -> int:
@@ -237,6 +292,10 @@ class TargetWriter:
     numeric_owner : bool
         Give entries their stored numeric IDs even where the stored user or group name
         exists on this machine (see :meth:`owner`).
+    sparse : bool
+        Leave runs of zeros in files as holes, of whole blocks of the target's file system
+        (its ``st_blksize``), instead of writing them. Every file is created empty under a
+        temporary name, so a run not written reads as zeros.
 
     Its counters (``dirs``, ``symlinks``, ``other``, ``hardlinks``) count what it made; they
     are updated by the thread that walks the plan, which is the one that makes directories,
@@ -245,7 +304,14 @@ class TargetWriter:
     """
 
     def __init__(
-        self, target: str, *, as_root: bool, devices: bool = False, setuid: bool = False, numeric_owner: bool = False
+        self,
+        target: str,
+        *,
+        as_root: bool,
+        devices: bool = False,
+        setuid: bool = False,
+        numeric_owner: bool = False,
+        sparse: bool = False,
     ) -> None:
         self.as_root = as_root
         self.numeric_owner = numeric_owner
@@ -261,6 +327,11 @@ class TargetWriter:
         self.dirs = self.symlinks = self.other = self.hardlinks = 0
         os.makedirs(target, exist_ok=True)
         self.root = DirHandle(os.open(target, os.O_RDONLY | os.O_DIRECTORY))
+        #: Zeros of one block of the target's file system when writing sparse, else empty.
+        self.zero_block = b""
+        if sparse:
+            block = os.fstat(self.root.fd).st_blksize or _DEFAULT_BLOCK
+            self.zero_block = bytes(max(512, min(block, _MAX_BLOCK)))
 
     def close(self) -> None:
         """Let go of the target (directories still held by tasks close when they finish)."""
