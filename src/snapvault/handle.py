@@ -10,7 +10,7 @@ it, and everything that opens a repository for users (the CLI) opens this one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,8 @@ from snapvault.repository.repo import Repository as _FormatRepository
 if TYPE_CHECKING:
     from snapvault.maintenance.check import CheckReport
     from snapvault.maintenance.copy import CopyResult
+    from snapvault.maintenance.diff import SnapshotDiff
+    from snapvault.maintenance.find import FindMatch
     from snapvault.maintenance.prune import PruneResult
     from snapvault.maintenance.rekey import RekeyResult
     from snapvault.maintenance.repair import RepairIndexResult, RepairSnapshotsResult
@@ -248,6 +250,110 @@ class Repository(_FormatRepository):
         from snapvault.policy.selection import retag
 
         return retag(self, snapshot, add=add, remove=remove, set=set)
+
+    # -- comparing and searching snapshots -------------------------------------------------
+
+    def diff(self, before: str | Manifest, after: str | Manifest) -> SnapshotDiff:
+        """What changed from snapshot ``before`` to snapshot ``after``; see :mod:`snapvault.maintenance.diff`.
+
+        Each is a manifest, a full ID, a unique prefix (4+ hex digits) or ``latest``. Subtrees
+        with the same tree ID on both sides are skipped unread.
+
+        Returns
+        -------
+        SnapshotDiff
+            Every changed path with its kind (``added``, ``removed``, ``modified``,
+            ``metadata``, ``type``), sorted by path, and the totals.
+
+        Raises
+        ------
+        SnapshotNotFound, AmbiguousSnapshot
+            If a reference names no snapshot or several.
+        IntegrityError
+            If a tree that differs cannot be read.
+        """
+        from snapvault.errors import ConfigError
+        from snapvault.maintenance.diff import diff_snapshots
+        from snapvault.repository.manifest import Manifest
+
+        sides = []
+        for ref in (before, after):
+            if not isinstance(ref, (str, Manifest)):
+                raise ConfigError(f"a snapshot is a Manifest, an ID, a prefix or 'latest', not {ref!r}")
+            sides.append(ref if isinstance(ref, Manifest) else self.resolve(ref))
+        return diff_snapshots(self, sides[0], sides[1])
+
+    def find(
+        self,
+        pattern: str,
+        *,
+        snapshots: Iterable[str | Manifest] | None = None,
+        hosts: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        paths: Iterable[str] = (),
+        policy: str | None = None,
+        latest: int | None = None,
+        ignore_case: bool = False,
+        newer: datetime | None = None,
+        older: datetime | None = None,
+    ) -> Iterator[FindMatch]:
+        """The entries whose name (or path, for a pattern with ``/``) matches ``pattern``, as
+        restic's ``find``; see :mod:`snapvault.maintenance.find` for the pattern rules.
+
+        The snapshots searched are ``snapshots`` (manifests, IDs, unique prefixes, or
+        ``latest``: the newest the filters select), or else every snapshot the filters
+        select (``hosts``, ``tags`` as comma-separated groups, ``paths``, ``policy``; the
+        rules of :class:`snapvault.SnapshotFilter`), of which ``latest`` keeps the N newest
+        per host and paths. They are searched oldest first, each depth first in name order.
+
+        Parameters
+        ----------
+        ignore_case : bool
+            Match case-insensitively.
+        newer, older : datetime, optional
+            Only entries modified at or after ``newer`` and before ``older`` (timezone-aware).
+
+        Returns
+        -------
+        iterator of FindMatch
+            ``snapshot_id``, ``short_id``, ``path`` (absolute) and ``node`` of each match,
+            read lazily; the snapshots are chosen, and the arguments checked, before this
+            returns.
+
+        Raises
+        ------
+        SnapshotNotFound, AmbiguousSnapshot
+            If a reference names no snapshot or several.
+        ConfigError
+            If the pattern is empty, a filter or time invalid, or ``latest`` is combined with
+            ``snapshots``.
+        IntegrityError
+            While iterating, if a tree cannot be read.
+        """
+        from snapvault.errors import ConfigError
+        from snapvault.maintenance.find import find_in_snapshots
+        from snapvault.policy.selection import SnapshotFilter, find_snapshot, latest_per_group, select
+        from snapvault.repository.manifest import Manifest
+
+        where = SnapshotFilter(hosts=hosts, tags=tags, paths=paths, policy=policy)
+        if isinstance(snapshots, str):
+            raise ConfigError(f"snapshots must be a list, not the string {snapshots!r}")
+        named = None if snapshots is None else list(snapshots)
+        if named:
+            if latest is not None:
+                raise ConfigError("latest picks among the snapshots the filters select; do not name snapshots too")
+            found: dict[str, Manifest] = {}
+            for ref in named:
+                if not isinstance(ref, (str, Manifest)):
+                    raise ConfigError(f"a snapshot is a Manifest, an ID, a prefix or 'latest', not {ref!r}")
+                m = ref if isinstance(ref, Manifest) else find_snapshot(self, ref, where)
+                found[m.id] = m
+            chosen = sorted(found.values(), key=lambda m: (m.time, m.id))
+        else:
+            chosen = select(self.snapshots(), where)
+            if latest is not None:
+                chosen = latest_per_group(chosen, latest)
+        return find_in_snapshots(self, chosen, pattern, ignore_case=ignore_case, newer=newer, older=older)
 
     # -- lifecycle -------------------------------------------------------------------------
 
