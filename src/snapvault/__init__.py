@@ -65,6 +65,14 @@ if TYPE_CHECKING:
         CheckReport as CheckReport,
         Problem as Problem,
     )
+    from snapvault.maintenance.diff import (
+        DiffChange as DiffChange,
+        DiffStats as DiffStats,
+        SnapshotDiff as SnapshotDiff,
+    )
+    from snapvault.maintenance.find import (
+        FindMatch as FindMatch,
+    )
     from snapvault.maintenance.repair import (
         RepairedPath as RepairedPath,
         RepairIndexResult as RepairIndexResult,
@@ -135,6 +143,10 @@ _PUBLIC: dict[str, str] = {
     "BrokenPolicy": "snapvault.policy.records",
     "BucketNotFound": "snapvault.errors",
     "CheckReport": "snapvault.maintenance.check",
+    "DiffChange": "snapvault.maintenance.diff",
+    "DiffStats": "snapvault.maintenance.diff",
+    "FindMatch": "snapvault.maintenance.find",
+    "SnapshotDiff": "snapvault.maintenance.diff",
     "ChunkerParams": "snapvault.pipeline.chunker",
     "ConcurrentPruneError": "snapvault.errors",
     "ConfigError": "snapvault.errors",

@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 
 import snapvault as sv
-from snapvault.cli.browse_cmds import diff, find
 from snapvault.cli.exits import ExitCode
-from snapvault.cli.main import cli
 from tests.cli.test_key_cli import Cli, one_line_error
 from tests.conftest import FAST_KDF, PASSWORD, write
 
@@ -29,10 +27,7 @@ def made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[Cli, sv.Repository, Path, sv.Manifest, sv.Manifest]:
     """Two snapshots of one folder (hosts web, then db): a file modified, one removed, one
-    added, a directory added, a mode changed; the commands registered for this test only."""
-    # Until main's command table lists them; setitem puts the table back afterwards.
-    monkeypatch.setitem(cli.commands, "diff", diff)
-    monkeypatch.setitem(cli.commands, "find", find)
+    added, a directory added, a mode changed."""
     src = tmp_path / "src"
     write(src / "keep.txt", "kept")
     write(src / "mod.txt", "one")

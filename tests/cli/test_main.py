@@ -324,8 +324,13 @@ def test_json_of_restore_check_and_ls(repo_url: str, tmp_path: Path) -> None:
     single = run("-r", repo_url, "ls", "latest", f"{src}/a.md", "--json")
     assert [e["path"] for e in json.loads(single.stdout)] == [f"{src}/a.md"]
     missing = run("-r", repo_url, "ls", "latest", f"{src}/nothing", "--json")
-    assert "is not in snapshot" in assert_one_line_error(missing)
+    assert missing.returncode == 1
     assert missing.stdout == ""
+    # With --json the error is JSON too: one line on stderr.
+    (line,) = missing.stderr.splitlines()
+    error = json.loads(line)
+    assert (error["level"], error["type"], error["exit_code"]) == ("error", "SnapshotNotFound", 1)
+    assert "is not in snapshot" in error["message"]
 
 
 def test_check_json_lists_problems_and_exits_1(damaged: tuple[str, set[str], set[str]]) -> None:

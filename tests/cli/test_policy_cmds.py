@@ -148,6 +148,16 @@ def broken_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def broken_json(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    """With --json: the same as a JSON line naming the policy, then the exit code's line."""
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    first, last = (json.loads(line) for line in proc.stderr.strip().splitlines())
+    assert (first["level"], first["subject"]) == ("error", "policy odd")
+    assert WIRE_ID in str(first["message"])
+    assert (last["level"], last["type"], last["exit_code"]) == ("error", "POLICIES_UNREADABLE", 1)
+    return first
+
+
 def test_a_policy_whose_strategy_is_missing_hides_no_other(
     repo_with_a_plugin_policy: tuple[str, list[str]], cache_env: dict[str, str]
 ) -> None:
@@ -159,7 +169,7 @@ def test_a_policy_whose_strategy_is_missing_hides_no_other(
     assert listed.stdout.split()[0] == "good"
     assert "odd" not in listed.stdout
     as_json = run("-r", url, "policy", "list", "--json")
-    broken_line(as_json)
+    broken_json(as_json)
     assert [p["name"] for p in json.loads(as_json.stdout)] == ["good"]
 
     shown = assert_one_line_error(run("-r", url, "policy", "show", "odd"))
@@ -168,7 +178,7 @@ def test_a_policy_whose_strategy_is_missing_hides_no_other(
     assert json.loads(run("-r", url, "policy", "show", "good").stdout)["name"] == "good"
 
     due = run("-r", url, "due", "--json", env=cache_env)
-    broken_line(due)
+    broken_json(due)
     assert [d["policy"] for d in json.loads(due.stdout)] == ["good"]
 
     forget = run("-r", url, "forget")

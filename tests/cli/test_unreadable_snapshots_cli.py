@@ -54,9 +54,10 @@ def test_one_foreign_manifest_does_not_hide_the_others(encrypted: Path, tmp_path
     proc = run("-r", url, "snapshots", "--json")
     assert proc.returncode == 1
     assert [m["id"] for m in json.loads(proc.stdout)] == [good]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert foreign in lines[0]
+    # With --json: a JSON line naming the snapshot, then one giving the exit code.
+    named, last = (json.loads(line) for line in proc.stderr.strip().splitlines())
+    assert named["subject"] == f"snapshot {foreign}"
+    assert (last["type"], last["exit_code"]) == ("SNAPSHOTS_UNREADABLE", 1)
     assert "Traceback" not in proc.stderr
 
     proc = run("-r", url, "snapshots")

@@ -65,12 +65,35 @@ class Run:
         )
 
     @property
-    def lines(self) -> list[str]:
+    def raw_lines(self) -> list[str]:
         return self.stderr.splitlines()
 
     @property
+    def lines(self) -> list[str]:
+        """The stderr lines as text: a --json run's JSON lines as the same run without --json
+        prints them (``[SUBJECT: ]LEVEL: MESSAGE``), its closing exit-code line left out (see
+        :attr:`fatal`)."""
+        out = []
+        for line in self.raw_lines:
+            doc = _json_line(line)
+            if doc is None:
+                out.append(line)
+            elif "exit_code" not in doc:
+                subject = f"{doc['subject']}: " if "subject" in doc else ""
+                out.append(f"{subject}{doc['level']}: {doc['message']}")
+        return out
+
+    @property
     def fatal(self) -> list[str]:
-        return [line for line in self.lines if line.startswith("snapvault: error: ")]
+        """The line a failed command ends with, in text (a --json run's is made text)."""
+        out = []
+        for line in self.raw_lines:
+            doc = _json_line(line)
+            if doc is not None and "exit_code" in doc:
+                out.append(f"snapvault: error: {doc['message']}")
+            elif line.startswith("snapvault: error: "):
+                out.append(line)
+        return out
 
     def json(self) -> Any:
         return json.loads(self.stdout)
@@ -167,9 +190,22 @@ def snapvault(
     return run
 
 
+def _json_line(line: str) -> dict[str, Any] | None:
+    """A --json run's stderr line as its object (README: a level and a message), else None."""
+    if not line.startswith("{"):
+        return None
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("level") not in ("error", "warning", "note", "info"):
+        return None
+    return doc if isinstance(doc.get("message"), str) else None
+
+
 def assert_shapes(run: Run) -> None:
     """Every stderr line is one of the CLI's: a message never spills onto a line of its own."""
-    bad = [line for line in run.lines if not _LINE.match(line)]
+    bad = [line for line in run.raw_lines if not _LINE.match(line) and _json_line(line) is None]
     assert not bad, f"stderr lines of no known shape {bad[:5]}: {run}"
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from snapvault.cli.common import Context
+from snapvault.cli import output
+from snapvault.cli.common import Context, filter_options, json_list, mtime_utc, node_json, parse_time
 
 if TYPE_CHECKING:
     from snapvault.maintenance.diff import DiffStats
@@ -53,7 +52,7 @@ def diff(obj: Context, before: str, after: str, as_json: bool) -> None:
     repo = obj.open()
     result = repo.diff(before, after)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        output.document(result.to_json())
         return
     for c in result.changes:
         slash = "/" if c.type == "dir" else ""
@@ -61,46 +60,8 @@ def diff(obj: Context, before: str, after: str, as_json: bool) -> None:
     click.echo(_summary(result.stats))
 
 
-def _time_bound(text: str | None, option: str) -> datetime | None:
-    """``--newer``/``--older``: ISO 8601 with an offset (or Z) as given, without one in the
-    local zone; a date (2026-03-01) is the start of that day, local time."""
-    if text is None:
-        return None
-    try:
-        try:
-            # A naive datetime's astimezone() takes the local zone's offset on that date.
-            return datetime.combine(date.fromisoformat(text), time.min).astimezone()
-        except ValueError:
-            when = datetime.fromisoformat(text)
-        return when if when.utcoffset() is not None else when.astimezone()
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not an ISO 8601 time (2026-03-01T12:00+01:00) or date (2026-03-01)", param_hint=option
-        ) from None
-
-
-def _mtime(ns: int) -> datetime:
-    # Built from whole seconds: a float of nanoseconds since 1970 has lost the microseconds.
-    return datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=ns // 1000 % 10**6)
-
-
 def _match_json(m: FindMatch) -> dict[str, Any]:
-    node = m.node
-    return {
-        "snapshot_id": m.snapshot_id,
-        "short_id": m.short_id,
-        "path": m.path,
-        "type": node.type,
-        "size": node.size,
-        "mode": node.mode,
-        "mtime": _mtime(node.mtime_ns).isoformat(),
-        "mtime_ns": node.mtime_ns,
-        "target": node.target,
-        "uid": node.uid,
-        "gid": node.gid,
-        "user": node.user or None,
-        "group": node.group or None,
-    }
+    return {"snapshot_id": m.snapshot_id, "short_id": m.short_id, **node_json(m.path, m.node)}
 
 
 @click.command()
@@ -108,10 +69,7 @@ def _match_json(m: FindMatch) -> dict[str, Any]:
 @click.option(
     "--snapshot", "-s", "snapshot_ids", multiple=True, metavar="ID", help="Search this snapshot only; repeatable."
 )
-@click.option("--host", "hosts", multiple=True, help="Only snapshots of this host; repeatable: any.")
-@click.option("--tag", "tags", multiple=True, help="Only snapshots with these tags (a,b: both); repeatable.")
-@click.option("--path", "paths", multiple=True, help="Only snapshots holding this path; repeatable: all.")
-@click.option("--policy", "policy_name", help="Only snapshots made by this policy.")
+@filter_options
 @click.option(
     "--latest", type=click.IntRange(min=1), help="Only the N newest of each host and paths group (as restic's)."
 )
@@ -141,7 +99,8 @@ def find(
     directories, and a trailing '/' matches directories only. Lines read
     'ID  /path  size  mtime', snapshots oldest first.
     """
-    low, high = _time_bound(newer, "'--newer'"), _time_bound(older, "'--older'")
+    low = None if newer is None else parse_time(newer, option="'--newer'", date_means_end=False)
+    high = None if older is None else parse_time(older, option="'--older'", date_means_end=False)
     repo = obj.open()
     matches = repo.find(
         pattern,
@@ -156,17 +115,8 @@ def find(
         older=high,
     )
     if as_json:
-        # Streamed, one match a line: matches across many snapshots are never held whole. The
-        # first is found before anything is printed, as ls does, so an early error prints no JSON.
-        first = next(matches, None)
-        click.echo("[")
-        if first is not None:
-            click.echo(json.dumps(_match_json(first)), nl=False)
-            for m in matches:
-                click.echo(",\n" + json.dumps(_match_json(m)), nl=False)
-            click.echo()
-        click.echo("]")
+        json_list(_match_json(m) for m in matches)
         return
     for m in matches:
-        stamp = _mtime(m.node.mtime_ns).isoformat(timespec="seconds")
+        stamp = mtime_utc(m.node.mtime_ns).isoformat(timespec="seconds")
         click.echo(f"{m.short_id}  {m.path}  {m.node.size}  {stamp}")

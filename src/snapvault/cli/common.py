@@ -10,17 +10,20 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from snapvault.cli import output
 from snapvault.cli.exits import CliError, Outcome
 
 if TYPE_CHECKING:
     from snapvault.handle import Repository
     from snapvault.maintenance.prune import PruneResult
+    from snapvault.pipeline.tree import Node
     from snapvault.repository.manifest import Manifest
 
 
@@ -120,7 +123,7 @@ def open_repository(
         raise WrongPassword(f"the repository at {store.url} is encrypted; drop {flag} and give its password")
     repo = Repository.open(url, None if plain else password(), store=store, max_kdf_memory_kib=max_kdf_memory_kib)
     if not repo.encrypted:
-        click.echo(f"note: the repository at {repo.url} is NOT encrypted", err=True)
+        output.note(f"the repository at {repo.url} is NOT encrypted")
     return repo
 
 
@@ -238,19 +241,25 @@ def report_backup(m: Manifest, as_json: bool, prefix: str = "") -> Outcome:
     """Print a finished backup (a summary line or the manifest as JSON) and its warnings; a
     snapshot whose sources could not all be read consistently is a partial success."""
     if as_json:
-        click.echo(json.dumps(manifest_json(m), indent=2))
+        output.document(manifest_json(m))
     else:
         s = m.stats
         kind = f"{m.backup_type} " if m.backup_type else ""
-        click.echo(
+        output.info(
             f"{prefix}{kind}snapshot {m.short_id} saved: {s.total_files} files ({s.files_new} new, "
             f"{s.files_changed} changed, {s.files_unchanged} unchanged, {s.files_removed} removed), "
             f"{s.total_bytes / 2**20:.1f} MiB, {s.bytes_stored / 2**20:.1f} MiB added, {s.duration_s:.1f}s"
         )
+    return backup_outcome(m)
+
+
+def backup_outcome(m: Manifest) -> Outcome:
+    """Print a finished backup's warnings; a snapshot whose sources could not all be read
+    consistently is a partial success."""
     for err in m.errors:
-        click.echo(f"warning: could not read {err.path}: {err.error}", err=True)
+        output.warning(f"could not read {err.path}: {err.error}")
     for path in m.inconsistent:
-        click.echo(f"warning: {path} changed while it was read", err=True)
+        output.warning(f"{path} changed while it was read")
     return Outcome.SOURCES_UNREADABLE if m.errors or m.inconsistent else Outcome.DONE
 
 
@@ -275,16 +284,16 @@ def _mib(n: int) -> str:
 def report(result: PruneResult, *, as_json: bool) -> None:
     """Print a prune's result: per reason what goes, what is repacked, what waits."""
     if as_json:
-        click.echo(json.dumps(asdict(result), indent=2))
+        output.document(asdict(result))
         return
     would = "would be " if result.dry_run else ""
     for reason, stats in sorted(result.marked.items()):
         verb = "repacked" if reason == "repack" else "deleted"
-        click.echo(f"{reason}: {stats.packs} pack(s), {_mib(stats.bytes)} {would}{verb}")
+        output.info(f"{reason}: {stats.packs} pack(s), {_mib(stats.bytes)} {would}{verb}")
     if result.repacked_blobs:
-        click.echo(f"repacked {result.repacked_blobs} live blob(s), {_mib(result.repacked_bytes)} copied")
+        output.info(f"repacked {result.repacked_blobs} live blob(s), {_mib(result.repacked_bytes)} copied")
     if result.deferred.packs:
-        click.echo(
+        output.info(
             f"waiting: {result.deferred.packs} pack(s), {_mib(result.deferred.bytes)} marked by an earlier prune "
             f"({result.live_writers} writer(s) still running across the mark)"
         )
@@ -298,12 +307,12 @@ def report(result: PruneResult, *, as_json: bool) -> None:
         if n
     ]
     if cleaned:
-        click.echo(f"{'would remove' if result.dry_run else 'removed'}: {', '.join(cleaned)}")
+        output.info(f"{'would remove' if result.dry_run else 'removed'}: {', '.join(cleaned)}")
     if result.rescued:
-        click.echo(f"rescued: {result.rescued} marked pack(s) that a newer snapshot uses were kept")
+        output.info(f"rescued: {result.rescued} marked pack(s) that a newer snapshot uses were kept")
     for note in result.notes:
-        click.echo(f"note: {note}", err=True)
-    click.echo(
+        output.note(note)
+    output.info(
         f"{result.snapshots} snapshot(s); {result.deleted.packs} pack(s), {_mib(result.deleted.bytes)} {would}deleted; "
         f"size {_mib(result.size_before)} -> {_mib(result.size_after)}"
     )
@@ -340,3 +349,75 @@ def exclude_file_patterns(files: tuple[str, ...]) -> list[str]:
         except (OSError, UnicodeDecodeError) as e:
             fail(f"cannot read exclude file {f}: {getattr(e, 'strerror', None) or e}")
     return patterns
+
+
+# -- what several commands share: snapshot filters, times, entries as JSON ------------------
+
+
+def filter_options(f: Any) -> Any:
+    """--host, --tag, --path (repeatable) and --policy: which snapshots a command looks at."""
+    for decorate in (
+        click.option("--policy", "policy_name", help="Only snapshots made by this policy."),
+        click.option("--path", "paths", multiple=True, help="Only snapshots holding this path; repeatable: all."),
+        click.option("--tag", "tags", multiple=True, help="Only snapshots with these tags (a,b: both); repeatable."),
+        click.option("--host", "hosts", multiple=True, help="Only snapshots of this host; repeatable: any."),
+    ):
+        f = decorate(f)
+    return f
+
+
+def parse_time(text: str, *, option: str, date_means_end: bool) -> datetime:
+    """A time option: ISO 8601 with an offset (or Z) as given, one without an offset in the
+    local zone; a date (2026-03-01) is the end of that day (``restore --at``) or its start
+    (``find --newer``), local time."""
+    from datetime import date, time
+
+    try:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            when = datetime.fromisoformat(text)
+        else:
+            # A naive datetime's astimezone() takes the local zone's offset on that date (DST included).
+            return datetime.combine(day, time.max if date_means_end else time.min).astimezone()
+        return when if when.utcoffset() is not None else when.astimezone()
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO 8601 time (2026-03-01T12:00+01:00) or date (2026-03-01)", param_hint=option
+        ) from None
+
+
+def mtime_utc(ns: int) -> datetime:
+    """A node's mtime as an aware UTC datetime."""
+    # Built from whole seconds: a float of nanoseconds since 1970 has lost the microseconds.
+    return datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=ns // 1000 % 10**6)
+
+
+def node_json(path: str, node: Node) -> dict[str, Any]:
+    """One entry of ``ls --json`` and ``find --json`` (README lists the fields)."""
+    return {
+        "path": path,
+        "type": node.type,
+        "size": node.size,
+        "mode": node.mode,
+        "mtime": mtime_utc(node.mtime_ns).isoformat(),
+        "mtime_ns": node.mtime_ns,
+        "target": node.target,
+        "uid": node.uid,
+        "gid": node.gid,
+        "user": node.user or None,
+        "group": node.group or None,
+    }
+
+
+def json_list(items: Iterator[dict[str, Any]]) -> None:
+    """A JSON list streamed one item a line: millions of entries are never held whole. The
+    first item is had before anything is printed, so an early error prints no JSON."""
+    first = next(items, None)
+    click.echo("[")
+    if first is not None:
+        click.echo(json.dumps(first), nl=False)
+        for item in items:
+            click.echo(",\n" + json.dumps(item), nl=False)
+        click.echo()
+    click.echo("]")

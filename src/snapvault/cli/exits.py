@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import click
 
+from snapvault.cli import output
+
 
 class ExitCode(enum.IntEnum):
     """Every code the ``snapvault`` process exits with."""
@@ -73,18 +75,23 @@ class CliError(Exception):
     one line, like a library error."""
 
 
-def _say_error(e: BaseException) -> None:
-    text = " ".join((str(e) or type(e).__name__).split())
-    click.echo(f"snapvault: error: {text}", err=True)
+def _say_error(e: BaseException, code: ExitCode) -> None:
+    output.say_final(str(e) or type(e).__name__, kind=type(e).__name__, exit_code=int(code))
 
 
-def _say_interrupted(e: BaseException) -> None:
-    click.echo("snapvault: interrupted", err=True)
+def _say_interrupted(e: BaseException, code: ExitCode) -> None:
+    if output.json_mode():
+        output.say_final("interrupted", kind="Interrupted", exit_code=int(code))
+    else:
+        click.echo("snapvault: interrupted", err=True)
 
 
-def _say_click(e: BaseException) -> None:
+def _say_click(e: BaseException, code: ExitCode) -> None:
     assert isinstance(e, click.ClickException)
-    e.show()  # click's own usage text and "Error: ..." line
+    if output.json_mode():
+        output.say_final(e.format_message(), kind=type(e).__name__, exit_code=int(code))
+    else:
+        e.show()  # click's own usage text and "Error: ..." line
 
 
 class Rule(NamedTuple):
@@ -92,7 +99,7 @@ class Rule(NamedTuple):
 
     exception: type[BaseException]
     code: ExitCode
-    say: Callable[[BaseException], None]
+    say: Callable[[BaseException, ExitCode], None]
 
 
 def exception_rules() -> tuple[Rule, ...]:
@@ -127,7 +134,7 @@ def for_exception(e: BaseException) -> ExitCode | None:
         return for_click_stop(e.code)
     for rule in exception_rules():
         if isinstance(e, rule.exception):
-            rule.say(e)
+            rule.say(e, rule.code)
             return rule.code
     return None
 
@@ -138,7 +145,11 @@ def for_result(result: object) -> ExitCode:
     if result is None:
         return ExitCode.OK
     if isinstance(result, Outcome):
-        return OUTCOME_CODES[result]
+        code = OUTCOME_CODES[result]
+        if code != ExitCode.OK and output.json_mode():
+            # In text the command's own lines said it; a program reading --json gets the code.
+            output.say_final(result.value, kind=result.name, exit_code=int(code))
+        return code
     if isinstance(result, int):
         return for_click_stop(result)
     raise TypeError(f"a command returned {result!r}, not an Outcome")

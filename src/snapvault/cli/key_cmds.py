@@ -8,13 +8,14 @@ never from the repository password's sources.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from snapvault.cli import output
 from snapvault.cli.common import Context, fail, read_password
 
 if TYPE_CHECKING:
@@ -83,9 +84,9 @@ def list_cmd(obj: Context, as_json: bool) -> None:
     keys = obj.open().keys()
     for k in keys:
         if k.error is not None:
-            click.echo(f"warning: key file {k.id} cannot be read: {k.error}", err=True)
+            output.warning(f"key file {k.id} cannot be read: {k.error}")
     if as_json:
-        click.echo(json.dumps([_key_json(k) for k in keys], indent=2))
+        output.document([_key_json(k) for k in keys])
         return
     click.echo(f"{'ID':<10}{'':<2}{'Created':<22}{'KDF':<20}Label")
     for k in keys:
@@ -94,7 +95,7 @@ def list_cmd(obj: Context, as_json: bool) -> None:
             continue
         mark = "*" if k.current else ""
         click.echo(f"{k.short_id:<10}{mark:<2}{_created_text(k):<22}{_kdf_text(k.kdf):<20}{k.label}".rstrip())
-    click.echo(f"{len(keys)} key files")
+    output.info(f"{len(keys)} key files")
 
 
 @key.command(name="add")
@@ -104,8 +105,9 @@ def list_cmd(obj: Context, as_json: bool) -> None:
     type=click.Path(dir_okay=False),
     help="Read the new password from this file (or SNAPVAULT_NEW_PASSWORD_FILE, SNAPVAULT_NEW_PASSWORD).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def add(obj: Context, label: str, new_password_file: str | None) -> None:
+def add(obj: Context, label: str, new_password_file: str | None, as_json: bool) -> None:
     """Add a key file: the new password opens the repository too."""
     from snapvault.repository.config import check_label
     from snapvault.repository.keys import require_encrypted
@@ -115,14 +117,18 @@ def add(obj: Context, label: str, new_password_file: str | None) -> None:
     require_encrypted(repo, "add a key")
     _check_new_password_source(new_password_file)
     info = repo.add_key(_new_password(new_password_file), label=label)
-    click.echo(f"key {info.short_id} added" + (f" ({info.label})" if info.label else ""))
+    if as_json:
+        output.document({"added": _key_json(info)})
+    else:
+        output.info(f"key {info.short_id} added" + (f" ({info.label})" if info.label else ""))
 
 
 @key.command(name="remove")
 @click.argument("key_id")
 @click.option("--force", is_flag=True, help="Allow removing the key file this password opened.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def remove(obj: Context, key_id: str, force: bool) -> None:
+def remove(obj: Context, key_id: str, force: bool, as_json: bool) -> None:
     """Remove the key file KEY_ID (an ID or a unique prefix of 4+ hex digits).
 
     Its password no longer opens the repository. The last readable key file is never removed,
@@ -133,7 +139,10 @@ def remove(obj: Context, key_id: str, force: bool) -> None:
     repo = obj.open()
     target = resolve_key(repo, key_id)  # for the report: the full ID and label
     repo.remove_key(target.id, force=force)
-    click.echo(f"key {target.short_id} removed" + (f" ({target.label})" if target.label else ""))
+    if as_json:
+        output.document({"removed": _key_json(target)})
+    else:
+        output.info(f"key {target.short_id} removed" + (f" ({target.label})" if target.label else ""))
 
 
 @key.command(name="passwd")
@@ -142,8 +151,9 @@ def remove(obj: Context, key_id: str, force: bool) -> None:
     type=click.Path(dir_okay=False),
     help="Read the new password from this file (or SNAPVAULT_NEW_PASSWORD_FILE, SNAPVAULT_NEW_PASSWORD).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def passwd(obj: Context, new_password_file: str | None) -> None:
+def passwd(obj: Context, new_password_file: str | None, as_json: bool) -> None:
     """Change the password: a new key file replaces the one this password opened.
 
     The new key file keeps the old one's label and Argon2 parameters; it is written before the
@@ -156,14 +166,18 @@ def passwd(obj: Context, new_password_file: str | None) -> None:
     _check_new_password_source(new_password_file)
     old = repo.key_id or ""
     info = repo.change_password(_new_password(new_password_file))
-    click.echo(f"password changed: key {info.short_id} replaces key {old[:8]}")
+    if as_json:
+        output.document({"added": _key_json(info), "removed": old})
+    else:
+        output.info(f"password changed: key {info.short_id} replaces key {old[:8]}")
 
 
 @key.command(name="rotate")
 @click.option("--rewrite", is_flag=True, help="Re-seal everything under the new key, then retire the old one for good.")
 @click.option("--force", is_flag=True, help="Remove the other key files (they hold only the old key).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def rotate(obj: Context, rewrite: bool, force: bool) -> None:
+def rotate(obj: Context, rewrite: bool, force: bool, as_json: bool) -> None:
     """Give the repository a new master encryption key.
 
     New data is sealed with it at once; data sealed before still opens with the retired key.
@@ -177,15 +191,23 @@ def rotate(obj: Context, rewrite: bool, force: bool) -> None:
     require_encrypted(repo, "rotate the key")
     result = repo.rotate_key(obj.used_password or "", rewrite=rewrite, force=force)
     if not isinstance(result, RekeyResult):
-        click.echo(f"key rotated: key {result.short_id} holds the new master key; the old one is retired")
+        if as_json:
+            output.document({"key": _key_json(result), "rewrite": None})
+        else:
+            output.info(f"key rotated: key {result.short_id} holds the new master key; the old one is retired")
         return
-    click.echo(
+    for note in result.notes:
+        output.note(note)
+    if as_json:
+        doc = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name not in ("key", "prune")}
+        doc["prune"] = None if result.prune is None else dataclasses.asdict(result.prune)
+        output.document({"key": None if result.key is None else _key_json(result.key), "rewrite": doc})
+        return
+    output.info(
         f"rewrite: {result.packs_rekeyed} pack(s) re-sealed through a prune, {result.objects_resealed} object(s) "
         f"re-sealed, {len(result.snapshots_renamed)} snapshot(s) renamed"
     )
     for old, new in sorted(result.snapshots_renamed.items()):
-        click.echo(f"snapshot {old[:8]} is now {new[:8]}")
-    for note in result.notes:
-        click.echo(f"note: {note}", err=True)
+        output.info(f"snapshot {old[:8]} is now {new[:8]}")
     if result.finished:
-        click.echo("the retired key is gone: it opens nothing in this repository any more")
+        output.info("the retired key is gone: it opens nothing in this repository any more")

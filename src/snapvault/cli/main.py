@@ -13,7 +13,17 @@ import sys
 
 import click
 
-from snapvault.cli import exits, key_cmds, policy_cmds, prune_cmds, repair_cmds, repo_cmds, snapshot_cmds
+from snapvault.cli import (
+    browse_cmds,
+    exits,
+    key_cmds,
+    output,
+    policy_cmds,
+    prune_cmds,
+    repair_cmds,
+    repo_cmds,
+    snapshot_cmds,
+)
 from snapvault.cli.common import Context, parse_options
 from snapvault.cli.tag_cmds import tag
 
@@ -25,6 +35,8 @@ COMMANDS: tuple[click.Command, ...] = (
     tag,
     snapshot_cmds.restore,
     snapshot_cmds.ls_cmd,
+    browse_cmds.diff,
+    browse_cmds.find,
     repo_cmds.check,
     policy_cmds.policy,
     policy_cmds.run_cmd,
@@ -38,7 +50,53 @@ COMMANDS: tuple[click.Command, ...] = (
 )
 
 
+def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        output.use_json()
+    return output.json_mode()
+
+
+def _quiet_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        output.set_verbosity(-1)
+
+
+def _verbose_flag(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    if value:
+        output.set_verbosity(value)
+
+
+def _output_options(command: click.Command) -> None:
+    """Give ``command`` (and each command of a group) --json, -q/--quiet and -v/--verbose.
+
+    They are accepted both before the command name and after it, as restic's global flags and
+    borg's per-command ones are. A command's own ``as_json`` parameter becomes true with either.
+    """
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _output_options(sub)
+        return
+    names = {p.name for p in command.params}
+    if "as_json" not in names:
+        raise TypeError(f"command {command.name!r} has no --json")  # every command reports
+    for param in command.params:
+        if param.name == "as_json":
+            param.callback = _json_flag
+    command.params += [
+        click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_quiet_flag, help=_QUIET),
+        click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_verbose_flag, help=_VERBOSE),
+    ]
+
+
+_JSON = "Print one JSON document on stdout, and errors as JSON lines on stderr."
+_QUIET = "Print no progress and no summary lines (listings, warnings and errors stay)."
+_VERBOSE = "Print more detail; repeat for more (-vv)."
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--json", "as_json", is_flag=True, expose_value=False, callback=_json_flag, help=_JSON)
+@click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_quiet_flag, help=_QUIET)
+@click.option("-v", "--verbose", count=True, expose_value=False, callback=_verbose_flag, help=_VERBOSE)
 @click.option("-r", "--repo", envvar="SNAPVAULT_REPOSITORY", help="Repository URL (or SNAPVAULT_REPOSITORY).")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Storage option; repeatable.")
 @click.option(
@@ -85,13 +143,19 @@ def cli(
 
 
 for _command in COMMANDS:
+    _output_options(_command)
     cli.add_command(_command)
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; report every expected error as one line and return the exit code."""
+    output.reset()
+    args = sys.argv[1:] if argv is None else argv
+    if "--json" in args[: args.index("--") if "--" in args else None]:
+        # Before the options are parsed, so that a usage error is reported in JSON too.
+        output.use_json()
     try:
-        result = cli.main(args=argv, prog_name="snapvault", standalone_mode=False)
+        result = cli.main(args=args, prog_name="snapvault", standalone_mode=False)
     except BaseException as e:  # each is matched against the exit-code table, or re-raised
         code = exits.for_exception(e)
         if code is None:

@@ -13,7 +13,18 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from snapvault.cli.common import Context, exclude_file_patterns, fail, fraction, prune_options, report, report_backup
+from snapvault.cli import output
+from snapvault.cli.common import (
+    Context,
+    backup_outcome,
+    exclude_file_patterns,
+    fail,
+    fraction,
+    manifest_json,
+    prune_options,
+    report,
+    report_backup,
+)
 from snapvault.cli.exits import Outcome, worst
 
 if TYPE_CHECKING:
@@ -21,6 +32,7 @@ if TYPE_CHECKING:
     from snapvault.policy.model import Policy
     from snapvault.policy.records import BrokenPolicy
     from snapvault.policy.retention import Decision
+    from snapvault.repository.manifest import Manifest
 
 
 def _now() -> datetime:
@@ -36,9 +48,9 @@ def _report_broken(broken: list[BrokenPolicy]) -> Outcome:
     for b in broken:
         reason = " ".join(str(b.error).split())
         if b.name is not None:
-            click.echo(f"policy {b.name}: error: {reason}; 'snapvault policy remove {b.name}' removes it", err=True)
+            output.error(f"{reason}; 'snapvault policy remove {b.name}' removes it", subject=f"policy {b.name}")
         else:
-            click.echo(f"policy record {b.key}: error: {reason}", err=True)
+            output.error(reason, subject=f"policy record {b.key}")
     return Outcome.POLICIES_UNREADABLE if broken else Outcome.DONE
 
 
@@ -104,8 +116,11 @@ def _retention(opts: dict[str, Any], timezone: str) -> Any:
 @click.option("--pre-hook", multiple=True, help="Shell command run before a backup; repeatable.")
 @click.option("--post-hook", multiple=True, help="Shell command run after a backup; repeatable.")
 @click.option("--replace", is_flag=True, help="Replace a stored policy of the same name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the saved policy as JSON.")
 @click.pass_obj
-def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace: bool, **opts: Any) -> None:
+def policy_add(
+    obj: Context, /, name: str | None, from_file: str | None, replace: bool, as_json: bool, **opts: Any
+) -> None:
     """Store a policy (from options, or from a JSON file with --file)."""
     from snapvault.policy.model import Policy
 
@@ -149,7 +164,10 @@ def policy_add(obj: Context, /, name: str | None, from_file: str | None, replace
     if exists and not replace:
         fail(f"policy {pol.name!r} exists; use --replace to change it")
     repo.save_policy(pol, now=_now())
-    click.echo(f"saved policy {pol.name}")
+    if as_json:
+        output.document({"saved": pol.name, "replaced": exists, "policy": json.loads(pol.to_json())})
+    else:
+        output.info(f"saved policy {pol.name}")
 
 
 @policy.command(name="list")
@@ -161,7 +179,7 @@ def policy_list(obj: Context, as_json: bool) -> Outcome:
 
     policies, broken = read_policies(obj.open())
     if as_json:
-        click.echo(json.dumps([json.loads(p.to_json()) for _, p in sorted(policies.items())], indent=2))
+        output.document([json.loads(p.to_json()) for _, p in sorted(policies.items())])
     else:
         for name, p in sorted(policies.items()):
             click.echo(f"{name:<20} {p.backup_type:<12} {p.schedule or '-':<16} {' '.join(p.sources)}")
@@ -170,16 +188,18 @@ def policy_list(obj: Context, as_json: bool) -> Outcome:
 
 @policy.command(name="show")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="The same JSON document (show always prints one).")
 @click.pass_obj
-def policy_show(obj: Context, name: str) -> None:
+def policy_show(obj: Context, name: str, as_json: bool) -> None:
     """Print a stored policy as JSON ('policy allow-hooks NAME' allows its shell hooks here)."""
-    click.echo(json.dumps(json.loads(obj.open().load_policy(name).to_json()), indent=2))
+    output.document(json.loads(obj.open().load_policy(name).to_json()))
 
 
 @policy.command(name="allow-hooks")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the hooks and their hashes as JSON.")
 @click.pass_obj
-def policy_allow_hooks(obj: Context, name: str) -> None:
+def policy_allow_hooks(obj: Context, name: str, as_json: bool) -> None:
     """Allow the shell hooks of the stored policy NAME on this machine.
 
     Appends each command's SHA-256 to the allowed hooks file (``SNAPVAULT_HOOKS_ALLOW``, else
@@ -192,32 +212,39 @@ def policy_allow_hooks(obj: Context, name: str) -> None:
     path = _allow_file()
     allowed = _allowed_hooks(path)
     commands = shell_hooks(pol.pre_hooks, pol.post_hooks)
-    if not commands:
-        click.echo(f"policy {name} has no shell hooks")
-        return
     lines = []
+    rows = []
     for stage, command in commands:
         digest = hook_hash(command)
+        rows.append({"stage": stage, "command": command, "sha256": digest, "already_allowed": digest in allowed})
         if digest in allowed:
-            click.echo(f"already allowed: {stage}-hook {command!r} (sha256 {digest})")
+            output.info(f"already allowed: {stage}-hook {command!r} (sha256 {digest})")
             continue
         allowed |= {digest}
         lines.append(f"# policy {name!r} {stage}-hook: {command!r}\n{digest}\n")
-        click.echo(f"allowed: {stage}-hook {command!r} (sha256 {digest})")
+        output.info(f"allowed: {stage}-hook {command!r} (sha256 {digest})")
+    if not commands:
+        output.info(f"policy {name} has no shell hooks")
     if lines:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             f.write("".join(lines))
-        click.echo(f"written to {path}")
+        output.info(f"written to {path}")
+    if as_json:
+        output.document({"policy": name, "hooks": rows, "allow_file": str(path)})
 
 
 @policy.command(name="remove")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
 @click.pass_obj
-def policy_remove(obj: Context, name: str) -> None:
+def policy_remove(obj: Context, name: str, as_json: bool) -> None:
     """Remove a stored policy (its snapshots stay), also one that cannot be read here."""
     obj.open().remove_policy(name, now=_now())
-    click.echo(f"removed policy {name}")
+    if as_json:
+        output.document({"removed": name})
+    else:
+        output.info(f"removed policy {name}")
 
 
 def _allow_file() -> Path:
@@ -250,7 +277,7 @@ def _allowed_hooks(path: Path) -> frozenset[str]:
     return frozenset(out)
 
 
-def _run_one(repo: Repository, pol: Policy, as_json: bool) -> Outcome:
+def _run_one(repo: Repository, pol: Policy) -> Manifest:
     from snapvault import Engine
     from snapvault.errors import HookError
     from snapvault.policy.hooks import hook_hash, shell_hooks
@@ -266,8 +293,7 @@ def _run_one(repo: Repository, pol: Policy, as_json: bool) -> Outcome:
                 f"(sha256 {digest}); review it ('snapvault policy show {pol.name}'), then allow it "
                 f"with 'snapvault policy allow-hooks {pol.name}' or add the hash to {path}"
             )
-    manifest = Engine(repo, allowed_hooks=allowed).run_policy(pol)
-    return report_backup(manifest, as_json, prefix=f"policy {pol.name}: ")
+    return Engine(repo, allowed_hooks=allowed).run_policy(pol)
 
 
 @click.command(name="run")
@@ -277,7 +303,8 @@ def _run_one(repo: Repository, pol: Policy, as_json: bool) -> Outcome:
 def run_cmd(obj: Context, name: str, as_json: bool) -> Outcome:
     """Run the stored policy NAME once, now."""
     repo = obj.open()
-    return _run_one(repo, repo.load_policy(name), as_json)
+    pol = repo.load_policy(name)
+    return report_backup(_run_one(repo, pol), as_json, prefix=f"policy {pol.name}: ")
 
 
 def _lock_dir() -> Path:
@@ -340,15 +367,24 @@ def due(obj: Context, run_due: bool, as_json: bool) -> Outcome:
         if run_due and is_due:
             with _policy_lock(repo.config.repository_id, name) as got:
                 if not got:
-                    click.echo(f"policy {name}: still running elsewhere on this machine; skipped", err=True)
+                    output.warning("still running elsewhere on this machine; skipped", subject=f"policy {name}")
+                    rows[-1]["skipped"] = "running elsewhere"
                     continue
                 try:
-                    outcomes.append(_run_one(repo, pol, as_json))
+                    manifest = _run_one(repo, pol)
                 except SnapvaultError as e:
-                    click.echo(f"policy {name}: error: {' '.join(str(e).split())}", err=True)
+                    output.error(str(e), subject=f"policy {name}")
+                    rows[-1]["error"] = " ".join(str(e).split())
                     outcomes.append(Outcome.POLICY_FAILED)
+                    continue
+                if as_json:
+                    # One document for the whole run: each snapshot goes in its policy's row.
+                    rows[-1]["snapshot"] = manifest_json(manifest)
+                    outcomes.append(backup_outcome(manifest))
+                else:
+                    outcomes.append(report_backup(manifest, False, prefix=f"policy {name}: "))
     if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
+        output.document(rows)
     return worst(outcomes)
 
 
@@ -422,7 +458,7 @@ def forget(
         rows, outcome = _forget_policies(repo, policy_name, dry_run, as_json)
     if not then_prune:
         if as_json:
-            click.echo(json.dumps(rows, indent=2))
+            output.document(rows)
     elif outcome == Outcome.DONE:
         from dataclasses import asdict
 
@@ -433,7 +469,7 @@ def forget(
             max_unused=fraction(max_unused, "--max-unused"),
         )
         if as_json:
-            click.echo(json.dumps({"forget": rows, "prune": asdict(result)}, indent=2))
+            output.document({"forget": rows, "prune": asdict(result)})
         else:
             report(result, as_json=False)
     return outcome
@@ -441,10 +477,10 @@ def forget(
 
 def _decision_lines(label: str, decision: Decision, dry_run: bool) -> None:
     for sid in decision.keep:
-        click.echo(f"{label}: keep   {sid[:8]}  {', '.join(decision.reasons[sid])}")
+        output.info(f"{label}: keep   {sid[:8]}  {', '.join(decision.reasons[sid])}")
     verb = "would remove" if dry_run else "remove"
     for sid in decision.remove:
-        click.echo(f"{label}: {verb} {sid[:8]}  {', '.join(decision.reasons[sid])}")
+        output.info(f"{label}: {verb} {sid[:8]}  {', '.join(decision.reasons[sid])}")
 
 
 def _decision_json(decision: Decision, removed: list[str]) -> dict[str, Any]:
@@ -469,7 +505,7 @@ def _forget_policies(
         for r in results:
             _decision_lines(r.policy, r.decision, dry_run)
         if not results:
-            click.echo("no policy with a retention rule")
+            output.info("no policy with a retention rule")
     return [{"policy": r.policy, **_decision_json(r.decision, r.removed)} for r in results], outcome
 
 
@@ -499,7 +535,7 @@ def _forget_adhoc(
         for r in results:
             _decision_lines(r.group.label(), r.decision, dry_run)
         if not results:
-            click.echo("no snapshot selected")
+            output.info("no snapshot selected")
     return [{"group": r.group.to_json(), **_decision_json(r.decision, r.removed)} for r in results]
 
 
@@ -525,7 +561,7 @@ def stats(obj: Context, policy_name: str | None, last: int, as_json: bool) -> No
     if as_json:
         from dataclasses import asdict
 
-        click.echo(json.dumps([asdict(r) for r in rows], default=str, indent=2))
+        output.document([asdict(r) for r in rows])
         return
     for r in rows:
         rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"

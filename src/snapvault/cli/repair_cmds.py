@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from snapvault.cli import output
 from snapvault.cli.common import Context
 from snapvault.cli.exits import Outcome
 
 if TYPE_CHECKING:
     from snapvault.maintenance.repair import SnapshotRepair
-
-
-def _one_line(text: str) -> str:
-    """A library message (a parser's may span lines) as one line of output."""
-    return " ".join(text.split())
 
 
 @click.group()
@@ -36,14 +31,14 @@ def index_cmd(obj: Context, as_json: bool) -> None:
     """
     result = obj.open().repair_index()
     for name, reason in result.unreadable:
-        click.echo(_one_line(f"warning: pack {name}: {reason}; left out of the index"), err=True)
+        output.warning(f"pack {name}: {reason}; left out of the index")
     if as_json:
         doc = dataclasses.asdict(result)
         doc["unreadable"] = [{"pack": name, "error": reason} for name, reason in result.unreadable]
-        click.echo(json.dumps(doc, indent=2))
+        output.document(doc)
         return
     left_out = f", {len(result.unreadable)} unreadable packs left out" if result.unreadable else ""
-    click.echo(
+    output.info(
         f"indexed {result.packs_indexed} packs ({result.blobs_indexed} blobs) in "
         f"{len(result.index_files_written)} new index files, removed {len(result.index_files_removed)} old ones"
         + left_out
@@ -65,20 +60,20 @@ def snapshots_cmd(obj: Context, forget_broken: bool, dry_run: bool, as_json: boo
     """
     result = obj.open().repair_snapshots(forget_broken=forget_broken, dry_run=dry_run)
     for sid, reason in result.unreadable:
-        click.echo(_one_line(f"warning: snapshot {sid}: {reason}; not repaired"), err=True)
+        output.warning(f"snapshot {sid}: {reason}; not repaired")
     for s in result.snapshots:
         for p in s.paths:
-            click.echo(_one_line(f"warning: snapshot {s.original_id[:8]}: {p.path}: {p.error}"), err=True)
+            output.warning(f"snapshot {s.original_id[:8]}: {p.path}: {p.error}")
     if as_json:
         doc: dict[str, Any] = dataclasses.asdict(result)
         doc["time"] = result.time.isoformat()
         doc["unreadable"] = [{"snapshot": sid, "error": reason} for sid, reason in result.unreadable]
-        click.echo(json.dumps(doc, indent=2))
+        output.document(doc)
     else:
         for s in result.snapshots:
-            click.echo(_line(s, dry_run))
+            output.info(_line(s, dry_run))
         would = "would be " if dry_run else ""
-        click.echo(
+        output.info(
             f"checked {result.snapshots_checked} snapshots: {len(result.snapshots)} damaged, "
             f"{sum(len(s.paths) for s in result.snapshots)} paths {would}truncated or removed"
             + (f", {len(result.unreadable)} unreadable" if result.unreadable else "")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import click
 
+from snapvault.cli import output
 from snapvault.cli.common import Context, fail, from_options, open_source
 from snapvault.cli.exits import Outcome
 
@@ -49,7 +49,7 @@ def init(
         repo = Repository.init(
             obj.url(), None, storage_options=obj.options, encryption="none", compression=codec, copy_params_from=source
         )
-        click.echo("WARNING: anyone who can read this storage can read your backups", err=True)
+        output.warning("anyone who can read this storage can read your backups")
     else:
         password = obj.password(confirm=True)
         repo = Repository.init(
@@ -62,12 +62,12 @@ def init(
             "encrypted": repo.encrypted,
             "params_from": source.url if source is not None else None,
         }
-        click.echo(json.dumps(doc, indent=2))
+        output.document(doc)
         return
     plain = "" if repo.encrypted else "UNENCRYPTED "
-    click.echo(f"created {plain}repository {repo.config.repository_id[:8]} at {repo.url}")
+    output.info(f"created {plain}repository {repo.config.repository_id[:8]} at {repo.url}")
     if source is not None:
-        click.echo(f"chunker parameters and content IDs shared with {source.url}")
+        output.info(f"chunker parameters and content IDs shared with {source.url}")
 
 
 @click.command()
@@ -102,20 +102,20 @@ def copy(
     dest = obj.open()
     result = source.copy_snapshots(dest, list(snapshots) or None)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "copied": result.copied,
-                    "skipped": result.skipped,
-                    "blobs_uploaded": result.blobs_uploaded,
-                    "bytes_uploaded": result.bytes_uploaded,
-                }
-            )
+        output.document(
+            {
+                "copied": result.copied,
+                "skipped": result.skipped,
+                "blobs_uploaded": result.blobs_uploaded,
+                "bytes_uploaded": result.bytes_uploaded,
+            }
         )
         return
     for src_id, dst_id in result.copied:
-        click.echo(f"copied snapshot {src_id[:8]} as {dst_id[:8]}")
-    click.echo(
+        output.info(f"copied snapshot {src_id[:8]} as {dst_id[:8]}")
+    for src_id in result.skipped:
+        output.detail(f"already present: snapshot {src_id[:8]}")
+    output.info(
         f"{len(result.copied)} copied, {len(result.skipped)} already present, "
         f"{result.blobs_uploaded} blobs ({result.bytes_uploaded / 2**20:.1f} MiB) uploaded"
     )
@@ -142,16 +142,19 @@ def check(obj: Context, read_data: bool, read_data_subset: str | None, as_json: 
     repo = obj.open()
     report = repo.check(read_data=read_data, read_data_subset=subset)
     for w in report.warnings:
-        click.echo(f"warning: {w}", err=True)
+        output.warning(w)
     for p in report.problems:
         # One problem, one line: a parser's message may span several.
-        click.echo("error: " + " ".join(str(p).split()), err=True)
+        output.error(str(p))
     if as_json:
         # Every field of the report and of each problem, as the library names them.
-        doc = {"ok": report.ok, **dataclasses.asdict(report)}
-        click.echo(json.dumps(doc, indent=2, default=str))
+        output.document({"ok": report.ok, **dataclasses.asdict(report)})
     else:
-        click.echo(
+        for field in dataclasses.fields(report):
+            value = getattr(report, field.name)
+            if isinstance(value, int):
+                output.detail(f"{field.name.replace('_', ' ')}: {value}")
+        output.info(
             f"checked {report.snapshots} snapshots, {report.trees} trees, {report.packs} packs"
             + (f", read {report.packs_read} packs / {report.blobs_read} blobs" if report.packs_read else "")
             + (": no problems" if report.ok else f": {len(report.problems)} problems")

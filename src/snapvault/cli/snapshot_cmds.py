@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from snapvault.cli.common import Context, clear_progress, exclude_file_patterns, manifest_json, progress, report_backup
+from snapvault.cli import output
+from snapvault.cli.common import (
+    Context,
+    clear_progress,
+    exclude_file_patterns,
+    filter_options,
+    json_list,
+    manifest_json,
+    mtime_utc,
+    node_json,
+    parse_time,
+    progress,
+    report_backup,
+)
 from snapvault.cli.exits import Outcome
 
 if TYPE_CHECKING:
-    from snapvault.pipeline.tree import Node
+    pass
 
 
 @click.command()
@@ -59,7 +71,7 @@ def backup(
 
     patterns = [*exclude, *exclude_file_patterns(exclude_file)]
     repo = obj.open()
-    tty = sys.stderr.isatty() and not as_json
+    tty = output.show_progress(sys.stderr.isatty())
     m = Engine(repo).backup(
         list(paths),
         exclude=patterns,
@@ -71,21 +83,22 @@ def backup(
         hostname=host,
         full=full,
         progress=progress(tty),
+        on_file=_file_done(tty) if output.verbosity() > 0 else None,
     )
     clear_progress(tty)
     return report_backup(m, as_json)
 
 
-def _filter_options(f: Any) -> Any:
-    """--host, --tag, --path (repeatable) and --policy: which snapshots a command looks at."""
-    for decorate in (
-        click.option("--policy", "policy_name", help="Only snapshots made by this policy."),
-        click.option("--path", "paths", multiple=True, help="Only snapshots holding this path; repeatable: all."),
-        click.option("--tag", "tags", multiple=True, help="Only snapshots with these tags (a,b: both); repeatable."),
-        click.option("--host", "hosts", multiple=True, help="Only snapshots of this host; repeatable: any."),
-    ):
-        f = decorate(f)
-    return f
+def _file_done(tty: bool) -> Any:
+    """-v: a line per file read (new or changed); -vv: per unchanged file as well."""
+
+    def say(path: str, size: int, unchanged: bool) -> None:
+        level = 2 if unchanged else 1
+        if output.verbosity() >= level:
+            clear_progress(tty)
+            output.detail(f"{'unchanged' if unchanged else 'read':<10} {path} ({size} bytes)", level)
+
+    return say
 
 
 def _find(
@@ -95,24 +108,6 @@ def _find(
     from snapvault.policy.selection import SnapshotFilter, find_snapshot
 
     return find_snapshot(repo, ref, SnapshotFilter(hosts, tags, [os.path.abspath(p) for p in paths], policy))
-
-
-def _point_in_time(text: str) -> datetime:
-    """``--at``: an ISO 8601 time with an offset (or Z) as given; one without an offset in the
-    local zone; a date (2026-03-01) as the end of that day in the local zone."""
-    from datetime import date, time
-
-    try:
-        # A naive datetime's astimezone() takes the local zone's offset on that date (DST included).
-        try:
-            return datetime.combine(date.fromisoformat(text), time.max).astimezone()
-        except ValueError:
-            when = datetime.fromisoformat(text)
-        return when if when.utcoffset() is not None else when.astimezone()
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not an ISO 8601 time (2026-03-01T12:00+01:00) or date (2026-03-01)", param_hint="'--at'"
-        ) from None
 
 
 def _find_at(
@@ -132,7 +127,7 @@ def _find_at(
 
 
 @click.command()
-@_filter_options
+@filter_options
 @click.option(
     "--latest", type=click.IntRange(min=1), help="Only the N newest of each host and paths group (as restic's)."
 )
@@ -161,10 +156,10 @@ def snapshots(
         snaps = latest_per_group(snaps, latest)
     unreadable = repo.unreadable_snapshots()
     for sid, err in unreadable:
-        click.echo(f"snapshot {sid}: error: cannot be read: {' '.join(str(err).split())}", err=True)
+        output.error(f"cannot be read: {err}", subject=f"snapshot {sid}")
     outcome = Outcome.SNAPSHOTS_UNREADABLE if unreadable else Outcome.DONE
     if as_json:
-        click.echo(json.dumps([manifest_json(m) for m in snaps], indent=2))
+        output.document([manifest_json(m) for m in snaps])
         return outcome
     click.echo(f"{'ID':<10}{'Time':<27}{'Host':<16}{'Tags':<16}Paths")
     for m in snaps:
@@ -172,7 +167,7 @@ def snapshots(
             f"{m.short_id:<10}{m.time.isoformat(timespec='seconds'):<27}{m.hostname[:15]:<16}"
             f"{','.join(m.tags)[:15]:<16}{' '.join(m.paths)}"
         )
-    click.echo(f"{len(snaps)} snapshots")
+    output.info(f"{len(snaps)} snapshots")
     return outcome
 
 
@@ -187,7 +182,13 @@ def snapshots(
 @click.option("--devices", is_flag=True, help="Make device nodes (as root); without it they are skipped.")
 @click.option("--setuid", is_flag=True, help="Keep setuid and setgid bits; without it they are dropped.")
 @click.option("--numeric-owner", is_flag=True, help="Keep the recorded user and group IDs; do not map them by name.")
-@_filter_options
+@click.option(
+    "--sparse/--no-sparse",
+    default=True,
+    show_default=True,
+    help="Leave runs of zeros as holes (sparse files come back sparse); --no-sparse writes every byte.",
+)
+@filter_options
 @click.option(
     "--at",
     "at_text",
@@ -207,6 +208,7 @@ def restore(
     devices: bool,
     setuid: bool,
     numeric_owner: bool,
+    sparse: bool,
     hosts: tuple[str, ...],
     tags: tuple[str, ...],
     paths: tuple[str, ...],
@@ -223,7 +225,7 @@ def restore(
     """
     from snapvault.restore.restorer import Restorer, local_target
 
-    at = _point_in_time(at_text) if at_text is not None else None
+    at = None if at_text is None else parse_time(at_text, option="'--at'", date_means_end=True)
     if at is None and snapshot is None:
         raise click.UsageError("Missing argument 'SNAPSHOT' (or give --at TIME).")
     if at is not None and snapshot not in (None, "latest"):
@@ -235,70 +237,60 @@ def restore(
     else:
         assert snapshot is not None
         chosen = _find(repo, snapshot, hosts, tags, paths, policy_name)
-    tty = sys.stderr.isatty() and not as_json
+    tty = output.show_progress(sys.stderr.isatty())
     r = Restorer(repo).restore(
         chosen,
         target,
         include=include,
         exclude=exclude,
         progress=progress(tty),
+        on_file=_restored(tty) if output.verbosity() > 0 else None,
         stop_on_error=stop_on_error,
         devices=devices,
         setuid=setuid,
         numeric_owner=numeric_owner,
+        sparse=sparse,
     )
     clear_progress(tty)
     if as_json:
         doc: dict[str, Any] = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
         doc["ok"] = r.ok
         doc["errors"] = [e.model_dump() for e in r.errors]
-        click.echo(json.dumps(doc, indent=2))
+        output.document(doc)
     else:
-        click.echo(
+        output.info(
             f"restored snapshot {r.snapshot_id[:8]} into {r.target}: {r.files} files, {r.dirs} dirs, "
             f"{r.symlinks} symlinks, {r.hardlinks} hardlinks, {r.bytes_written / 2**20:.1f} MiB"
         )
     for err in r.errors:
-        click.echo(f"{'warning' if err.kind == 'skipped' else 'error'}: {err.path}: {err.error}", err=True)
+        (output.warning if err.kind == "skipped" else output.error)(f"{err.path}: {err.error}")
     if r.devices_skipped:
-        click.echo(f"warning: {r.devices_skipped} device nodes skipped (made as root with --devices)", err=True)
+        output.warning(f"{r.devices_skipped} device nodes skipped (made as root with --devices)")
     if r.setuid_dropped:
-        click.echo(
-            f"warning: setuid/setgid bits dropped from {r.setuid_dropped} entries (kept with --setuid)", err=True
-        )
+        output.warning(f"setuid/setgid bits dropped from {r.setuid_dropped} entries (kept with --setuid)")
     if r.ok:
         return Outcome.DONE
-    lost = sum(1 for e in r.errors if e.kind != "skipped")
-    click.echo(f"snapvault: error: {lost} paths could not be restored", err=True)
+    if not output.json_mode():
+        lost = sum(1 for e in r.errors if e.kind != "skipped")
+        click.echo(f"snapvault: error: {lost} paths could not be restored", err=True)
     return Outcome.PATHS_NOT_RESTORED
 
 
-def _node_json(rel: str, node: Node) -> dict[str, Any]:
-    from datetime import datetime
+def _restored(tty: bool) -> Any:
+    """-v: a line per file restored."""
 
-    ns = node.mtime_ns
-    # Built from whole seconds: a float of nanoseconds since 1970 has lost the microseconds.
-    mtime = datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=ns // 1000 % 10**6)
-    return {
-        "path": f"/{rel}",
-        "type": node.type,
-        "size": node.size,
-        "mode": node.mode,
-        "mtime": mtime.isoformat(),
-        "mtime_ns": ns,
-        "target": node.target,
-        "uid": node.uid,
-        "gid": node.gid,
-        "user": node.user or None,
-        "group": node.group or None,
-    }
+    def say(path: str) -> None:
+        clear_progress(tty)
+        output.detail(f"restored   {path}")
+
+    return say
 
 
 @click.command(name="ls")
 @click.argument("snapshot")
 @click.argument("path", required=False, default="")
 @click.option("--long", "-l", "long_", is_flag=True, help="Show type, mode, size and time.")
-@_filter_options
+@filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of entries.")
 @click.pass_obj
 def ls_cmd(
@@ -319,22 +311,11 @@ def ls_cmd(
     m = _find(repo, snapshot, hosts, tags, paths, policy_name)
     entries = walk_snapshot(repo, m, path)
     if as_json:
-        # Streamed, one entry a line: a snapshot of millions of files is never held whole. The
-        # first entry is read before anything is printed, so a bad PATH prints no JSON.
-        first = next(entries, None)
-        click.echo("[")
-        if first is not None:
-            click.echo(json.dumps(_node_json(*first)), nl=False)
-            for rel, node in entries:
-                click.echo(",\n" + json.dumps(_node_json(rel, node)), nl=False)
-            click.echo()
-        click.echo("]")
+        json_list(node_json(f"/{rel}", node) for rel, node in entries)
         return
     for rel, node in entries:
         if long_:
-            from datetime import datetime
-
-            t = datetime.fromtimestamp(node.mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
+            t = mtime_utc(node.mtime_ns).isoformat(timespec="seconds")
             extra = f" -> {node.target}" if node.target else ""
             click.echo(f"{node.type:<8} {node.mode:04o} {node.size:>12} {t} /{rel}{extra}")
         else:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import click
 
+from snapvault.cli import output
 from snapvault.cli.common import Context, fail
 
 
@@ -64,12 +64,11 @@ def tag(
     for m in targets:
         new = repo.tag(m, add=_split(add), remove=_split(remove), set=new_set)
         rows.append({"old_id": m.id, "new_id": new.id, "tags": list(new.tags), "changed": new.id != m.id})
-        if not as_json:
-            if new.id == m.id:
-                click.echo(f"snapshot {m.short_id}: tags unchanged ({','.join(new.tags) or '-'})")
-            else:
-                click.echo(f"snapshot {m.short_id} -> {new.short_id}: tags {','.join(new.tags) or '-'}")
+        if new.id == m.id:
+            output.info(f"snapshot {m.short_id}: tags unchanged ({','.join(new.tags) or '-'})")
+        else:
+            output.info(f"snapshot {m.short_id} -> {new.short_id}: tags {','.join(new.tags) or '-'}")
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        output.document(rows)
     elif not targets:
-        click.echo("no snapshot selected")
+        output.info("no snapshot selected")
