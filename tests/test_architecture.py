@@ -26,8 +26,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("archiver", ("snapvault.archiver",)),
     ("restore", ("snapvault.restore",)),
     ("maintenance", ("snapvault.maintenance",)),
-    ("policy", ("snapvault.policy",)),
+    ("policy", ("snapvault.policy", "snapvault.dr.model", "snapvault.dr.records")),
     ("engine", ("snapvault.engine", "snapvault.handle")),
+    ("dr", ("snapvault.dr",)),
     ("facade", ("snapvault", "snapvault.retention", "snapvault.cron")),
     ("cli", ("snapvault.cli",)),
 ]
@@ -41,8 +42,9 @@ RANK = {
     "maintenance": 4,
     "policy": 5,
     "engine": 6,
-    "facade": 7,
-    "cli": 8,
+    "dr": 7,
+    "facade": 8,
+    "cli": 9,
 }
 # Same-rank edges that are allowed: a copy writes the blobs it transfers through the
 # archiver's sink (the one writer of packs).

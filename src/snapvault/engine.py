@@ -321,6 +321,9 @@ class Engine:
         HookError
             If a pre-hook failed, or the policy has a shell hook that ``allowed_hooks`` does
             not allow (then nothing ran and nothing was written).
+        StalePrimaryError
+            If a DR plan stored here covers the policy and its failover records say another
+            site is the primary (nothing is written; see :class:`snapvault.DRPlan`).
         JobCancelled
             If ``should_stop`` asked to stop.
 
@@ -341,8 +344,14 @@ class Engine:
             size, mtime or ctime changed during its read up to 3 times, then lists it in
             ``manifest.inconsistent``. Post-hooks always run.
         """
+        from snapvault.dr.records import check_write_target
         from snapvault.policy.run import run_policy
 
+        # A DR plan that covers this policy and failed over elsewhere: writing here would fork
+        # the history (the failover records this repository holds say so).
+        check_write_target(
+            self.repo, self.repo.config.repository_id, policy.name, list(policy.tags), now or self.settings.clock()
+        )
         return run_policy(
             self.repo,
             self.settings,

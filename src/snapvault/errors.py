@@ -18,12 +18,16 @@ already catch, so ``except FileNotFoundError`` keeps working around library call
     │   ├── UnsupportedFormat
     │   ├── AppendOnlyError               (PermissionError)   nothing may be deleted
     │   ├── PruneError                                        prune cannot run safely
-    │   └── ConcurrentPruneError                              a frozen writer lost a race
+    │   ├── ConcurrentPruneError                              a frozen writer lost a race
+    │   └── StalePrimaryError             (PermissionError)   a DR failover moved writes away
     ├── IntegrityError                    (ValueError)  stored bytes fail verification
-    │   └── UnsafePathError                             a hostile name in a tree
+    │   ├── UnsafePathError                             a hostile name in a tree
+    │   └── DrillFailed                                 a DR drill found a copy unusable
     ├── SnapshotNotFound                  (LookupError)
     │   └── AmbiguousSnapshot                           an ID prefix matches several
     ├── PolicyNotFound                    (LookupError)
+    ├── PlanNotFound                      (LookupError)   no DR plan of that name
+    ├── FailoverError                                   a DR failover was refused
     ├── JobCancelled                                    a job was cancelled
     ├── HookError                                       a pre- or post-hook failed
     ├── SourceError                       (OSError)     a backup source is missing
@@ -45,11 +49,14 @@ __all__ = [
     "BucketNotFound",
     "ConcurrentPruneError",
     "ConfigError",
+    "DrillFailed",
+    "FailoverError",
     "HookError",
     "IntegrityError",
     "JobCancelled",
     "ObjectExists",
     "ObjectNotFound",
+    "PlanNotFound",
     "PolicyNotFound",
     "PruneError",
     "RepositoryError",
@@ -58,6 +65,7 @@ __all__ = [
     "SnapshotNotFound",
     "SnapvaultError",
     "SourceError",
+    "StalePrimaryError",
     "StorageError",
     "TransientStorageError",
     "UnknownStrategy",
@@ -146,6 +154,11 @@ class ConcurrentPruneError(RepositoryError):
     timeout; the writer committed nothing and can simply run again."""
 
 
+class StalePrimaryError(RepositoryError, PermissionError):
+    """This repository is not its DR plan's primary any more: a failover moved the writes of
+    the policy to another site, so a backup here would fork the history (until a failback)."""
+
+
 class IntegrityError(SnapvaultError, ValueError):
     """Stored bytes failed authentication or their content ID does not match.
 
@@ -177,6 +190,11 @@ class UnsafePathError(IntegrityError):
     """A tree entry would make a restore write outside its target."""
 
 
+class DrillFailed(IntegrityError):
+    """A DR drill could not restore and verify a site's copy; the message (and the attributes)
+    name the site's snapshot, the path and the pack where known."""
+
+
 class SnapshotNotFound(SnapvaultError, LookupError):
     """No snapshot matches the ID, prefix or name given."""
 
@@ -195,6 +213,18 @@ class PolicyNotFound(SnapvaultError, LookupError):
     def __init__(self, message: str, *, name: str | None = None) -> None:
         super().__init__(message)
         self.name = name
+
+
+class PlanNotFound(SnapvaultError, LookupError):
+    """No stored DR plan has this name."""
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class FailoverError(SnapvaultError):
+    """A DR failover was refused: the target site is unknown, unreachable, or failed its drill."""
 
 
 class JobCancelled(SnapvaultError):

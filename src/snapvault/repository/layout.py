@@ -10,6 +10,12 @@
     quarantine/<hex>       packs a failed read-back showed damaged, never reused
     policies/<hex>         policy records
     runs/<hex>             run records
+    deletions/<hex>        a prune's deletion marks
+    writers/<hex>          running writers' records
+    dr-plans/<hex>         DR plan records
+    dr-failovers/<hex>     DR failover records
+    dr-drills/<hex>        DR drill records
+    dr-replications/<hex>  DR replication records
 
 Every name but ``config`` is the hex BLAKE3 of the object's stored bytes. This module is the one
 place that spells these keys; everything else asks it.
@@ -21,6 +27,10 @@ __all__ = [
     "CONFIG",
     "DATA",
     "DELETIONS",
+    "DR_DRILLS",
+    "DR_FAILOVERS",
+    "DR_PLANS",
+    "DR_REPLICATIONS",
     "FOLDERS",
     "INDEX",
     "KEYS",
@@ -46,9 +56,27 @@ POLICIES = "policies"
 RUNS = "runs"
 DELETIONS = "deletions"
 WRITERS = "writers"
+DR_PLANS = "dr-plans"
+DR_FAILOVERS = "dr-failovers"
+DR_DRILLS = "dr-drills"
+DR_REPLICATIONS = "dr-replications"
 
 #: Every folder of content-named objects.
-FOLDERS = (KEYS, DATA, INDEX, SNAPSHOTS, QUARANTINE, POLICIES, RUNS, DELETIONS, WRITERS)
+FOLDERS = (
+    KEYS,
+    DATA,
+    INDEX,
+    SNAPSHOTS,
+    QUARANTINE,
+    POLICIES,
+    RUNS,
+    DELETIONS,
+    WRITERS,
+    DR_PLANS,
+    DR_FAILOVERS,
+    DR_DRILLS,
+    DR_REPLICATIONS,
+)
 
 # The most bytes a stored object of each kind may take (docs/format.md, "Limits"). A reader
 # fetches at most one byte more and refuses a longer object unopened, so no object can make a
@@ -65,6 +93,10 @@ _MAX_SIZE = {
     RUNS: 1 << 20,
     DELETIONS: 16 << 20,
     WRITERS: 64 << 10,
+    DR_PLANS: 1 << 20,
+    DR_FAILOVERS: 1 << 20,
+    DR_DRILLS: 1 << 20,
+    DR_REPLICATIONS: 1 << 20,
 }
 
 
