@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("maintenance", ("snapvault.maintenance",)),
     ("policy", ("snapvault.policy", "snapvault.dr.model", "snapvault.dr.records")),
     ("engine", ("snapvault.engine", "snapvault.handle")),
-    ("dr", ("snapvault.dr",)),
+    ("dr", ("snapvault.dr", "snapvault.snapfs")),
     ("facade", ("snapvault", "snapvault.retention", "snapvault.cron")),
     ("cli", ("snapvault.cli",)),
 ]

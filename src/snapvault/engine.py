@@ -350,7 +350,7 @@ class Engine:
         # A DR plan that covers this policy and failed over elsewhere: writing here would fork
         # the history (the failover records this repository holds say so).
         check_write_target(
-            self.repo, self.repo.config.repository_id, policy.name, list(policy.tags), now or self.settings.clock()
+            self.repo, self.repo.config.repository_id, policy.name, list(policy.tags), now, self.settings.clock
         )
         return run_policy(
             self.repo,

@@ -222,3 +222,25 @@ def test_an_unreachable_site_is_reported_and_the_others_still_get_their_copies(
     b = next(s for s in st.sites if s.site == "b")
     assert (b.reachable, b.error_type) == (False, "ConfigError")
     assert any(v.startswith("b: unreachable") for v in st.violations)
+
+
+def test_every_record_a_plan_writes_lies_in_the_layout(plan: sv.DRPlan, src: Path, tmp_path: Path) -> None:
+    from snapvault.repository import layout
+
+    _backup(plan, src, T0)
+    plan.replicate(now=T0)
+    plan.drill(site="a", now=T0)
+    plan.failover(to="a", reason="layout", now=T0 + timedelta(hours=1))
+    dr = {layout.DR_PLANS, layout.DR_FAILOVERS, layout.DR_DRILLS, layout.DR_REPLICATIONS}
+    seen = set()
+    for site in plan.sites:
+        root = Path(site.url)
+        repo = plan.open_site(site.name)
+        for p in root.rglob("*"):
+            rel = p.relative_to(root).as_posix()
+            folder = rel.split("/", 1)[0]
+            if p.is_file() and folder in dr:
+                seen.add(folder)
+                assert rel == layout.object_key(folder, p.name)
+                assert rel in repo.list_keys(folder)
+    assert seen == dr

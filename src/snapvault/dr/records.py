@@ -13,7 +13,7 @@ a repository that a failover record says is no longer the primary.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -176,9 +176,17 @@ def current_failover(records: Iterable[FailoverRecord], now: datetime) -> Failov
     return max(valid, key=FailoverRecord.order, default=None)
 
 
-def check_write_target(repo: RecordStore, repository_id: str, policy: str, tags: list[str], now: datetime) -> None:
+def check_write_target(
+    repo: RecordStore,
+    repository_id: str,
+    policy: str,
+    tags: list[str],
+    now: datetime | None,
+    clock: Callable[[], datetime],
+) -> None:
     """Refuse a backup of ``policy`` into this repository when a plan covering it has failed
-    over to another site (per the failover records this repository holds).
+    over to another site (per the failover records this repository holds). ``clock`` gives
+    the time when ``now`` is None, and is read only when the repository holds a plan.
 
     Raises
     ------
@@ -187,6 +195,7 @@ def check_write_target(repo: RecordStore, repository_id: str, policy: str, tags:
     """
     if not repo.list_keys(layout.DR_PLANS):
         return
+    now = now or clock()
     for name, plan in read_plans(repo, PlanSpec).items():
         if not covers(plan, policy, tags):
             continue
