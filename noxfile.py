@@ -7,7 +7,7 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests", "lint", "typecheck"]
 
-TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "croniter>=6", "pytest-xdist>=3.5"]
+TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "croniter>=6", "pytest-xdist>=3.5", "pandas>=2", "pyarrow>=15"]
 
 
 @nox.session

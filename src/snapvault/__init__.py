@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from snapvault.engine import (
         Engine as Engine,
     )
+    from snapvault.snapfs import (
+        SnapshotFileSystem as SnapshotFileSystem,
+    )
     from snapvault.errors import (
         AccessDenied as AccessDenied,
         AmbiguousSnapshot as AmbiguousSnapshot,
@@ -222,6 +225,7 @@ _PUBLIC: dict[str, str] = {
     "Site": "snapvault.dr.model",
     "SiteStatus": "snapvault.dr.status",
     "SnapshotDiff": "snapvault.maintenance.diff",
+    "SnapshotFileSystem": "snapvault.snapfs",
     "SnapshotFilter": "snapvault.policy.selection",
     "SnapshotGroup": "snapvault.policy.selection",
     "SnapshotNotFound": "snapvault.errors",
