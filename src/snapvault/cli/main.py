@@ -15,6 +15,7 @@ import click
 
 from snapvault.cli import (
     browse_cmds,
+    dr_cmds,
     exits,
     key_cmds,
     output,
@@ -47,6 +48,7 @@ COMMANDS: tuple[click.Command, ...] = (
     repo_cmds.copy,
     repair_cmds.repair,
     key_cmds.key,
+    dr_cmds.dr,
 )
 
 

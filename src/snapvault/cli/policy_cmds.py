@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -329,16 +330,46 @@ def _policy_lock(repo_id: str, name: str) -> Iterator[bool]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _policy_job(repo: Repository, pol: Policy, as_json: bool, row: dict[str, Any]) -> Outcome:
+    manifest = _run_one(repo, pol)
+    if as_json:
+        row["snapshot"] = manifest_json(manifest)  # one document for the whole run: in its row
+    return backup_outcome(manifest) if as_json else report_backup(manifest, False, prefix=f"policy {pol.name}: ")
+
+
+def _plan_jobs(obj: Context, repo: Repository, now: datetime) -> list[tuple[Any, ...]]:
+    """The stored DR plans with a schedule, each last run at its newest replication record."""
+    if not repo.list_keys("dr-plans"):  # layout.DR_PLANS: with no plan, no DR module is imported
+        return []
+    from snapvault.dr import model, records
+    from snapvault.dr.plan import DRPlan
+
+    def job(plan: DRPlan, as_json: bool, row: dict[str, Any]) -> Outcome:
+        allowed = _allowed_hooks(_allow_file())  # stored hooks run only where allowed, as above
+        bound = plan.bind(env=os.environ, allowed_hooks=allowed, max_kdf_memory_kib=obj.max_kdf_memory_kib)
+        row["replication"] = (done := bound.replicate(now=now)).to_json()
+        for bad in [r for r in done.sites if not r.ok]:
+            output.error(f"not replicated: {bad.error_type}: {bad.error}", subject=f"plan {plan.name} site {bad.site}")
+        output.info(f"plan {plan.name}: {sum(r.copied for r in done.sites)} snapshot(s) copied from {done.primary}")
+        return Outcome.DONE if done.ok else Outcome.POLICY_FAILED
+
+    jobs: list[tuple[Any, ...]] = []
+    for name, plan in DRPlan.stored(repo).items():
+        if plan.schedule is not None:
+            last = [r.time for r in records.load_records(repo, model.ReplicationRecord, name)][-1:]
+            jobs.append(("plan", name, plan, last[0] if last else None, functools.partial(job, plan)))
+    return jobs
+
+
 @click.command()
-@click.option("--run", "run_due", is_flag=True, help="Run every due policy.")
+@click.option("--run", "run_due", is_flag=True, help="Run every due policy, and replicate every due DR plan.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def due(obj: Context, run_due: bool, as_json: bool) -> Outcome:
-    """Show which scheduled policies are due (and with --run, run them).
+    """Show which scheduled policies and DR plans are due (and with --run, run or replicate them).
 
-    A policy is due when a scheduled time has passed since its last run started; one that
-    never ran is due. One crontab line runs every policy on its schedule:
-    ``* * * * * snapvault -r URL due --run``.
+    Due: a scheduled time has passed since a policy's last run started, or a plan's last
+    replication; one that never ran is due. A crontab line: ``* * * * * snapvault -r URL due --run``.
     """
     from snapvault.errors import SnapvaultError
     from snapvault.policy import cron
@@ -346,43 +377,38 @@ def due(obj: Context, run_due: bool, as_json: bool) -> Outcome:
 
     repo = obj.open()
     now = _now()
-    runs = load_runs(repo)
-    last: dict[str, datetime] = {}
-    for r in runs:
-        last[r.policy] = r.started
-    rows = []
+    last: dict[str, datetime] = {r.policy: r.started for r in load_runs(repo)}
     policies, broken = read_policies(repo)
     outcomes = [_report_broken(broken)]
-    for name, pol in sorted(policies.items()):
-        if pol.schedule is None:
-            continue
-        is_due = cron.is_due(cast("cron.Scheduled", pol), last.get(name), now)
-        upcoming = cron.next_runs(pol.schedule, after=now, count=1, timezone=pol.timezone)
-        nxt = upcoming[0] if upcoming else None
-        rows.append({"policy": name, "due": is_due, "last_run": last.get(name), "next_run": nxt})
+    scheduled = [(n, p) for n, p in sorted(policies.items()) if p.schedule is not None]
+    jobs = [("policy", n, p, last.get(n), functools.partial(_policy_job, repo, p)) for n, p in scheduled]
+    try:
+        jobs += _plan_jobs(obj, repo, now)
+    except SnapvaultError as e:  # a damaged plan record: the policies still run
+        output.error(str(e), subject="dr plans")
+        outcomes.append(Outcome.POLICIES_UNREADABLE)
+    rows = []
+    for kind, name, item, last_run, job in jobs:
+        sched = cast("cron.Scheduled", item)  # a policy or a plan with a schedule
+        is_due = cron.is_due(sched, last_run, now)
+        nxt = next(iter(cron.next_runs(sched.schedule, after=now, count=1, timezone=sched.timezone)), None)
+        rows.append({kind: name, "due": is_due, "last_run": last_run, "next_run": nxt})
         if not as_json:
-            state = "due" if is_due else "not due"
             when = nxt.isoformat(timespec="minutes") if nxt else "never"
-            click.echo(f"{name:<20} {state:<8} next {when}")
+            label = name if kind == "policy" else f"plan {name}"
+            click.echo(f"{label:<20} {'due' if is_due else 'not due':<8} next {when}")
         if run_due and is_due:
-            with _policy_lock(repo.config.repository_id, name) as got:
+            with _policy_lock(repo.config.repository_id, name if kind == "policy" else f"dr:{name}") as got:
                 if not got:
-                    output.warning("still running elsewhere on this machine; skipped", subject=f"policy {name}")
+                    output.warning("still running elsewhere on this machine; skipped", subject=f"{kind} {name}")
                     rows[-1]["skipped"] = "running elsewhere"
                     continue
                 try:
-                    manifest = _run_one(repo, pol)
+                    outcomes.append(job(as_json, rows[-1]))
                 except SnapvaultError as e:
-                    output.error(str(e), subject=f"policy {name}")
+                    output.error(str(e), subject=f"{kind} {name}")
                     rows[-1]["error"] = " ".join(str(e).split())
                     outcomes.append(Outcome.POLICY_FAILED)
-                    continue
-                if as_json:
-                    # One document for the whole run: each snapshot goes in its policy's row.
-                    rows[-1]["snapshot"] = manifest_json(manifest)
-                    outcomes.append(backup_outcome(manifest))
-                else:
-                    outcomes.append(report_backup(manifest, False, prefix=f"policy {name}: "))
     if as_json:
         output.document(rows)
     return worst(outcomes)
