@@ -1,10 +1,11 @@
-"""``Restorer``: writes a snapshot back to a local directory, confined to that directory.
+"""``Restorer``: writes a snapshot back to a local directory or an fsspec target, confined to it.
 
 A restore is three parts, and this module wires them: the plan
 (:mod:`snapvault.pipeline.restore_plan`: what to restore, which files are written and which
 are hardlinks, which are read together), the reads (:class:`~snapvault.restore.fetch.PackReader`)
-and the confined writer (:class:`~snapvault.restore.writer.TargetWriter`, the only code that
-touches the target). Here the plan is walked, reads and writes go to a thread pool, and the
+and the confined writer (:class:`~snapvault.restore.writer.TargetWriter`, or for a URL
+:class:`~snapvault.restore.fsspec_target.FsspecWriter`: the only code that touches the target).
+Here the plan is walked, reads and writes go to a thread pool, and the
 :class:`RestoreResult` is collected.
 
 Damage does not stop a restore: a file whose data is missing or fails verification, or a
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,7 @@ from snapvault.pipeline.restore_plan import (
 from snapvault.pipeline.tree import Node
 from snapvault.repository.manifest import Manifest
 from snapvault.restore.fetch import PackReader
+from snapvault.restore.fsspec_target import FsspecWriter, Upload, open_target
 from snapvault.restore.result import RestoreFileError, RestoreResult
 from snapvault.restore.source import RestoreSource
 from snapvault.restore.writer import ENTRY_ERRNOS, DirHandle, NewFile, TargetWriter, local_target
@@ -122,6 +124,7 @@ class Restorer:
         snapshot: str | Manifest | None = None,
         target: str | os.PathLike[str] | None = None,
         *,
+        target_options: Mapping[str, Any] | None = None,
         policy: str | None = None,
         at: datetime | None = None,
         hostname: str | None = None,
@@ -152,8 +155,15 @@ class Restorer:
         snapshot : Manifest or str, optional
             A manifest, full ID, unique prefix or ``latest``.
         target : path-like
-            The local directory to restore into (created if missing); see
-            :func:`local_target` for URLs.
+            The local directory to restore into (created if missing; ``file:///path`` too),
+            or any other fsspec URL (``s3://bucket/prefix``, ``az://container/prefix``,
+            ``memory://x``): files are written through that filesystem, in parallel, each
+            whole or not at all, and what it cannot hold (mode, owner, mtime, xattrs,
+            symlinks, FIFOs, devices, hardlinks, empty directories on object stores) is
+            counted per kind in ``metadata_dropped`` (see
+            :class:`~snapvault.restore.fsspec_target.FsspecWriter`).
+        target_options : mapping, optional
+            fsspec storage options for a URL ``target`` (credentials, ``endpoint_url``, ...).
         policy : str, optional
             Instead of ``snapshot``: restore the latest snapshot of this policy taken at or
             before ``at`` (point-in-time restore; without ``at``, its latest).
@@ -211,17 +221,21 @@ class Restorer:
         UnsafePathError
             If the snapshot holds a name that would leave the target: never a listed error.
         ConfigError
-            If ``target`` is missing or a URL (see :func:`local_target`); nothing is written.
+            If ``target`` is missing or cannot be opened, or ``target_options`` are given for
+            a local directory; nothing is written.
+        StorageError
+            If an fsspec target fails (the restore stops; no file is half-written).
         """
         if target is None:
             raise ConfigError("restore needs a target directory")
-        target = local_target(target)
+        where = open_target(target, target_options)
         m = self.resolve(snapshot, policy=policy, at=at, hostname=hostname, paths=paths)
         # A handle loads its index once; a snapshot written since (by another process or
         # handle) needs the index files written with it.
         self.repo.refresh_index()
         flt = PathFilter(include=include, exclude=exclude)
-        result = RestoreResult(snapshot_id=m.id, target=os.path.abspath(target))
+        url = where.url if isinstance(where, FsspecWriter) else None
+        result = RestoreResult(snapshot_id=m.id, target=url or os.path.abspath(str(where)))
 
         def unreadable(node: Node, rel: str, e: IntegrityError) -> None:
             if stop_on_error:
@@ -254,9 +268,18 @@ class Restorer:
         writes = plan_writes(plan)
         if on_plan is not None:
             on_plan(writes.files, writes.bytes)
-        writer = TargetWriter(
-            target, as_root=self._as_root, devices=devices, setuid=setuid, numeric_owner=numeric_owner, sparse=sparse
-        )
+        writer: TargetWriter | FsspecWriter
+        if isinstance(where, FsspecWriter):
+            writer = where
+        else:
+            writer = TargetWriter(
+                where,
+                as_root=self._as_root,
+                devices=devices,
+                setuid=setuid,
+                numeric_owner=numeric_owner,
+                sparse=sparse,
+            )
         try:
             job = _RestoreJob(self, result, writes, writer, progress, should_stop, on_file, stop_on_error=stop_on_error)
             job.run(plan)
@@ -265,6 +288,8 @@ class Restorer:
         result.dirs, result.symlinks, result.other = writer.dirs, writer.symlinks, writer.other
         result.hardlinks = writer.hardlinks
         result.setuid_dropped = writer.setuid_dropped
+        if isinstance(writer, FsspecWriter):
+            result.metadata_dropped = dict(sorted(writer.metadata_dropped.items()))
         # Found by threads in no set order; listed in path order, the same on every run.
         result.errors.sort(key=lambda e: e.path)
         if should_stop is not None and should_stop():
@@ -379,7 +404,7 @@ class _RestoreJob:
         restorer: Restorer,
         result: RestoreResult,
         writes: WritePlan,
-        writer: TargetWriter,
+        writer: TargetWriter | FsspecWriter,
         progress: Callable[[int, str], None] | None,
         should_stop: Callable[[], bool] | None,
         on_file: Callable[[str], None] | None,
@@ -527,7 +552,7 @@ class _RestoreJob:
             self.on_file(rel)
 
     def _write_content(
-        self, f: NewFile, node: Node, rel: str, runs: Iterable[tuple[ReadRun, bytes | memoryview]]
+        self, f: NewFile | Upload, node: Node, rel: str, runs: Iterable[tuple[ReadRun, bytes | memoryview]]
     ) -> int | None:
         """Write a file's verified chunks, read as ``runs``, to ``f``; None if the restore was
         stopped or the file is damaged (then it is recorded, or raised with ``stop_on_error``)."""

@@ -48,7 +48,7 @@ class RestoreResult:
     snapshot_id : str
         The snapshot restored.
     target : str
-        The absolute target directory.
+        The absolute target directory, or the target URL as given.
     files, dirs, symlinks, hardlinks, other : int
         Entries restored, by kind (``files`` counts each file written once; further names
         of it are ``hardlinks``).
@@ -60,6 +60,12 @@ class RestoreResult:
     setuid_dropped : int
         Files, FIFOs and devices restored without their stored setuid or setgid bits (kept
         only with ``setuid=True``).
+    metadata_dropped : dict of str to int
+        For a URL target, what it cannot hold, per kind: how many entries were restored
+        without their ``mode``, ``owner``, ``mtime`` or ``xattrs``, how many ``hardlinks``
+        were restored as copies, how many ``symlinks``, ``fifos`` and ``devices`` were not
+        made, and (object stores) how many ``empty_dirs`` left no trace. Only kinds that
+        occurred are keys; empty for a local directory, which holds them all.
     errors : list of RestoreFileError
         Each path not restored, with the reason; damaged files and unreadable directories
         among them.
@@ -75,6 +81,7 @@ class RestoreResult:
     bytes_written: int = 0
     devices_skipped: int = 0
     setuid_dropped: int = 0
+    metadata_dropped: dict[str, int] = field(default_factory=dict)
     errors: list[RestoreFileError] = field(default_factory=list)
 
     @property

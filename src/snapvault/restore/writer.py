@@ -44,33 +44,33 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?:::[A-Za-z][A-Za-z0-9+.-]*)*://")
 
 
-def local_target(target: str | os.PathLike[str]) -> str:
-    """The local directory that a restore ``target`` names.
+def local_target(target: str | os.PathLike[str]) -> str | None:
+    """The local directory that a restore ``target`` names, or None for a URL.
 
-    Restores write to local directories only (for now). A target that starts with a URL
-    scheme (``memory://x``, ``s3://bucket/p``, ``simplecache::s3://...``) is refused rather
-    than taken as a relative path, which would make a folder ``memory:`` in the working
-    directory. ``file:///path`` and ``file://localhost/path`` name the local ``/path``. A
+    A target that starts with a URL scheme (``memory://x``, ``s3://bucket/p``,
+    ``simplecache::s3://...``) is not taken as a relative path, which would make a folder
+    ``memory:`` in the working directory: it gives None, and the restore writes through
+    fsspec (:func:`snapvault.restore.fsspec_target.open_target`). ``file:///path`` and
+    ``file://localhost/path`` name the local ``/path``. A path object is never a URL, and a
     local folder whose name looks like a URL can be given as ``./memory://x``.
 
     Raises
     ------
     ConfigError
-        If ``target`` is any other URL.
+        If ``target`` is a ``file://`` URL of another host.
     """
     text = os.fspath(target)
     m = _URL.match(text)
     if m is None:
         return text
-    if m.group(0).lower() == "file://":
-        host, slash, path = text[len("file://") :].partition("/")
-        if slash and host.lower() in ("", "localhost"):
-            from urllib.parse import unquote
+    if m.group(0).lower() != "file://":
+        return None
+    host, slash, path = text[len("file://") :].partition("/")
+    if slash and host.lower() in ("", "localhost"):
+        from urllib.parse import unquote
 
-            return "/" + unquote(path)
-    raise ConfigError(
-        f"restore target {text!r} is a URL: restores write to a local directory only (give a path, or file:///path)"
-    )
+        return "/" + unquote(path)
+    raise ConfigError(f"restore target {text!r} is a file:// URL of another host: give a path, or file:///path")
 
 
 class DirHandle:
