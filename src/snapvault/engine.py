@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +130,7 @@ class Engine:
         exclude_caches: bool = False,
         exclude_larger_than: int | str | None = None,
         one_file_system: bool = False,
+        source_options: Mapping[str, Any] | None = None,
         tags: Iterable[str] = (),
         parent: str | None = "auto",
         full: bool = False,
@@ -148,7 +149,12 @@ class Engine:
         Parameters
         ----------
         paths : iterable of path-like
-            Files and directories, stored under their absolute paths.
+            Files and directories, stored under their absolute paths; or fsspec URLs of one
+            protocol (``s3://bucket/prefix``, ``az://container/prefix``, ``memory://...``),
+            whose objects are stored under ``bucket/prefix/<key>`` and listed by URL in the
+            manifest's ``paths``. An object is read again only when its size, modification
+            time or identity (ETag, version ID, generation: whatever its listing gives)
+            changed since the parent snapshot; large objects are read as parallel ranges.
         exclude : iterable of str
             gitignore-style patterns, matched against paths relative to each source. For an
             exclude file (restic's ``--exclude-file``) pass
@@ -165,6 +171,9 @@ class Engine:
         one_file_system : bool
             Do not cross into other file systems below a source: a mount point is recorded as
             an empty directory, and nothing below it is read.
+        source_options : mapping, optional
+            fsspec storage options for URL sources (``endpoint_url``, ``key``, ``secret``,
+            ``anon``, ``connection_string``...), passed to the source's filesystem.
         tags : iterable of str
             Labels recorded in the manifest.
         parent : str or None
@@ -193,9 +202,10 @@ class Engine:
         Raises
         ------
         SourceError
-            If a source path does not exist (nothing is written).
+            If a source path or URL does not exist (nothing is written).
         ConfigError
-            If a pattern, an exclude-if-present name or a size is invalid (nothing is written).
+            If a pattern, an exclude-if-present name or a size is invalid, or local paths and
+            URLs are mixed (nothing is written).
         JobCancelled
             If ``should_stop`` asked to stop.
         """
@@ -218,6 +228,7 @@ class Engine:
             exclude_caches=exclude_caches,
             exclude_larger_than=None if exclude_larger_than is None else parse_size(exclude_larger_than),
             one_file_system=one_file_system,
+            source_options=dict(source_options or {}),
             tags=list(tags),
             parent=parent_m,
             read_all=full,
@@ -246,7 +257,7 @@ class Engine:
             Receives the byte total (once the scan finishes) and byte progress; for example
             ``fsspec.callbacks.TqdmCallback()`` in a notebook.
         **options
-            Passed to :meth:`backup`.
+            Passed to :meth:`backup` (``source_options`` for URL sources among them).
         """
         policy = _as_policy(paths)
         if policy is not None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from snapvault._version import __version__
+from snapvault.archiver.fsspec_source import ObjectSource, ObjectWalker, is_url, normal_url, open_sources
 from snapvault.archiver.sink import BlobSink, SinkRepository, SinkStats
 from snapvault.archiver.walker import Cancelled, Walker, WalkStats
 from snapvault.errors import ConfigError, JobCancelled, SourceError
@@ -59,7 +60,10 @@ def _normal(path: str) -> str:
 
 
 def source_paths(paths: Sequence[str]) -> list[str]:
-    """Absolute, normalised, de-duplicated sources, nested ones dropped, sorted."""
+    """Absolute, normalised, de-duplicated sources, nested ones dropped, sorted (URLs: without
+    trailing slashes, de-duplicated, sorted)."""
+    if any(is_url(p) for p in paths):
+        return sorted({normal_url(p) for p in paths})
     roots = sorted({_normal(p) for p in paths})
     kept: list[str] = []
     for p in roots:
@@ -113,6 +117,9 @@ class BackupOptions:
     signature), ``exclude_larger_than`` (bytes; larger regular files are left out) and
     ``one_file_system`` (nothing below a source on another file system; mount points are
     recorded as empty directories). Excluded entries are not errors.
+
+    ``paths`` may instead be fsspec URLs (``s3://bucket/prefix``), all of one protocol, opened
+    with ``source_options`` (see :mod:`snapvault.archiver.fsspec_source`).
     """
 
     paths: list[str]
@@ -121,6 +128,8 @@ class BackupOptions:
     exclude_caches: bool = False
     exclude_larger_than: int | None = None
     one_file_system: bool = False
+    #: fsspec storage options for URL sources (``key``, ``endpoint_url``, ``anon``...).
+    source_options: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     parent: Manifest | None = None
     read_all: bool = False
@@ -152,6 +161,8 @@ def run_backup(repo: BackupRepository, opts: BackupOptions) -> BackupOutcome:
     started = time.monotonic()
     if not opts.paths:
         raise ConfigError("nothing to back up: give at least one path")
+    if any(is_url(p) for p in opts.paths):
+        return _run_urls(repo, opts, started)
     for p in opts.paths:
         try:
             os.lstat(p)
@@ -173,6 +184,22 @@ def run_backup(repo: BackupRepository, opts: BackupOptions) -> BackupOutcome:
         return _run(repo, opts, kept, flt, host, session, started)
 
 
+def _run_urls(repo: BackupRepository, opts: BackupOptions, started: float) -> BackupOutcome:
+    """Back up fsspec URLs: checked and opened before anything is written."""
+    if not all(is_url(p) for p in opts.paths):
+        raise ConfigError("one backup takes either local paths or URLs, not both")
+    if opts.exclude_if_present or opts.exclude_caches:
+        raise ConfigError("exclude_if_present and exclude_caches apply to local sources only")
+    kept = source_paths(opts.paths)
+    flt = PathFilter(exclude=opts.exclude)
+    if opts.exclude_larger_than is not None:
+        parse_size(opts.exclude_larger_than)
+    sources = open_sources(kept, opts.source_options)
+    host = opts.hostname or socket.gethostname()
+    with repo.writer_session(host=host) as session:
+        return _run(repo, opts, kept, flt, host, session, started, sources)
+
+
 def _run(
     repo: BackupRepository,
     opts: BackupOptions,
@@ -181,25 +208,43 @@ def _run(
     host: str,
     session: WriterSession,
     started: float,
+    sources: list[ObjectSource] | None = None,
 ) -> BackupOutcome:
     with BlobSink(repo, workers=opts.workers, max_pending=opts.max_pending, codec=opts.codec) as sink:
-        walker = Walker(
-            sink,
-            repo.chunker,
-            repo.read_tree,
-            use_parent_shortcut=not opts.read_all,
-            progress=opts.progress,
-            should_stop=opts.should_stop,
-            consistency_retries=opts.consistency_retries,
-            on_file=opts.on_file,
-            tag_rules=tag_rules(opts.exclude_if_present, caches=opts.exclude_caches),
-            larger_than=None if opts.exclude_larger_than is None else parse_size(opts.exclude_larger_than),
-            one_file_system=opts.one_file_system,
-        )
         parent_tree = opts.parent.tree if opts.parent is not None else None
+        walker: Walker | ObjectWalker
+        if sources is not None:
+            walker = ObjectWalker(
+                sink,
+                repo.chunker,
+                repo.read_tree,
+                use_parent_shortcut=not opts.read_all,
+                workers=opts.workers,
+                progress=opts.progress,
+                should_stop=opts.should_stop,
+                on_file=opts.on_file,
+                consistency_retries=opts.consistency_retries,
+                larger_than=None if opts.exclude_larger_than is None else parse_size(opts.exclude_larger_than),
+            )
+        else:
+            walker = Walker(
+                sink,
+                repo.chunker,
+                repo.read_tree,
+                use_parent_shortcut=not opts.read_all,
+                progress=opts.progress,
+                should_stop=opts.should_stop,
+                consistency_retries=opts.consistency_retries,
+                on_file=opts.on_file,
+                tag_rules=tag_rules(opts.exclude_if_present, caches=opts.exclude_caches),
+                larger_than=None if opts.exclude_larger_than is None else parse_size(opts.exclude_larger_than),
+                one_file_system=opts.one_file_system,
+            )
         try:
-            trie = _trie(kept)
-            if trie is None:
+            if isinstance(walker, ObjectWalker):
+                assert sources is not None
+                root = walker.backup(sources, flt, parent_tree)
+            elif (trie := _trie(kept)) is None:
                 root = walker.directory("/", "", flt, parent_tree) or walker.store_tree([])
             else:
                 root = _build(walker, trie, "", flt, parent_tree)
