@@ -31,6 +31,7 @@ def source(root: Path) -> tuple[Path, dict[str, bytes]]:
     write(src / "large.bin", os.urandom(SPOOL_LIMIT + 12_345))
     write(src / "docs" / "a.md", "a")
     write(src / "docs" / "名前 ✓.txt", "unicode name")
+    write(src / "glob [*?]" / "x*", "glob characters")
     (src / "nothing_here").mkdir()
     os.link(src / "docs" / "a.md", src / "hard_a.md")
     os.symlink("docs/a.md", src / "link")

@@ -21,7 +21,8 @@ never uploaded. How the upload avoids a half-written final name depends on the b
   final name (one PUT, or a multipart or block upload that becomes visible only when it is
   completed): an object appears whole or not at all;
 - any other filesystem (SFTP, FTP, SMB, HDFS, ...): the file is uploaded under a temporary name
-  in its directory and moved over its final name.
+  in its directory and moved over its final name (the filesystem's own move, a rename; where
+  it has none, a copy and a removal of the temporary file).
 """
 
 from __future__ import annotations
@@ -354,7 +355,14 @@ class FsspecWriter:
         tmp = f"{directory}/{TEMP_PREFIX}{os.getpid()}-{next(_tmp_counter)}"
         try:
             write(tmp)
-            self.fs.mv(tmp, path)
+            if type(self.fs).mv is fsspec.AbstractFileSystem.mv:
+                # The generic move expands glob characters in the source's directory (a
+                # directory named ``[a]*`` in the snapshot): copy and remove, which do not.
+                self.fs.cp_file(tmp, path)
+                self.fs.rm_file(tmp)
+            else:
+                # The filesystem's own move is a rename (SFTP, SMB, HDFS, ...).
+                self.fs.mv(tmp, path)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.fs.rm_file(tmp)
