@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import snapvault as sv
+from snapvault.cli import output
 from snapvault.cli.exits import ExitCode
 from snapvault.cli.main import run
 from tests.conftest import FAST_KDF, PASSWORD
@@ -49,3 +51,13 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     url = str(tmp_path / "repo")
     sv.Repository.init(url, PASSWORD, kdf=FAST_KDF)
     return Cli(url, monkeypatch, capsys)
+
+
+@pytest.fixture(autouse=True)
+def _plain_output() -> Iterator[None]:
+    """Each test starts and ends with plain output: the --json/--quiet/--verbose settings live
+    for one run of the CLI, and a test that calls the exit-code table directly must not see
+    the last run's."""
+    output.reset()
+    yield
+    output.reset()

@@ -36,6 +36,10 @@ def documented_usage() -> dict[str, set[str]]:
             assert words[1] == "-r", line
             name, rest = words[3], " ".join(words[4:])
             group = cli.commands.get(name)
+            # A group within a group ("dr plan add ..."): the path names both.
+            while isinstance(group, click.Group) and isinstance(group.commands.get(rest.split(" ", 1)[0]), click.Group):
+                sub, _, rest = rest.partition(" ")
+                name, group = f"{name} {sub}", group.commands[sub]
             if isinstance(group, click.Group):
                 current = [f"{name} {alt.split()[0]}" for alt in rest.split("|")]
             else:
@@ -52,9 +56,11 @@ def documented_usage() -> dict[str, set[str]]:
 def command_paths() -> dict[str, click.Command]:
     """Every command a user can run, by its path ("policy add"); groups by their subcommands."""
     out: dict[str, click.Command] = {}
-    for name, command in cli.commands.items():
+    todo = list(cli.commands.items())
+    while todo:
+        name, command = todo.pop()
         if isinstance(command, click.Group):
-            out.update({f"{name} {sub}": c for sub, c in command.commands.items()})
+            todo += [(f"{name} {sub}", c) for sub, c in command.commands.items()]
         else:
             out[name] = command
     return out

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -421,3 +422,36 @@ def json_list(items: Iterator[dict[str, Any]]) -> None:
             click.echo(",\n" + json.dumps(item), nl=False)
         click.echo()
     click.echo("]")
+
+
+# -- the allowed shell hooks of this machine (policy and DR plan hooks) ----------------------
+
+
+def allow_file() -> Path:
+    """This machine's list of allowed shell hooks: ``SNAPVAULT_HOOKS_ALLOW``, else
+    ``$XDG_CONFIG_HOME/snapvault/hooks.allow`` (``~/.config`` by default)."""
+    named = os.environ.get("SNAPVAULT_HOOKS_ALLOW")
+    if named:
+        return Path(named)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "snapvault" / "hooks.allow"
+
+
+def allowed_hooks(path: Path) -> frozenset[str]:
+    """The SHA-256 hashes (hex, one a line; ``#`` starts a comment) in the allow file; none if
+    it does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return frozenset()
+    except OSError as e:
+        fail(f"cannot read the allowed hooks file {path}: {e.strerror}")
+    out = set()
+    for n, line in enumerate(text.splitlines(), 1):
+        word = line.split("#", 1)[0].strip().lower()
+        if not word:
+            continue
+        if len(word) != 64 or any(c not in "0123456789abcdef" for c in word):
+            fail(f"{path} line {n}: {word[:20]!r} is not a SHA-256 hash (64 hex digits)")
+        out.add(word)
+    return frozenset(out)

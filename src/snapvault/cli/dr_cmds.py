@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from snapvault.cli import output
-from snapvault.cli.common import Context, fail
+from snapvault.cli.common import Context, allow_file, allowed_hooks, fail
 from snapvault.cli.exits import CliError
 
 if TYPE_CHECKING:
@@ -71,45 +71,14 @@ def _invalid(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
-# -- the allow file (the one policy hooks use) ----------------------------------------------
-
-
-def _allow_file() -> Path:
-    """``SNAPVAULT_HOOKS_ALLOW``, else ``$XDG_CONFIG_HOME/snapvault/hooks.allow`` (as ``run``)."""
-    named = os.environ.get("SNAPVAULT_HOOKS_ALLOW")
-    if named:
-        return Path(named)
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "snapvault" / "hooks.allow"
-
-
-def _allowed_hooks(path: Path) -> frozenset[str]:
-    """The SHA-256 hashes in the allow file (one a line, ``#`` comments); none if it is missing."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return frozenset()
-    except OSError as e:
-        fail(f"cannot read the allowed hooks file {path}: {e.strerror}")
-    out = set()
-    for n, line in enumerate(text.splitlines(), 1):
-        word = line.split("#", 1)[0].strip().lower()
-        if not word:
-            continue
-        if len(word) != 64 or any(c not in "0123456789abcdef" for c in word):
-            fail(f"{path} line {n}: {word[:20]!r} is not a SHA-256 hash (64 hex digits)")
-        out.add(word)
-    return frozenset(out)
-
-
 def _bind(obj: Context, plan: DRPlan, stages: Iterable[str] = ()) -> DRPlan:
     """The plan bound to this process; its stored hooks of ``stages`` are checked first, so a
     hook not allowed here stops the command before anything ran."""
     from snapvault.errors import HookError
     from snapvault.policy.hooks import hook_hash
 
-    path = _allow_file()
-    allowed = _allowed_hooks(path)
+    path = allow_file()
+    allowed = allowed_hooks(path)
     for stage in stages:
         for command in plan.hooks.get(stage, []):
             digest = hook_hash(command)
@@ -356,8 +325,8 @@ def plan_allow_hooks(obj: Context, name: str, as_json: bool) -> None:
     from snapvault.policy.hooks import hook_hash
 
     p = DRPlan.load(obj.open(), name)
-    path = _allow_file()
-    allowed = _allowed_hooks(path)
+    path = allow_file()
+    allowed = allowed_hooks(path)
     rows, lines = [], []
     for stage in HOOK_STAGES:
         for command in p.hooks.get(stage, []):

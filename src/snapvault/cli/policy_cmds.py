@@ -17,6 +17,8 @@ import click
 from snapvault.cli import output
 from snapvault.cli.common import (
     Context,
+    allow_file,
+    allowed_hooks,
     backup_outcome,
     exclude_file_patterns,
     fail,
@@ -210,8 +212,8 @@ def policy_allow_hooks(obj: Context, name: str, as_json: bool) -> None:
     from snapvault.policy.hooks import hook_hash, shell_hooks
 
     pol = obj.open().load_policy(name)
-    path = _allow_file()
-    allowed = _allowed_hooks(path)
+    path = allow_file()
+    allowed = allowed_hooks(path)
     commands = shell_hooks(pol.pre_hooks, pol.post_hooks)
     lines = []
     rows = []
@@ -248,43 +250,13 @@ def policy_remove(obj: Context, name: str, as_json: bool) -> None:
         output.info(f"removed policy {name}")
 
 
-def _allow_file() -> Path:
-    """This machine's list of allowed shell hooks: ``SNAPVAULT_HOOKS_ALLOW``, else
-    ``$XDG_CONFIG_HOME/snapvault/hooks.allow`` (``~/.config`` by default)."""
-    named = os.environ.get("SNAPVAULT_HOOKS_ALLOW")
-    if named:
-        return Path(named)
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "snapvault" / "hooks.allow"
-
-
-def _allowed_hooks(path: Path) -> frozenset[str]:
-    """The SHA-256 hashes (hex, one a line; ``#`` starts a comment) in the allow file; none if
-    it does not exist."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return frozenset()
-    except OSError as e:
-        fail(f"cannot read the allowed hooks file {path}: {e.strerror}")
-    out = set()
-    for n, line in enumerate(text.splitlines(), 1):
-        word = line.split("#", 1)[0].strip().lower()
-        if not word:
-            continue
-        if len(word) != 64 or any(c not in "0123456789abcdef" for c in word):
-            fail(f"{path} line {n}: {word[:20]!r} is not a SHA-256 hash (64 hex digits)")
-        out.add(word)
-    return frozenset(out)
-
-
 def _run_one(repo: Repository, pol: Policy) -> Manifest:
     from snapvault import Engine
     from snapvault.errors import HookError
     from snapvault.policy.hooks import hook_hash, shell_hooks
 
-    path = _allow_file()
-    allowed = _allowed_hooks(path)
+    path = allow_file()
+    allowed = allowed_hooks(path)
     for stage, command in shell_hooks(pol.pre_hooks, pol.post_hooks):
         digest = hook_hash(command)
         if digest not in allowed:
@@ -345,7 +317,7 @@ def _plan_jobs(obj: Context, repo: Repository, now: datetime) -> list[tuple[Any,
     from snapvault.dr.plan import DRPlan
 
     def job(plan: DRPlan, as_json: bool, row: dict[str, Any]) -> Outcome:
-        allowed = _allowed_hooks(_allow_file())  # stored hooks run only where allowed, as above
+        allowed = allowed_hooks(allow_file())  # stored hooks run only where allowed, as above
         bound = plan.bind(env=os.environ, allowed_hooks=allowed, max_kdf_memory_kib=obj.max_kdf_memory_kib)
         row["replication"] = (done := bound.replicate(now=now)).to_json()
         for bad in [r for r in done.sites if not r.ok]:
