@@ -186,3 +186,28 @@ def test_a_job_backs_up_a_url_and_reports_its_bytes(memory_repo: sv.Repository, 
     m = job.result(timeout=60)
     assert m.paths == [f"memory://{bucket}/data"]
     assert job.progress.bytes_done == 5
+
+
+class _RewritingMemory(MemoryFileSystem):  # type: ignore[misc]
+    """Memory filesystem (``rewritemem://``) that rewrites an object while its second range is read."""
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, str) and path.startswith("rewritemem://"):
+            path = "memory://" + path[len("rewritemem://") :]
+        return super()._strip_protocol(path)
+
+    def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kw: Any) -> Any:
+        data = super().cat_file(path, start=start, end=end, **kw)
+        if start == PART_SIZE:
+            self.pipe_file(path, b"\0" * self.size(path))
+        return data
+
+
+fsspec.register_implementation("rewritemem", _RewritingMemory, clobber=True)
+
+
+def test_a_large_object_rewritten_while_read_is_listed_inconsistent(memory_repo: sv.Repository, bucket: str) -> None:
+    _put(bucket, {"big": random.Random(4).randbytes(PART_SIZE + 10)})
+    m = sv.Engine(memory_repo).backup([f"rewritemem://{bucket}/data"])
+    assert m.inconsistent == [f"rewritemem://{bucket}/data/big"]

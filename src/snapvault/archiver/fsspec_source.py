@@ -246,8 +246,9 @@ class ObjectWalker:
                 if info.get("type") != "file":
                     continue
                 key = name.strip("/")
-                url = src.fs.unstrip_protocol(name)
                 rel = key[len(prefix) :].strip("/") if key.startswith(prefix) else key
+                # Errors and progress name an object by the URL given plus its key below it.
+                url = f"{src.url}/{rel}" if rel else src.url
                 parts = tuple(key.split("/"))
                 try:
                     for p in parts:
