@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from collections.abc import Iterator
@@ -212,3 +213,31 @@ def test_temporary_names_are_not_left_on_a_filesystem_without_atomic_writes(
     restored = files_under(MEM, prefix)
     assert restored == source_files(src)
     assert not [p for p in MEM.find(prefix) if TEMP_PREFIX in p]
+
+
+def test_a_key_too_long_for_an_object_store_is_refused_by_name() -> None:
+    """S3, GCS and Azure keys hold 1024 bytes: a longer path is that entry's error
+    (``ENAMETOOLONG``, which a restore lists and goes past), found before any request."""
+    writer = open_target("s3://bucket/out", {"endpoint_url": "http://127.0.0.1:9"})
+    assert isinstance(writer, FsspecWriter)
+    deep = "bucket/out/" + "/".join(["d" * 200] * 4)
+    assert writer.child(deep, "f" * 50)
+    with pytest.raises(OSError, match="object key") as info:
+        writer.child(deep, "f" * 250)
+    assert info.value.errno == errno.ENAMETOOLONG
+
+
+def test_a_cancelled_restore_uploads_no_part_of_a_file(local_repo: sv.Repository, tmp_path: Path, prefix: str) -> None:
+    src = make_source(tmp_path)
+    m = sv.Engine(local_repo).backup([src])
+    stop = False
+
+    def progress(nbytes: int, path: str) -> None:
+        nonlocal stop
+        # Stop while big.bin is being written: its bytes so far must not reach the target.
+        stop = stop or path.endswith("big.bin")
+
+    with pytest.raises(sv.JobCancelled):
+        sv.Restorer(local_repo).restore(m.id, f"memory://{prefix}", progress=progress, should_stop=lambda: stop)
+    assert stop
+    assert not [p for p in MEM.find(prefix) if p.endswith("big.bin")]

@@ -69,3 +69,11 @@ def test_a_damaged_file_is_not_uploaded_to_a_bucket(local_repo: sv.Repository, b
     result = sv.Restorer(local_repo).restore(m.id, bucket.url_for("out"), target_options=bucket.storage_options)
     assert [(e.path, e.kind) for e in result.errors] == [("short", "damaged")]
     assert objects_under(bucket, "out") == {"ok": b"good", "short": b"before"}
+
+
+def test_a_missing_bucket_is_its_own_error(local_repo: sv.Repository, tmp_path: Path, bucket: Bucket) -> None:
+    src = write(tmp_path / "src" / "a", "a").parent
+    m = sv.Engine(local_repo).backup([src])
+    url = f"{bucket.emulator.protocol}://no-such-bucket-{bucket.name[-8:]}/out"
+    with pytest.raises(sv.BucketNotFound):
+        sv.Restorer(local_repo).restore(m.id, url, target_options=bucket.storage_options)

@@ -22,6 +22,7 @@ round-trip) plus the operations, each given ``now`` and reaching the sites throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import uuid
@@ -302,7 +303,7 @@ class DRPlan(PlanSpec):
         # primary's. Listing it again is needed only to say so when something was copied.
         site_newest = newest if have is None else max(have, default=None)
         lag = None if newest is None or site_newest is None else (newest - site_newest).total_seconds()
-        return ReplicationRecord(
+        rec = ReplicationRecord(
             **base,
             ok=True,
             copied=len(copied.copied),
@@ -311,6 +312,11 @@ class DRPlan(PlanSpec):
             seconds=self._clock() - t0,
             lag_s=lag,
         )
+        # The site keeps the record of its own copy too: a scheduler asking a replica when the
+        # plan last replicated (``due``) finds the answer there, without the whole history.
+        with contextlib.suppress(SnapvaultError):
+            records.save_record(dst, rec)
+        return rec
 
     # -- status ----------------------------------------------------------------------------
 
