@@ -88,8 +88,10 @@ def open_target(target: str | os.PathLike[str], options: Mapping[str, Any] | Non
     try:
         fs, root = fsspec.core.url_to_fs(url, **opts)
     except ImportError as e:
-        proto = url.split("://", 1)[0]
-        raise ConfigError(f"no filesystem for {proto}:// is installed to restore into {url}: {e}") from e
+        proto = url.split("://", 1)[0].rsplit("::", 1)[-1]
+        extra = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure"}.get(proto)
+        hint = f"; install it with: pip install 'snapvault[{extra}]'" if extra else ""
+        raise ConfigError(f"no filesystem for {proto}:// is installed to restore into {url}{hint}") from e
     except (ValueError, TypeError) as e:
         raise ConfigError(f"cannot open restore target {url}: {e}") from e
     if isinstance(fs, LocalFileSystem):
