@@ -126,15 +126,25 @@ def test_replicate_meets_the_rpo_and_drills_restore_every_replica(backed_up: Cli
     assert all("rto met" in line for line in out.splitlines()[2:])
 
 
-def test_failover_refuses_backups_into_the_old_primary_until_failback(backed_up: Cli, src: Path) -> None:
+def test_failover_moves_run_to_the_new_primary_and_refuses_the_old_until_failback(
+    backed_up: Cli, src: Path, tmp_path: Path
+) -> None:
     cli = backed_up
     _ok(cli("dr", "replicate"))
     rec = _doc(cli("dr", "failover", "web", "--to", "b", "--reason", "on-prem lost", "--json"))
     assert (rec["kind"], rec["primary"], rec["previous"], rec["reason"]) == ("failover", "b", "local", "on-prem lost")
 
-    line = _one_line_error(cli("run", "nightly"))
-    assert "DR plan 'web' failed over to site 'b'" in line
-    assert "snapvault dr failback web" in line
+    # `run` asked of the old primary writes to the primary in force, and says so.
+    code, out, err = cli("run", "nightly", "--json")
+    assert code == 0, err
+    assert "written to its primary in force" in err
+    made = json.loads(out)["id"]
+    assert made in {m.id for m in sv.Repository.open(str(tmp_path / "b"), "pw-b").snapshots()}
+    assert made not in {m.id for m in sv.Repository.open(cli.url, PASSWORD).snapshots()}
+    # The old primary itself refuses the covered policy's backups (the engine's own check).
+    old = sv.Repository.open(cli.url, PASSWORD)
+    with pytest.raises(sv.StalePrimaryError, match="failed over to site 'b'"):
+        sv.Engine(old).run_policy(old.load_policy("nightly"))
     out = _ok(cli("dr", "status", "web"))
     assert "primary b;" in out.splitlines()[0]
     assert out.splitlines()[1].strip().startswith("failover to b at ")

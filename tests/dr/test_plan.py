@@ -244,3 +244,20 @@ def test_every_record_a_plan_writes_lies_in_the_layout(plan: sv.DRPlan, src: Pat
                 assert rel == layout.object_key(folder, p.name)
                 assert rel in repo.list_keys(folder)
     assert seen == dr
+
+
+def test_replicate_carries_the_covered_policies_so_a_promoted_site_can_run_them(
+    plan: sv.DRPlan, src: Path
+) -> None:
+    primary = plan.open_site("local")
+    nightly = sv.Policy(name="nightly", sources=[str(src)], schedule="0 2 * * *")
+    primary.save_policy(nightly, now=T0)
+    primary.save_policy(sv.Policy(name="scratch", sources=[str(src)]), now=T0)
+    sv.Engine(primary).run_policy(nightly, now=T0)
+    plan.replicate(now=T0)
+    for name in ("a", "b"):
+        assert set(plan.open_site(name).policies()) == {"nightly"}  # the covered one only
+    plan.failover(to="a", reason="promote", now=T0 + timedelta(hours=1))
+    a = plan.primary_repository(T0 + timedelta(hours=2))
+    m = sv.Engine(a).run_policy(a.load_policy("nightly"), now=T0 + timedelta(hours=2))
+    assert m.policy == "nightly"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -192,7 +193,8 @@ class ObjectWalker:
     use_parent_shortcut : bool
         When False every object is read (a ``full`` backup).
     workers : int
-        Ranged reads in flight for one large object.
+        Reads in flight (at most 8): the next small objects of a directory, or the ranges of
+        one large object. Memory held by reads stays below twice ``workers * part_size``.
     part_size : int
         Bytes per ranged read; an object of at most this many bytes is read in one request.
     progress, should_stop, on_file, consistency_retries
@@ -221,7 +223,8 @@ class ObjectWalker:
         self.chunker = chunker
         self.read_parent = read_parent
         self.use_parent_shortcut = use_parent_shortcut
-        self.workers = max(1, workers)
+        self.workers = max(1, min(workers, 8))
+        self._pool: ThreadPoolExecutor | None = None
         self.part_size = part_size
         self.progress = progress
         self.should_stop = should_stop
@@ -272,6 +275,16 @@ class ObjectWalker:
     def backup(self, sources: Sequence[ObjectSource], flt: PathFilter, parent_tree: str | None) -> str:
         """Back up the objects below ``sources``; store the trees and return the root's hex ID."""
         objects = self._list(sources, flt)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="snapvault-source")
+        try:
+            return self._backup(sources, objects, parent_tree)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _backup(
+        self, sources: Sequence[ObjectSource], objects: dict[tuple[str, ...], _Object], parent_tree: str | None
+    ) -> str:
         files: dict[tuple[str, ...], dict[str, _Object]] = {(): {}}
         subdirs: dict[tuple[str, ...], set[str]] = {(): set()}
         for src in sources:  # an empty prefix is still recorded, as an empty directory
@@ -287,8 +300,7 @@ class ObjectWalker:
         parents = self._parent_nodes(sorted(files, key=len), parent_tree)
         trees: dict[tuple[str, ...], str] = {}
         for d in sorted(files, key=len, reverse=True):
-            read = (self._file(obj, parents[d].get(name)) for name, obj in files[d].items())
-            nodes = [n for n in read if n is not None]
+            nodes = self._files([(obj, parents[d].get(name)) for name, obj in files[d].items()])
             nodes += [
                 Node(name=name, type="dir", mode=_DIR_MODE, subtree=trees[(*d, name)])
                 for name in subdirs[d]
@@ -343,10 +355,57 @@ class ObjectWalker:
 
     # -- objects ---------------------------------------------------------------------------
 
-    def _file(self, obj: _Object, parent: Node | None) -> Node | None:
-        if self.should_stop is not None and self.should_stop():
-            raise Cancelled
-        node = Node(
+    def _files(self, entries: list[tuple[_Object, Node | None]]) -> list[Node]:
+        """The nodes of one directory's objects: unchanged ones from the parent, the others
+        read, the next small ones fetched ahead on the pool while one is chunked."""
+        nodes: list[Node] = []
+        todo: list[tuple[_Object, Node | None]] = []
+        for obj, parent in entries:
+            if self.should_stop is not None and self.should_stop():
+                raise Cancelled
+            same = self._unchanged(obj, parent)
+            if same is not None:
+                nodes.append(same)
+            else:
+                todo.append((obj, parent))
+        assert self._pool is not None
+        ahead: deque[Future[bytes] | None] = deque()
+        submitted = 0
+        try:
+            for i, (obj, parent) in enumerate(todo):
+                while submitted < len(todo) and submitted < i + self.workers:
+                    nxt = todo[submitted][0]
+                    small = nxt.size <= self.part_size
+                    ahead.append(self._pool.submit(nxt.fs.cat_file, nxt.path) if small else None)
+                    submitted += 1
+                node = self._file(obj, parent, ahead.popleft())
+                if node is not None:
+                    nodes.append(node)
+        finally:
+            for f in ahead:
+                if f is not None:
+                    f.cancel()
+        return nodes
+
+    def _unchanged(self, obj: _Object, parent: Node | None) -> Node | None:
+        """The parent's node if it still describes the object (and its chunks are stored)."""
+        if (
+            parent is None
+            or not self.use_parent_shortcut
+            or not (obj.mtime_ns or obj.xattrs)
+            or parent != self._node(obj)._replace(content=parent.content)
+            or not all(self.sink.has(bytes.fromhex(c)) for c in parent.content)
+        ):
+            return None
+        self.stats.files_unchanged += 1
+        self.stats.total_bytes += parent.size
+        if self.on_file is not None:
+            self.on_file(obj.url, parent.size, True)
+        return parent
+
+    @staticmethod
+    def _node(obj: _Object) -> Node:
+        return Node(
             name=obj.path.rstrip("/").rsplit("/", 1)[-1],
             type="file",
             mode=_FILE_MODE,
@@ -354,20 +413,13 @@ class ObjectWalker:
             size=obj.size,
             xattrs=obj.xattrs,
         )
-        if (
-            parent is not None
-            and self.use_parent_shortcut
-            and (obj.mtime_ns or obj.xattrs)
-            and parent == node._replace(content=parent.content)
-            and all(self.sink.has(bytes.fromhex(c)) for c in parent.content)
-        ):
-            self.stats.files_unchanged += 1
-            self.stats.total_bytes += parent.size
-            if self.on_file is not None:
-                self.on_file(obj.url, parent.size, True)
-            return parent
+
+    def _file(self, obj: _Object, parent: Node | None, fetched: Future[bytes] | None) -> Node | None:
+        """Read an object (``fetched``: its bytes, already asked for) and return its node."""
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled
         try:
-            content, size, obj = self._read_consistent(obj)
+            content, size, obj = self._read_consistent(obj, fetched)
         except (OSError, ValueError) as e:
             self.stats.errors.append(FileError(path=obj.url, error=_one_line(e)))
             return None
@@ -380,13 +432,14 @@ class ObjectWalker:
         self.stats.total_bytes += size
         if self.on_file is not None:
             self.on_file(obj.url, size, False)
-        return node._replace(content=content, size=size, mtime_ns=obj.mtime_ns, xattrs=obj.xattrs)
+        return self._node(obj)._replace(content=content, size=size)
 
-    def _read_consistent(self, obj: _Object) -> tuple[tuple[str, ...], int, _Object]:
+    def _read_consistent(self, obj: _Object, fetched: Future[bytes] | None) -> tuple[tuple[str, ...], int, _Object]:
         """Read an object; one read in several ranges is checked against its listing after."""
         tries = 0
         while True:
-            content, size = self._read(obj)
+            content, size = self._read(obj, fetched)
+            fetched = None
             if size != obj.size:
                 self.stats.inconsistent.append(obj.url)
                 return content, size, obj
@@ -403,16 +456,16 @@ class ObjectWalker:
             self.stats.rereads += 1
             obj = after
 
-    def _read(self, obj: _Object) -> tuple[tuple[str, ...], int]:
+    def _read(self, obj: _Object, fetched: Future[bytes] | None) -> tuple[tuple[str, ...], int]:
         add = self.sink.add
         if obj.size < self.chunker.min_size:
-            data = obj.fs.cat_file(obj.path)
+            data = fetched.result() if fetched is not None else obj.fs.cat_file(obj.path)
             self._count(len(data), obj.url)
             return ((add(BlobType.DATA, data)[0].hex(),) if data else ()), len(data)
         ids: list[str] = []
         total = 0
         chunker = StreamChunker(self.chunker)
-        for piece in self._pieces(obj):
+        for piece in self._pieces(obj, fetched):
             total += len(piece)
             self._count(len(piece), obj.url)
             ids.extend(add(BlobType.DATA, chunk)[0].hex() for chunk in chunker.feed(piece))
@@ -421,26 +474,25 @@ class ObjectWalker:
         ids.extend(add(BlobType.DATA, chunk)[0].hex() for chunk in chunker.finish())
         return tuple(ids), total
 
-    def _pieces(self, obj: _Object) -> Iterator[bytes]:
+    def _pieces(self, obj: _Object, fetched: Future[bytes] | None) -> Iterator[bytes]:
         """The object's bytes in order: one request, or ranges read ``workers`` at a time."""
         if obj.size <= self.part_size:
-            yield obj.fs.cat_file(obj.path)
+            yield fetched.result() if fetched is not None else obj.fs.cat_file(obj.path)
             return
-        starts = list(range(0, obj.size, self.part_size))
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="snapvault-range") as pool:
-            pending: list[Future[bytes]] = []
-            try:
-                for start in starts:
-                    end = min(start + self.part_size, obj.size)
-                    pending.append(pool.submit(obj.fs.cat_file, obj.path, start=start, end=end))
-                    # At most ``workers`` ranges are held: memory stays workers * part_size.
-                    if len(pending) >= self.workers:
-                        yield pending.pop(0).result()
-                while pending:
-                    yield pending.pop(0).result()
-            finally:
-                for f in pending:
-                    f.cancel()
+        assert self._pool is not None
+        pending: deque[Future[bytes]] = deque()
+        try:
+            for start in range(0, obj.size, self.part_size):
+                end = min(start + self.part_size, obj.size)
+                pending.append(self._pool.submit(obj.fs.cat_file, obj.path, start=start, end=end))
+                # At most ``workers`` ranges are held: memory stays workers * part_size.
+                if len(pending) >= self.workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
 
     def _count(self, n: int, url: str) -> None:
         self.stats.bytes_read += n

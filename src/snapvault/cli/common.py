@@ -455,3 +455,30 @@ def allowed_hooks(path: Path) -> frozenset[str]:
             fail(f"{path} line {n}: {word[:20]!r} is not a SHA-256 hash (64 hex digits)")
         out.add(word)
     return frozenset(out)
+
+
+def dr_write_target(obj: Context, repo: Repository, policy: str, tags: list[str]) -> Repository:
+    """Where ``run`` writes a policy's backup: the primary in force of a DR plan stored here that
+    covers it (a failover moved it), else ``repo``. When the plan's sites cannot tell, ``repo``
+    is kept and the engine refuses it if its own failover records say it is not the primary."""
+    from snapvault.repository import layout
+
+    if not repo.list_keys(layout.DR_PLANS):
+        return repo  # no plan: nothing to import or open
+    from snapvault.dr.model import covers
+    from snapvault.dr.plan import DRPlan
+    from snapvault.errors import SnapvaultError
+
+    for plan in DRPlan.stored(repo).values():
+        if not covers(plan, policy, tags):
+            continue
+        bound = plan.bind(env=os.environ, max_kdf_memory_kib=obj.max_kdf_memory_kib)
+        try:
+            primary = bound.primary_repository(datetime.now(UTC))
+        except SnapvaultError:
+            return repo
+        if primary.config.repository_id != repo.config.repository_id:
+            output.note(f"DR plan {plan.name!r}: policy {policy!r} is written to its primary in force, {primary.url}")
+            return primary
+        return repo
+    return repo

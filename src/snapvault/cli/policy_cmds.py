@@ -20,6 +20,7 @@ from snapvault.cli.common import (
     allow_file,
     allowed_hooks,
     backup_outcome,
+    dr_write_target,
     exclude_file_patterns,
     fail,
     fraction,
@@ -277,7 +278,8 @@ def run_cmd(obj: Context, name: str, as_json: bool) -> Outcome:
     """Run the stored policy NAME once, now."""
     repo = obj.open()
     pol = repo.load_policy(name)
-    return report_backup(_run_one(repo, pol), as_json, prefix=f"policy {pol.name}: ")
+    target = dr_write_target(obj, repo, pol.name, list(pol.tags))
+    return report_backup(_run_one(target, pol), as_json, prefix=f"policy {pol.name}: ")
 
 
 def _lock_dir() -> Path:
@@ -302,8 +304,8 @@ def _policy_lock(repo_id: str, name: str) -> Iterator[bool]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _policy_job(repo: Repository, pol: Policy, as_json: bool, row: dict[str, Any]) -> Outcome:
-    manifest = _run_one(repo, pol)
+def _policy_job(obj: Context, repo: Repository, pol: Policy, as_json: bool, row: dict[str, Any]) -> Outcome:
+    manifest = _run_one(dr_write_target(obj, repo, pol.name, list(pol.tags)), pol)
     if as_json:
         row["snapshot"] = manifest_json(manifest)  # one document for the whole run: in its row
     return backup_outcome(manifest) if as_json else report_backup(manifest, False, prefix=f"policy {pol.name}: ")
@@ -353,7 +355,7 @@ def due(obj: Context, run_due: bool, as_json: bool) -> Outcome:
     policies, broken = read_policies(repo)
     outcomes = [_report_broken(broken)]
     scheduled = [(n, p) for n, p in sorted(policies.items()) if p.schedule is not None]
-    jobs = [("policy", n, p, last.get(n), functools.partial(_policy_job, repo, p)) for n, p in scheduled]
+    jobs = [("policy", n, p, last.get(n), functools.partial(_policy_job, obj, repo, p)) for n, p in scheduled]
     try:
         jobs += _plan_jobs(obj, repo, now)
     except SnapvaultError as e:  # a damaged plan record: the policies still run

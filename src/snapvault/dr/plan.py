@@ -7,8 +7,8 @@ round-trip) plus the operations, each given ``now`` and reaching the sites throu
 - :meth:`replicate` copies, from the primary in force to every other site, each covered
   snapshot the site lacks (``copy_snapshots``: only missing blobs move; a run with nothing new
   reads no pack). Sites are independent: an unreachable one is reported, the others still get
-  their copies. The plan and its failover and drill records go along, so any surviving site
-  can run the plan.
+  their copies. The plan, its failover and drill records and the covered policies go along, so
+  any surviving site can run the plan and, once promoted, the policies.
 - :meth:`status` says per site whether it is reachable, how old its newest covered snapshot
   is against the RPO, and what its last drill measured against the RTO.
 - :meth:`drill` restores from a site for real and measures it (:mod:`snapvault.dr.drill`).
@@ -289,6 +289,7 @@ class DRPlan(PlanSpec):
                 assert error is not None
                 raise error
             records.sync_records(src, dst, self.name, _SYNCED)
+            records.sync_policies(src, dst, self, now)
             copied = src.copy_snapshots(dst, covered)
             have = [m.time for m in dst.snapshots() if self.covers(m)] if copied.copied else None
         except SnapvaultError as e:

@@ -32,6 +32,7 @@ __all__ = [
     "read_plans",
     "save_plan_record",
     "save_record",
+    "sync_policies",
     "sync_records",
 ]
 
@@ -167,6 +168,20 @@ def sync_records(src: RecordStore, dst: RecordStore, plan: str, folders: Iterabl
         body = {"name": plan, "saved_at": mine[0].isoformat(), "plan": mine[2]}
         dst.write_sealed(layout.DR_PLANS, json.dumps(body, sort_keys=True).encode(), PLAN_AD)
         written += 1
+    return written
+
+
+def sync_policies(src: RecordStore, dst: RecordStore, plan: PlanSpec, now: datetime) -> int:
+    """Store at ``dst`` each policy of ``src`` the plan covers that ``dst`` lacks or holds in
+    another version, so that after a failover the new primary can run it; return how many."""
+    from snapvault.policy.records import read_policies, save_policy_record
+
+    theirs = read_policies(dst).policies
+    written = 0
+    for name, pol in read_policies(src).policies.items():
+        if covers(plan, name, list(pol.tags)) and theirs.get(name) != pol:
+            save_policy_record(dst, name, pol, now)
+            written += 1
     return written
 
 
