@@ -246,9 +246,7 @@ def test_every_record_a_plan_writes_lies_in_the_layout(plan: sv.DRPlan, src: Pat
     assert seen == dr
 
 
-def test_replicate_carries_the_covered_policies_so_a_promoted_site_can_run_them(
-    plan: sv.DRPlan, src: Path
-) -> None:
+def test_replicate_carries_the_covered_policies_so_a_promoted_site_can_run_them(plan: sv.DRPlan, src: Path) -> None:
     primary = plan.open_site("local")
     nightly = sv.Policy(name="nightly", sources=[str(src)], schedule="0 2 * * *")
     primary.save_policy(nightly, now=T0)
@@ -261,3 +259,33 @@ def test_replicate_carries_the_covered_policies_so_a_promoted_site_can_run_them(
     a = plan.primary_repository(T0 + timedelta(hours=2))
     m = sv.Engine(a).run_policy(a.load_policy("nightly"), now=T0 + timedelta(hours=2))
     assert m.policy == "nightly"
+
+
+def test_the_async_forms_and_fsspec_callbacks_report_progress(plan: sv.DRPlan, src: Path) -> None:
+    import asyncio
+
+    from fsspec.callbacks import Callback
+
+    class Seen(Callback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.sizes: list[int] = []
+
+        def set_size(self, size: int) -> None:
+            self.sizes.append(size)
+            super().set_size(size)
+
+    m = _backup(plan, src, T0)
+    sites, restore = Seen(), Seen()
+
+    async def both() -> tuple[sv.ReplicateResult, sv.DrillRecord, sv.PlanStatus]:
+        r = await plan.areplicate(now=T0, callback=sites)
+        d = await plan.adrill(site="a", now=T0, callback=restore)
+        return r, d, await plan.astatus(now=T0 + timedelta(minutes=1))
+
+    result, drill, status = asyncio.run(both())
+    assert result.ok
+    assert drill.ok
+    assert status.ok
+    assert (sites.sizes, sites.value) == ([2], 2)
+    assert (restore.sizes, restore.value) == ([m.stats.total_bytes], m.stats.total_bytes)

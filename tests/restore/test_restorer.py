@@ -209,10 +209,8 @@ def test_restoring_one_small_file_from_an_object_store_reads_little(tmp_path: Pa
 # -- targets -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "target", ["memory://x", "s3://bucket/out", "MEMORY://X", "simplecache::s3://bucket/out", "file://otherhost/x"]
-)
-def test_a_url_target_is_refused_and_nothing_is_written(
+@pytest.mark.parametrize("target", ["file://otherhost/x", "FILE://otherhost/x"])
+def test_a_file_url_of_another_host_is_refused_and_nothing_is_written(
     local_repo: sv.Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
 ) -> None:
     src = write(tmp_path / "src" / "a.txt", "a").parent

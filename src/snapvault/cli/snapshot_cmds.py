@@ -20,6 +20,7 @@ from snapvault.cli.common import (
     manifest_json,
     mtime_utc,
     node_json,
+    parse_options,
     parse_time,
     progress,
     report_backup,
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 @click.option("--tag", multiple=True, help="Tag for the snapshot; repeatable.")
 @click.option("--host", default=None, help="Host name to record.")
 @click.option("--full", is_flag=True, help="Read every file; do not trust the parent snapshot.")
+@click.option(
+    "--source-option", "source_option", multiple=True, metavar="KEY=VALUE", help="fsspec option of URL sources."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.pass_obj
 def backup(
@@ -64,9 +68,11 @@ def backup(
     tag: tuple[str, ...],
     host: str | None,
     full: bool,
+    source_option: tuple[str, ...],
     as_json: bool,
 ) -> Outcome:
-    """Back up PATHS into a new snapshot."""
+    """Back up PATHS (local paths, or fsspec URLs of one protocol: s3://bucket/prefix) into a
+    new snapshot."""
     from snapvault import Engine
 
     patterns = [*exclude, *exclude_file_patterns(exclude_file)]
@@ -82,6 +88,7 @@ def backup(
         tags=tag,
         hostname=host,
         full=full,
+        source_options=parse_options(source_option) or None,
         progress=progress(tty),
         on_file=_file_done(tty) if output.verbosity() > 0 else None,
     )
@@ -174,7 +181,10 @@ def snapshots(
 @click.command()
 @click.argument("snapshot", required=False)
 @click.option(
-    "--target", "-t", required=True, type=click.Path(file_okay=False), help="Local directory to restore into."
+    "--target", "-t", required=True, help="Local directory, or any fsspec URL (s3://bucket/prefix), to restore into."
+)
+@click.option(
+    "--target-option", "target_option", multiple=True, metavar="KEY=VALUE", help="fsspec option of a URL target."
 )
 @click.option("--include", "-i", multiple=True, help="Restore only matching paths; repeatable.")
 @click.option("--exclude", "-e", multiple=True, help="Leave out matching paths; repeatable.")
@@ -202,6 +212,7 @@ def restore(
     obj: Context,
     snapshot: str | None,
     target: str,
+    target_option: tuple[str, ...],
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     stop_on_error: bool,
@@ -230,7 +241,9 @@ def restore(
         raise click.UsageError("Missing argument 'SNAPSHOT' (or give --at TIME).")
     if at is not None and snapshot not in (None, "latest"):
         raise click.UsageError("--at chooses the snapshot by time: give no SNAPSHOT, or 'latest'.")
-    local_target(target)  # a URL is refused before anything is opened or asked for
+    options = parse_options(target_option)
+    if local_target(target) is not None and options:
+        raise click.UsageError("--target-option is for a URL target, not a local directory.")
     repo = obj.open()
     if at is not None:
         chosen = _find_at(repo, hosts, tags, paths, policy_name, at)
@@ -250,6 +263,7 @@ def restore(
         setuid=setuid,
         numeric_owner=numeric_owner,
         sparse=sparse,
+        target_options=options or None,
     )
     clear_progress(tty)
     if as_json:
@@ -268,6 +282,9 @@ def restore(
         output.warning(f"{r.devices_skipped} device nodes skipped (made as root with --devices)")
     if r.setuid_dropped:
         output.warning(f"setuid/setgid bits dropped from {r.setuid_dropped} entries (kept with --setuid)")
+    if r.metadata_dropped:
+        kinds = ", ".join(f"{kind} ({n})" for kind, n in sorted(r.metadata_dropped.items()))
+        output.warning(f"the target cannot hold: {kinds}")
     if r.ok:
         return Outcome.DONE
     if not output.json_mode():

@@ -45,10 +45,17 @@ def latest_covered(plan: PlanSpec, snapshots: list[Manifest]) -> Manifest | None
 
 
 def drill_site(
-    plan: PlanSpec, site: Site, opener: Callable[[Site], Repository], *, now: datetime, clock: Callable[[], float]
+    plan: PlanSpec,
+    site: Site,
+    opener: Callable[[Site], Repository],
+    *,
+    now: datetime,
+    clock: Callable[[], float],
+    callback: Any = None,
 ) -> DrillRecord:
     """Drill ``site``; the record says what was measured and whether it passed (never raises
-    for damage or an unreachable site: that is the drill's finding)."""
+    for damage or an unreachable site: that is the drill's finding). ``callback`` (an fsspec
+    Callback) is told the bytes to restore and each restored stretch."""
     base: dict[str, Any] = {"id": uuid.uuid4().hex, "plan": plan.name, "site": site.name, "time": now}
     objective = plan.rto_of(site)
     rto_objective = None if objective is None else objective.total_seconds()
@@ -82,7 +89,13 @@ def drill_site(
         work = Path(tempfile.mkdtemp(prefix=f"drill-{plan.name}-", dir=plan.drill_settings.target))
         try:
             t2 = clock()
-            result = Restorer(repo).restore(m, work, include=[f"/{p}" for p in files] if sample != "all" else ())
+            result = Restorer(repo).restore(
+                m,
+                work,
+                include=[f"/{p}" for p in files] if sample != "all" else (),
+                on_plan=None if callback is None else lambda _files, nbytes: callback.set_size(nbytes),
+                progress=None if callback is None else lambda nbytes, _path: callback.relative_update(nbytes),
+            )
             restore_s = clock() - t2
             bad = next((e for e in result.errors if e.kind != "skipped"), None)
             if bad is not None:

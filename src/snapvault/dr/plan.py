@@ -447,9 +447,18 @@ class DRPlan(PlanSpec):
 
     # -- drills ----------------------------------------------------------------------------
 
-    def drill(self, *, site: str | None = None, now: datetime) -> DrillRecord:
+    def drill(self, *, site: str | None = None, now: datetime, callback: Any = None) -> DrillRecord:
         """Restore from ``site`` (default: each replica in turn is a separate call; here the
         first replica) for real, verify every restored byte, measure, and record the drill.
+
+        Parameters
+        ----------
+        site : str, optional
+            The site to drill.
+        now : datetime
+            Timezone-aware; the record's time.
+        callback : fsspec.callbacks.Callback, optional
+            Told the bytes the restore will write (``set_size``) and each stretch written.
 
         Returns
         -------
@@ -459,7 +468,9 @@ class DRPlan(PlanSpec):
         """
         now = _aware(now)
         target = self.site(site) if site is not None else self.replicas[0]
-        rec = drill_site(self, target, lambda s: open_site(s, self._access), now=now, clock=self._clock)
+        rec = drill_site(
+            self, target, lambda s: open_site(s, self._access), now=now, clock=self._clock, callback=callback
+        )
         self._store_drill(rec, now)
         return rec
 
@@ -578,9 +589,9 @@ class DRPlan(PlanSpec):
         """:meth:`status` in a worker thread."""
         return await asyncio.to_thread(functools.partial(self.status, now=now))
 
-    async def adrill(self, *, site: str | None = None, now: datetime) -> DrillRecord:
+    async def adrill(self, *, site: str | None = None, now: datetime, callback: Any = None) -> DrillRecord:
         """:meth:`drill` in a worker thread."""
-        return await asyncio.to_thread(functools.partial(self.drill, site=site, now=now))
+        return await asyncio.to_thread(functools.partial(self.drill, site=site, now=now, callback=callback))
 
     async def afailover(self, *, to: str, reason: str, now: datetime) -> FailoverRecord:
         """:meth:`failover` in a worker thread."""

@@ -43,6 +43,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 # A URL's scheme, or a chain of them as fsspec writes it (``simplecache::s3://``).
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?:::[A-Za-z][A-Za-z0-9+.-]*)*://")
 
+#: Attributes a backup of a URL source records for an object's identity in its store (ETag,
+#: version, generation: docs/format.md, "Trees"); a restore does not set them on the file.
+SOURCE_IDENTITY_XATTRS = "user.snapvault."
+
 
 def local_target(target: str | os.PathLike[str]) -> str | None:
     """The local directory that a restore ``target`` names, or None for a URL.
@@ -174,6 +178,8 @@ class NewFile:
         # After the owner: a change of owner clears the setuid and setgid bits.
         os.fchmod(fd, w.file_mode(node.mode))
         for name, value in node.xattrs:
+            if name.startswith(SOURCE_IDENTITY_XATTRS):
+                continue  # an object store's ETag/version of a URL source, not an attribute of the file
             if name == CAPABILITY_XATTR and not w.setuid:
                 # File capabilities grant what setuid would: kept only with setuid=True.
                 with w._lock:
