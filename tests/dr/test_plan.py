@@ -289,3 +289,22 @@ def test_the_async_forms_and_fsspec_callbacks_report_progress(plan: sv.DRPlan, s
     assert status.ok
     assert (sites.sizes, sites.value) == ([2], 2)
     assert (restore.sizes, restore.value) == ([m.stats.total_bytes], m.stats.total_bytes)
+
+
+def test_a_drill_into_an_fsspec_target_verifies_there_and_leaves_nothing(plan: sv.DRPlan, src: Path) -> None:
+    import fsspec
+
+    m = _backup(plan, src, T0)
+    plan.replicate(now=T0)
+    where = f"memory://drills-{os.getpid()}"
+    remote = plan.model_copy(
+        update={"drill_settings": sv.DrillSettings(target=where, sample_files=5, target_options_env="DRILL_OPTS")}
+    ).bind(env={**ENV, "DRILL_OPTS": "{}"})
+    rec = remote.drill(site="b", now=T0)
+    assert rec.ok, rec.error
+    assert (rec.files_restored, rec.sample) == (5, "5 files")
+    assert 0 < rec.bytes_restored < m.stats.total_bytes
+    fs = fsspec.filesystem("memory")
+    assert not fs.exists(where.removeprefix("memory://")) or fs.ls(where.removeprefix("memory://")) == []
+    with pytest.raises(sv.ConfigError, match="DRILL_OPTS"):
+        remote.bind(env=ENV).drill(site="b", now=T0)

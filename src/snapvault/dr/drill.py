@@ -10,6 +10,8 @@ throughput. Any damage fails the drill with the snapshot, the path and the pack 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import shutil
 import tempfile
@@ -18,15 +20,18 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import fsspec
 
 from snapvault.dr.model import DrillRecord, PlanSpec, Site, covers
-from snapvault.errors import DrillFailed, IntegrityError, SnapshotNotFound, SnapvaultError
+from snapvault.errors import ConfigError, DrillFailed, IntegrityError, SnapshotNotFound, SnapvaultError
 from snapvault.handle import Repository
 from snapvault.maintenance.browse import walk_snapshot
 from snapvault.maintenance.check import check_snapshot
 from snapvault.repository.manifest import Manifest
 from snapvault.restore.restorer import Restorer
+from snapvault.restore.writer import local_target
 
 __all__ = ["drill_site", "latest_covered"]
 
@@ -52,6 +57,7 @@ def drill_site(
     now: datetime,
     clock: Callable[[], float],
     callback: Any = None,
+    target_options: dict[str, Any] | None = None,
 ) -> DrillRecord:
     """Drill ``site``; the record says what was measured and whether it passed (never raises
     for damage or an unreachable site: that is the drill's finding). ``callback`` (an fsspec
@@ -86,12 +92,13 @@ def drill_site(
             )
         check_s = clock() - t1
         files, sample = _sample(plan, repo, m, now)
-        work = Path(tempfile.mkdtemp(prefix=f"drill-{plan.name}-", dir=plan.drill_settings.target))
+        place = _Place(plan, base["id"], target_options)
         try:
             t2 = clock()
             result = Restorer(repo).restore(
                 m,
-                work,
+                place.target,
+                target_options=place.options or None,
                 include=[f"/{p}" for p in files] if sample != "all" else (),
                 on_plan=None if callback is None else lambda _files, nbytes: callback.set_size(nbytes),
                 progress=None if callback is None else lambda nbytes, _path: callback.relative_update(nbytes),
@@ -107,10 +114,10 @@ def drill_site(
                     pack_id=bad.pack_id,
                 )
             t3 = clock()
-            checked, nbytes = _verify(repo, m, work, None if sample == "all" else set(files))
+            checked, nbytes = _verify(repo, m, place.open, None if sample == "all" else set(files))
             verify_s = clock() - t3
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            place.remove()
     except SnapvaultError as e:
         where: dict[str, Any] = {"path": getattr(e, "path", None), "pack_id": getattr(e, "pack_id", None)}
         return DrillRecord(
@@ -168,16 +175,53 @@ def _sample(plan: PlanSpec, repo: Repository, m: Manifest, now: datetime) -> tup
     return sorted(rng.sample(files, k)), label
 
 
-def _verify(repo: Repository, m: Manifest, root: Path, only: set[str] | None) -> tuple[int, int]:
+class _Place:
+    """Where one drill restores: a fresh folder below the drill target (a local directory, by
+    default a temporary one, or an fsspec URL), read back and removed after."""
+
+    def __init__(self, plan: PlanSpec, drill_id: str, options: dict[str, Any] | None) -> None:
+        target = plan.drill_settings.target
+        self.options = dict(options or {})
+        name = f"drill-{plan.name}-{drill_id[:12]}"
+        if target is None or local_target(target) is not None:
+            parent = None if target is None else local_target(target)
+            if parent is not None:
+                Path(parent).mkdir(parents=True, exist_ok=True)
+            self.target = tempfile.mkdtemp(prefix=f"{name}-", dir=parent)
+            self._fs: Any = None
+            self._root = self.target
+        else:
+            self.target = f"{target.rstrip('/')}/{name}"
+            try:
+                self._fs, self._root = fsspec.core.url_to_fs(self.target, **self.options)
+            except (ImportError, ValueError, TypeError) as e:
+                raise ConfigError(f"drill target {target}: {e}") from None
+
+    def open(self, rel: str) -> IO[bytes]:
+        if self._fs is None:
+            return open(os.path.join(self._root, rel), "rb")
+        f: IO[bytes] = self._fs.open(f"{self._root}/{rel}", "rb")
+        return f
+
+    def remove(self) -> None:
+        if self._fs is None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._fs.rm(self._root, recursive=True)
+
+
+def _verify(
+    repo: Repository, m: Manifest, opener: Callable[[str], IO[bytes]], only: set[str] | None
+) -> tuple[int, int]:
     """Read back each restored file and compare its pieces with the snapshot's chunk IDs;
     return (files, bytes). A file missing or different is DrillFailed naming it."""
     files = nbytes = 0
     for rel, node in walk_snapshot(repo, m):
         if node.type != "file" or (only is not None and rel not in only):
             continue
-        path = root / rel
         try:
-            with open(path, "rb") as f:
+            with opener(rel) as f:
                 for i, chunk_id in enumerate(node.content):
                     bid = bytes.fromhex(chunk_id)
                     piece = f.read(repo.locate(bid).raw_length)

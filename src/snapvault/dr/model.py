@@ -111,8 +111,11 @@ class DrillSettings(_Frozen):
     sample_percent : float, optional
         Or this share (0, 100] of them. Neither: the whole snapshot.
     target : str, optional
-        A local directory to restore into (a fresh folder below it per drill, removed after);
-        default a temporary directory.
+        Where to restore: a local directory or any fsspec URL (a fresh folder below it per
+        drill, removed after); default a temporary local directory.
+    target_options_env, target_options_file : str, optional
+        Where a URL target's storage options are (a variable holding JSON, or a JSON file), as
+        for a site.
     verify_packs : bool
         Also read and authenticate every pack the snapshot uses, so damage outside the sample
         fails the drill too (default True).
@@ -121,6 +124,8 @@ class DrillSettings(_Frozen):
     sample_files: int | None = Field(default=None, ge=1)
     sample_percent: float | None = Field(default=None, gt=0, le=100)
     target: str | None = None
+    target_options_env: str | None = None
+    target_options_file: str | None = None
     verify_packs: bool = True
 
     @model_validator(mode="after")

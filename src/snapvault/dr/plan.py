@@ -43,7 +43,7 @@ from snapvault.dr.model import (
     Site,
     covers,
 )
-from snapvault.dr.sites import Access, open_site, run_stage
+from snapvault.dr.sites import Access, open_site, referenced_options, run_stage
 from snapvault.dr.status import ObjectiveState, PlanStatus, ReplicateResult, SiteStatus
 from snapvault.errors import ConfigError, FailoverError, HookError, SnapvaultError
 from snapvault.handle import Repository
@@ -469,10 +469,20 @@ class DRPlan(PlanSpec):
         now = _aware(now)
         target = self.site(site) if site is not None else self.replicas[0]
         rec = drill_site(
-            self, target, lambda s: open_site(s, self._access), now=now, clock=self._clock, callback=callback
+            self,
+            target,
+            lambda s: open_site(s, self._access),
+            now=now,
+            clock=self._clock,
+            callback=callback,
+            target_options=self._drill_options(),
         )
         self._store_drill(rec, now)
         return rec
+
+    def _drill_options(self) -> dict[str, Any]:
+        d = self.drill_settings
+        return referenced_options("drill target", d.target_options_file, d.target_options_env, self._access)
 
     def _store_drill(self, rec: DrillRecord, now: datetime) -> None:
         opened, _ = self._open_all()
@@ -517,7 +527,9 @@ class DRPlan(PlanSpec):
             raise FailoverError(f"site {to!r} cannot be reached: {_error_line(failed[target.name])}")
         runs: list[HookRun] = []
         runs += run_stage(self, "pre_failover", self._access, site=to)
-        check = drill_site(self, target, lambda s: opened[s.name], now=now, clock=self._clock)
+        check = drill_site(
+            self, target, lambda s: opened[s.name], now=now, clock=self._clock, target_options=self._drill_options()
+        )
         self._store_drill(check, now)
         if not check.ok:
             raise FailoverError(f"site {to!r} failed its drill, so it was not promoted: {check.error}")

@@ -61,23 +61,30 @@ def _lookup(env: Mapping[str, str], name: str, site: Site, what: str) -> str:
 
 def site_options(site: Site, access: Access) -> dict[str, Any]:
     """The storage options a site's references point to (file first, then the variable)."""
+    return referenced_options(f"site {site.name!r}", site.options_file, site.options_env, access)
+
+
+def referenced_options(who: str, file: str | None, variable: str | None, access: Access) -> dict[str, Any]:
+    """Storage options from a JSON file and a variable holding JSON (the variable's win)."""
     options: dict[str, Any] = {}
     sources: list[tuple[str, str]] = []
-    if site.options_file:
+    if file:
         try:
-            with open(site.options_file, encoding="utf-8") as f:
-                sources.append((f"options file {site.options_file}", f.read()))
+            with open(file, encoding="utf-8") as f:
+                sources.append((f"options file {file}", f.read()))
         except OSError as e:
-            raise ConfigError(f"site {site.name!r}: cannot read options file {site.options_file}: {e}") from None
-    if site.options_env:
-        sources.append((f"variable {site.options_env}", _lookup(access.env, site.options_env, site, "options")))
+            raise ConfigError(f"{who}: cannot read options file {file}: {e}") from None
+    if variable:
+        if variable not in access.env:
+            raise ConfigError(f"{who}: the options variable {variable} is not set")
+        sources.append((f"variable {variable}", access.env[variable]))
     for where, text in sources:
         try:
             loaded = json.loads(text)
         except ValueError as e:
-            raise ConfigError(f"site {site.name!r}: {where} is not JSON: {e}") from None
+            raise ConfigError(f"{who}: {where} is not JSON: {e}") from None
         if not isinstance(loaded, dict):
-            raise ConfigError(f"site {site.name!r}: {where} must hold a JSON object")
+            raise ConfigError(f"{who}: {where} must hold a JSON object")
         options.update(loaded)
     return options
 
