@@ -33,6 +33,7 @@ from typing import Any, Literal, Self
 from pydantic import PrivateAttr
 
 from snapvault.dr import records
+from snapvault.dr.charts import span
 from snapvault.dr.drill import drill_site
 from snapvault.dr.model import (
     DrillRecord,
@@ -414,7 +415,7 @@ class DRPlan(PlanSpec):
             else:
                 age = (now - when).total_seconds()
                 verdict = "met" if age <= rpo else "violated"
-                detail = f"newest {age / 3600:.1f}h old" + ("" if verdict == "met" else f", {_span(age - rpo)} over")
+                detail = f"newest {age / 3600:.1f}h old" + ("" if verdict == "met" else f", {span(age - rpo)} over")
                 objectives.append(ObjectiveState(name, verdict, rpo, age, age - rpo, detail))
         last = drills[-1] if drills else None
         rto = self.rto_of(site)
@@ -429,7 +430,7 @@ class DRPlan(PlanSpec):
             else:
                 over = last.rto_estimate_s - target
                 verdict = "met" if over <= 0 else "violated"
-                detail = f"estimated {_span(last.rto_estimate_s)}" + ("" if over <= 0 else f", {_span(over)} over")
+                detail = f"estimated {span(last.rto_estimate_s)}" + ("" if over <= 0 else f", {span(over)} over")
                 objectives.append(ObjectiveState("rto", verdict, target, last.rto_estimate_s, over, detail))
         return SiteStatus(
             site=site.name,
@@ -616,15 +617,3 @@ class DRPlan(PlanSpec):
     async def areport(self, *, now: datetime, format: Literal["json", "markdown", "html"] = "json") -> str:
         """:meth:`report` in a worker thread."""
         return await asyncio.to_thread(functools.partial(self.report, now=now, format=format))
-
-
-def _span(seconds: float) -> str:
-    """``2h 05m``, ``3m 10s``, ``12s``: how long, for people."""
-    s = int(abs(seconds))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f"{h}h {m:02d}m"
-    if m:
-        return f"{m}m {sec:02d}s"
-    return f"{sec}s"

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import html
 import json
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from snapvault.dr.charts import num, span, svg_chart
 from snapvault.dr.model import DrillRecord, FailoverRecord, PlanSpec, ReplicationRecord
 from snapvault.dr.status import ObjectiveState, PlanStatus, SiteStatus
 from snapvault.errors import ConfigError
@@ -148,8 +148,8 @@ def _document(data: _Data) -> dict[str, Any]:
 
 def _span_pair(name: str, value: float | timedelta | None) -> dict[str, Any]:
     """``{name_s: seconds, name: "2h 05m"}``: the number for programs, the text for people."""
-    seconds = _num(value.total_seconds() if isinstance(value, timedelta) else value)
-    return {f"{name}_s": seconds, name: _span(seconds)}
+    seconds = num(value.total_seconds() if isinstance(value, timedelta) else value)
+    return {f"{name}_s": seconds, name: span(seconds)}
 
 
 def _objectives(plan: PlanSpec) -> dict[str, Any]:
@@ -190,12 +190,12 @@ def _site(plan: PlanSpec, s: SiteStatus, now: datetime) -> dict[str, Any]:
 
 
 def _verdict(o: ObjectiveState) -> dict[str, Any]:
-    over = _num(o.margin_s)
+    over = num(o.margin_s)
     return {
         "objective": o.objective,
         "verdict": o.verdict,
         # How far past the objective, for people: only a violation with a number has one.
-        "by": _span(over) if o.verdict == "violated" and over is not None and over > 0 else None,
+        "by": span(over) if o.verdict == "violated" and over is not None and over > 0 else None,
         "margin_s": over,
         "detail": o.detail,
         **_span_pair("target", o.target_s),
@@ -219,33 +219,28 @@ def _failover(f: FailoverRecord, in_force: bool) -> dict[str, Any]:
 def _record(rec: ReplicationRecord | DrillRecord) -> dict[str, Any]:
     """Every field of a record (times as ``isoformat()``, as elsewhere in the report)."""
     out = rec.model_dump(mode="json", exclude={"plan", "site"})
-    out = {k: _num(v) if isinstance(v, float) else v for k, v in out.items()}
+    out = {k: num(v) if isinstance(v, float) else v for k, v in out.items()}
     out["time"] = rec.time.isoformat()
     return out
 
 
 def _replication(r: ReplicationRecord) -> dict[str, Any]:
-    return {**_record(r), "lag": _span(r.lag_s)}
+    return {**_record(r), "lag": span(r.lag_s)}
 
 
 def _drill(d: DrillRecord) -> dict[str, Any]:
-    throughput = None if _num(d.throughput_bps) is None else f"{_bytes(d.throughput_bps)}/s"
+    throughput = None if num(d.throughput_bps) is None else f"{_bytes(d.throughput_bps)}/s"
     return {
         **_record(d),
         "snapshot_time": _iso(d.snapshot_time),
-        "restore": _span(d.restore_s),
+        "restore": span(d.restore_s),
         "throughput": throughput,
-        "rto_estimate": _span(d.rto_estimate_s),
-        "rto_objective": _span(d.rto_objective_s),
+        "rto_estimate": span(d.rto_estimate_s),
+        "rto_objective": span(d.rto_objective_s),
     }
 
 
 # -- plain values ----------------------------------------------------------------------------
-
-
-def _num(x: float | None) -> float | None:
-    """A finite number, else None (JSON has no NaN, and a chart cannot place one)."""
-    return None if x is None or not math.isfinite(x) else float(x)
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -261,32 +256,8 @@ def _age(now: datetime, then: datetime | None) -> float | None:
         return None
 
 
-def _span(seconds: float | None) -> str | None:
-    """``1d 02h``, ``2h 05m``, ``3m 10s``, ``12s``, ``2.5s``, ``250ms``: how long, for people."""
-    x = _num(seconds)
-    if x is None:
-        return None
-    sign, a = ("-" if x < 0 else ""), abs(x)
-    if a < 1 and a != 0:
-        ms = a * 1000
-        return f"{sign}{ms:.1f}ms" if ms < 10 else f"{sign}{ms:.0f}ms"
-    if a < 10 and a != int(a):
-        return f"{sign}{a:.1f}s"
-    s = round(a)
-    d, rem = divmod(s, 86400)
-    h, rem = divmod(rem, 3600)
-    m, sec = divmod(rem, 60)
-    if d:
-        return f"{sign}{d}d {h:02d}h"
-    if h:
-        return f"{sign}{h}h {m:02d}m"
-    if m:
-        return f"{sign}{m}m {sec:02d}s"
-    return f"{sign}{sec}s"
-
-
 def _bytes(n: float | None) -> str:
-    x, unit = _num(n) or 0.0, "B"
+    x, unit = num(n) or 0.0, "B"
     for bigger in ("KiB", "MiB", "GiB", "TiB"):
         if abs(x) < 1024:
             break
@@ -417,7 +388,7 @@ def _blocks(doc: dict[str, Any]) -> list[_Block]:
                 _or(r["lag"]),
                 str(r["copied"]),
                 _bytes(r["bytes_uploaded"]),
-                _or(_span(r["seconds"])),
+                _or(span(r["seconds"])),
                 _error(r),
             )
             for r in reps
@@ -566,105 +537,15 @@ def _td(c: _Cell) -> str:
     return f'<td class="{_e(c[1])}">{_e(c[0])}</td>'
 
 
-# -- SVG charts ------------------------------------------------------------------------------
-
-_W, _H = 560, 190  # the chart's size; the plot leaves room for tick labels left and below
-_LEFT, _RIGHT, _TOP, _BOTTOM = 66, 14, 30, 30
-
-
-#: One record on a chart: when, its value (None: none to draw), and whether the run passed.
-_Sample = tuple[datetime, float | None, bool]
-
-
 def _chart_for(c: _Chart, data: _Data) -> str:
     if c.kind == "lag":
-        series = [(r.time, _num(r.lag_s), r.ok) for r in data.replications.get(c.site, [])]
-        return _svg(c, f"Replication lag at {c.site} (UTC)", "lag", series, None)
+        series = [(r.time, num(r.lag_s), r.ok) for r in data.replications.get(c.site, [])]
+        return svg_chart(c.kind, c.site, f"Replication lag at {c.site} (UTC)", "lag", series, None)
     drills = data.drills.get(c.site, [])
-    series = [(d.time, _num(d.rto_estimate_s), d.ok) for d in drills]
+    series = [(d.time, num(d.rto_estimate_s), d.ok) for d in drills]
     spec = next((s for s in data.plan.sites if s.name == c.site), None)
     rto = None if spec is None else data.plan.rto_of(spec)
     # A site the plan no longer has: the objective its last drill was measured against.
-    recorded = [o for d in drills if (o := _num(d.rto_objective_s)) is not None]
+    recorded = [o for d in drills if (o := num(d.rto_objective_s)) is not None]
     objective = rto.total_seconds() if rto is not None else (recorded[-1] if recorded else None)
-    return _svg(c, f"Drill RTO estimates at {c.site} (UTC)", "RTO estimate", series, objective)
-
-
-def _steps() -> Iterator[float]:
-    """Tick steps people read easily: seconds, minutes, hours, days, weeks, then decades of weeks."""
-    yield from (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800)
-    yield from (3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
-    week = 604800.0
-    while True:
-        for m in (2, 5, 10):
-            yield week * m
-        week *= 10
-
-
-def _scale(values: list[float]) -> tuple[float, float, list[float]]:
-    """The value axis: bounds that include 0 and every value, on a round step, and its ticks."""
-    lo, hi = min([0.0, *values]), max([0.0, *values])
-    if hi <= lo:
-        hi = lo + 1
-    step = next(s for s in _steps() if math.ceil(hi / s) - math.floor(lo / s) <= 4)
-    lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
-    return lo, hi, [lo + i * step for i in range(round((hi - lo) / step) + 1)]
-
-
-def _svg(c: _Chart, title: str, what: str, series: list[_Sample], objective: float | None) -> str:
-    """A static chart: a point per record with a value (red: the run failed), a cross on the
-    time axis per record without one (a failed or unreachable run), the objective dashed."""
-    head = (
-        f'<svg class="chart" data-kind="{c.kind}" data-site="{_e(c.site)}" width="{_W}" height="{_H}" '
-        f'viewBox="0 0 {_W} {_H}" role="img" aria-label="{_e(title)}">'
-    )
-    out = [head, f"<title>{_e(title)}</title>", f'<text x="{_LEFT}" y="16">{_e(title)}</text>']
-    if not series:
-        out += [f'<text x="{_W // 2}" y="{_H // 2}" text-anchor="middle">no data</text>', "</svg>"]
-        return "\n".join(out)
-    stamps = [t.timestamp() for t, _, _ in series]
-    t0, t1 = min(stamps), max(stamps)
-    if t1 - t0 < 1:  # one moment: centre it in a two-hour window
-        t0, t1 = t0 - 3600, t1 + 3600
-    lo, hi, ticks = _scale([v for _, v, _ in series if v is not None] + ([] if objective is None else [objective]))
-    x0, x1, y0, y1 = _LEFT, _W - _RIGHT, _H - _BOTTOM, _TOP
-
-    def x(t: float) -> float:  # points keep clear of the value axis and the right edge
-        return x0 + 12 + (t - t0) / (t1 - t0) * (x1 - x0 - 24)
-
-    def y(v: float) -> float:
-        return y0 - (v - lo) / (hi - lo) * (y0 - y1)
-
-    for v in ticks:
-        out.append(f'<line x1="{x0}" y1="{y(v):.1f}" x2="{x1}" y2="{y(v):.1f}" stroke="#eaeef2"/>')
-        out.append(f'<text x="{x0 - 5}" y="{y(v) + 3:.1f}" text-anchor="end">{_e(_span(v))}</text>')
-    base = y(0.0)
-    out.append(f'<line x1="{x0}" y1="{y1}" x2="{x0}" y2="{y0}" stroke="#57606a"/>')
-    out.append(f'<line x1="{x0}" y1="{base:.1f}" x2="{x1}" y2="{base:.1f}" stroke="#57606a"/>')
-    for stamp, anchor in ((t0, "start"), ((t0 + t1) / 2, "middle"), (t1, "end")):
-        when = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M")
-        out.append(f'<text x="{x(stamp):.1f}" y="{y0 + 18}" text-anchor="{anchor}">{when}</text>')
-    if objective is not None:
-        oy, label = y(objective), _e(f"objective {_span(objective)}")
-        out.append(
-            f'<line class="objective" x1="{x0}" y1="{oy:.1f}" x2="{x1}" y2="{oy:.1f}" '
-            'stroke="#9a6700" stroke-width="1.5" stroke-dasharray="6 4"/>'
-        )
-        out.append(f'<text x="{x1}" y="{oy - 4:.1f}" text-anchor="end">{label}</text>')
-    drawn = sorted(((t, v, ok) for t, v, ok in series if v is not None), key=lambda p: p[0])
-    if len(drawn) > 1:
-        line = " ".join(f"{x(t.timestamp()):.1f},{y(v):.1f}" for t, v, _ in drawn)
-        out.append(f'<polyline points="{line}" fill="none" stroke="#0969da" stroke-opacity="0.5"/>')
-    for t, v, ok in drawn:
-        state, colour = ("ok", "#0969da") if ok else ("failed", "#cf222e")
-        label = _e(f"{t.isoformat()}: {what} {_span(v)}" + ("" if ok else " (failed)"))
-        out.append(
-            f'<circle class="{c.kind} {state}" cx="{x(t.timestamp()):.1f}" cy="{y(v):.1f}" r="3.5" '
-            f'fill="{colour}"><title>{label}</title></circle>'
-        )
-    for t, _, _ in sorted((p for p in series if p[1] is None), key=lambda p: p[0]):
-        cross = f"M{x(t.timestamp()) - 4:.1f} {base - 4:.1f}l8 8m-8 0l8 -8"
-        label = _e(f"{t.isoformat()}: no {what} (failed or unreachable)")
-        out.append(f'<path class="miss" d="{cross}" stroke="#cf222e" stroke-width="2"><title>{label}</title></path>')
-    out.append("</svg>")
-    return "\n".join(out)
+    return svg_chart(c.kind, c.site, f"Drill RTO estimates at {c.site} (UTC)", "RTO estimate", series, objective)
