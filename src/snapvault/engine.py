@@ -214,6 +214,12 @@ class Engine:
             return self.run_policy(
                 policy, hostname=hostname, now=now, progress=progress, should_stop=should_stop, on_file=on_file
             )
+        from snapvault.dr.records import check_write_target
+
+        tags = list(tags)
+        # A DR plan stored here that covers these tags (or every snapshot) and failed over:
+        # this repository is not the primary, and a backup here would fork what it keeps.
+        check_write_target(self.repo, self.repo.config.repository_id, None, tags, now, self.settings.clock)
         sources = [os.fspath(p) for p in paths]
         host = hostname or _hostname()
         parent_m: Manifest | None = None

@@ -521,7 +521,7 @@ def test_a_replicate_run_with_nothing_new_reads_no_pack(replicated: Replicated) 
     assert all(reads.values())  # the wrappers did see the run's other reads
 
 
-# -- library faults found while writing these (on folders: no backend is involved) ------------
+# -- copies after a failover, and tagged backups (on folders: no backend is involved) ---------
 
 
 def _folder_plan(tmp_path: Path, **fields: Any) -> sv.DRPlan:
@@ -535,12 +535,6 @@ def _folder_plan(tmp_path: Path, **fields: Any) -> sv.DRPlan:
     return plan
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="copy_snapshots skips a snapshot only by its own ID or a destination copy's copied_from, "
-    "not by the source snapshot's own copied_from: after a failover, replicate copies every snapshot "
-    "the old primary made back into every site again",
-)
 def test_after_a_failover_a_replicate_run_with_nothing_new_copies_nothing(tmp_path: Path, src: Path) -> None:
     plan = _folder_plan(tmp_path, policies=["nightly"])
     backup(plan, src, T0)
@@ -551,11 +545,6 @@ def test_after_a_failover_a_replicate_run_with_nothing_new_copies_nothing(tmp_pa
     assert len(plan.open_site("local").snapshots()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="only Engine.run_policy checks the write target: a backup of paths with a tag the plan "
-    "covers is accepted by the stale primary",
-)
 def test_a_tagged_backup_the_plan_covers_is_refused_by_the_stale_primary(tmp_path: Path, src: Path) -> None:
     plan = _folder_plan(tmp_path, tags=["dr"])
     sv.Engine(plan.open_site("local")).backup([src], tags=["dr"], now=T0)

@@ -163,7 +163,7 @@ class PlanSpec(_Frozen):
     shared_params : bool
         Whether the sites share content parameters with the primary (fast, deduplicated copies,
         one content key) or have independent keys (every blob re-encrypted). ``init_sites``
-        creates them so; ``status`` reports a site that differs.
+        creates the replicas so; replication works either way.
     schedule : str, optional
         Cron expression: ``snapvault due --run`` replicates when it is due.
     timezone : str

@@ -194,14 +194,15 @@ def current_failover(records: Iterable[FailoverRecord], now: datetime) -> Failov
 def check_write_target(
     repo: RecordStore,
     repository_id: str,
-    policy: str,
+    policy: str | None,
     tags: list[str],
     now: datetime | None,
     clock: Callable[[], datetime],
 ) -> None:
-    """Refuse a backup of ``policy`` into this repository when a plan covering it has failed
-    over to another site (per the failover records this repository holds). ``clock`` gives
-    the time when ``now`` is None, and is read only when the repository holds a plan.
+    """Refuse a backup of ``policy`` (None: not a policy's) with ``tags`` into this repository
+    when a plan covering it has failed over to another site (per the failover records this
+    repository holds). ``clock`` gives the time when ``now`` is None, and is read only when the
+    repository holds a plan.
 
     Raises
     ------

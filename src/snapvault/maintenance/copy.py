@@ -4,7 +4,8 @@ Only blobs the destination lacks are uploaded. When both repositories share thei
 parameters (``Repository.init(..., copy_params_from=src)``) blob IDs are equal, trees are copied
 as they are, and the destination deduplicates the copied data against its own backups. Otherwise
 every blob is decrypted, verified, given its destination ID and re-encrypted, and trees are
-rewritten to the new IDs. A copied manifest records ``copied_from``; a snapshot already copied is
+rewritten to the new IDs. A copied manifest records ``copied_from`` (the original's ID, also for
+a copy of a copy); a snapshot already copied (or the original of a copy present) is
 skipped, so a second run after a complete one transfers nothing, and a run after an interruption
 uploads only what is missing (packs that landed were indexed).
 """
@@ -165,7 +166,9 @@ def copy_snapshots(
     with dst.writer_session() as session, BlobSink(dst, workers=workers or os.cpu_count() or 2) as sink:
         copier = _Copier(src, dst, sink, should_stop)
         for m in sorted(chosen, key=lambda x: (x.time, x.id)):
-            if m.id in present:
+            # Present as itself, as a copy of it, or as the original it is a copy of: copies
+            # between several repositories (a DR plan's sites, after a failover) never loop.
+            if m.id in present or (m.copied_from is not None and m.copied_from in present):
                 result.skipped.append(m.id)
                 continue
             try:
@@ -175,7 +178,8 @@ def copy_snapshots(
                 sink.abandon(keep=isinstance(e, JobCancelled))
                 raise
             parent = mapping.get(m.parent) if m.parent else None
-            copy = m.model_copy(update={"tree": tree, "parent": parent, "copied_from": m.id})
+            # A copy of a copy names the original, so that every repository recognises it.
+            copy = m.model_copy(update={"tree": tree, "parent": parent, "copied_from": m.copied_from or m.id})
             check_before_commit(dst, session, tree)
             new = dst.save_manifest(copy)
             mapping[m.id] = new.id
