@@ -22,8 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import fsspec
-
 from snapvault.dr.model import DrillRecord, PlanSpec, Site, covers
 from snapvault.errors import ConfigError, DrillFailed, IntegrityError, SnapshotNotFound, SnapvaultError
 from snapvault.handle import Repository
@@ -192,6 +190,8 @@ class _Place:
             self._root = self.target
         else:
             self.target = f"{target.rstrip('/')}/{name}"
+            import fsspec  # a drill into a local folder never needs it
+
             try:
                 self._fs, self._root = fsspec.core.url_to_fs(self.target, **self.options)
             except (ImportError, ValueError, TypeError) as e:

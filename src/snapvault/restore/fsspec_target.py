@@ -36,16 +36,16 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import IO, Any
-
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+from typing import IO, TYPE_CHECKING, Any
 
 from snapvault.errors import ConfigError
 from snapvault.pipeline.restore_plan import PlannedDir
 from snapvault.pipeline.tree import Node, validate_name
 from snapvault.restore.writer import ENTRY_ERRNOS, TEMP_PREFIX, DirHandle, local_target
 from snapvault.storage.errors import map_errors
+
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = ["OBJECT_STORES", "SPOOL_LIMIT", "FsspecWriter", "Upload", "open_target"]
 
@@ -81,6 +81,10 @@ def open_target(target: str | os.PathLike[str], options: Mapping[str, Any] | Non
         if options:
             raise ConfigError("target options apply to a URL target, not to a local directory")
         return local
+    # fsspec only now: a restore into a local directory (most of them) never imports it.
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
     url = os.fspath(target)
     opts = dict(options or {})
     # Hardlinks are copied from files just written: a stale listing must not hide them.
@@ -353,6 +357,8 @@ class FsspecWriter:
         if self.whole_objects:
             write(path)
             return
+        import fsspec
+
         directory = path.rsplit("/", 1)[0]
         tmp = f"{directory}/{TEMP_PREFIX}{os.getpid()}-{next(_tmp_counter)}"
         try:
