@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import pandas as pd
 
 import snapvault as sv
 from tests.conftest import FAST_KDF, PASSWORD
@@ -17,6 +18,7 @@ from tests.snapfs.test_snapfs import (
     check_one_chunk_per_range,
     check_reads,
     make_source,
+    ref_path,
 )
 
 
@@ -32,3 +34,5 @@ def test_the_everyday_calls_on_s3(s3_bucket: Any, tmp_path: Path) -> None:
     # The whole-file read (one GET per chunk) is proven on the local folder; here it would
     # only add a second of emulator round trips.
     check_one_chunk_per_range(url, opts, src, manifest, sequential=False)
+    df = pd.read_csv(f"snapvault://{ref_path(src, 'data/a.csv')}", storage_options=options)
+    assert df.to_dict("list") == {"name": ["alpha", "beta", "gamma"], "size": [1, 22, 333]}
