@@ -42,6 +42,7 @@ from snapvault.repository.manifest import Manifest
 from snapvault.restore.fetch import PackReader
 from snapvault.restore.fsspec_target import FsspecWriter, Upload, open_target
 from snapvault.restore.result import RestoreFileError, RestoreResult
+from snapvault.restore.resume import drop_existing
 from snapvault.restore.source import RestoreSource
 from snapvault.restore.writer import ENTRY_ERRNOS, DirHandle, NewFile, TargetWriter, local_target
 
@@ -138,6 +139,8 @@ class Restorer:
         stop_on_error: bool = False,
         devices: bool = False,
         setuid: bool = False,
+        skip_existing: bool = True,
+        verify_existing: bool = False,
         numeric_owner: bool = False,
         sparse: bool = True,
     ) -> RestoreResult:
@@ -182,6 +185,11 @@ class Restorer:
         progress : callable, optional
             Called as ``progress(nbytes, path)`` as file bytes are written, and once for a
             damaged file with its bytes not written: the calls add up to ``on_plan``'s bytes.
+        skip_existing, verify_existing : bool
+            Local target only: skip files already there with the snapshot's size and mtime
+            (``verify_existing=True``: with identical content, hashed chunk by chunk), so an
+            interrupted restore resumes; counted in ``files_skipped``. See
+            :mod:`snapvault.restore.resume`.
         should_stop : callable, optional
             Polled between files and reads; returning True stops the restore and raises
             JobCancelled. No file is ever left half-written under its final name.
@@ -265,6 +273,14 @@ class Restorer:
             if stop_on_error:
                 raise IntegrityError(f"cannot restore {rel}: {error}", path=rel, snapshot_id=m.id)
             result.errors.append(RestoreFileError(path=rel, error=str(error), kind="damaged"))
+        if skip_existing and url is None:
+            result.files_skipped = drop_existing(
+                plan,
+                result.target,
+                verify=verify_existing,
+                locate=self.repo.locate,
+                blob_id=getattr(self.repo, "blob_id", None),
+            )
         writes = plan_writes(plan)
         if on_plan is not None:
             on_plan(writes.files, writes.bytes)

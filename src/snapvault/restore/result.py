@@ -52,6 +52,9 @@ class RestoreResult:
     files, dirs, symlinks, hardlinks, other : int
         Entries restored, by kind (``files`` counts each file written once; further names
         of it are ``hardlinks``).
+    files_skipped : int
+        Files already in a local target with the snapshot's size and mtime (or content,
+        with ``verify_existing=True``), so not fetched nor written again.
     bytes_written : int
         Bytes of the files restored.
     devices_skipped : int
@@ -78,6 +81,7 @@ class RestoreResult:
     symlinks: int = 0
     hardlinks: int = 0
     other: int = 0
+    files_skipped: int = 0
     bytes_written: int = 0
     devices_skipped: int = 0
     setuid_dropped: int = 0
