@@ -7,7 +7,22 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests", "lint", "typecheck"]
 
-TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "croniter>=6", "pytest-xdist>=3.5", "pandas>=2", "pyarrow>=15"]
+TEST_DEPS = [
+    "pytest>=8",
+    "hypothesis>=6.100",
+    "croniter>=6",
+    "pytest-xdist>=3.5",
+    "pandas>=2",
+    "pyarrow>=15",
+    # the progress bars, the notebook (run by nbclient on an ipykernel) and the docs site build
+    "tqdm>=4.66",
+    "matplotlib>=3.8",
+    "nbclient>=0.10",
+    "nbformat>=5.10",
+    "ipykernel>=6.29",
+    "sphinx>=7.2",
+    "myst-parser>=2",
+]
 
 
 @nox.session
