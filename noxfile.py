@@ -22,6 +22,10 @@ TEST_DEPS = [
     "ipykernel>=6.29",
     "sphinx>=7.2",
     "myst-parser>=2",
+    # examples/service and its tests (in-process and over uvicorn on loopback)
+    "fastapi>=0.110",
+    "uvicorn>=0.29",
+    "httpx>=0.27",
 ]
 
 
