@@ -18,7 +18,14 @@ from tests.treecompare import assert_same_tree
 
 def test_the_interface_is_small() -> None:
     assert protocol_members(SnapshotSource) == {"resolve", "snapshots", "read_tree", "refresh_index"}
-    assert protocol_members(PackSource) == {"pack_size", "spool_dir", "locate", "read_pack_range", "open_blob"}
+    assert protocol_members(PackSource) == {
+        "pack_size",
+        "spool_dir",
+        "locate",
+        "read_pack_range",
+        "open_blob",
+        "blob_id",
+    }
     assert protocol_members(RestoreSource) == protocol_members(SnapshotSource) | protocol_members(PackSource)
 
 

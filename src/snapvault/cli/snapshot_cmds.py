@@ -198,6 +198,19 @@ def snapshots(
     show_default=True,
     help="Leave runs of zeros as holes (sparse files come back sparse); --no-sparse writes every byte.",
 )
+@click.option(
+    "--skip-existing/--no-skip-existing",
+    default=True,
+    show_default=True,
+    help="Local target: skip files already there with the snapshot's size and mtime, so an interrupted "
+    "restore resumes; --no-skip-existing writes every file again.",
+)
+@click.option(
+    "--verify-existing",
+    is_flag=True,
+    help="Skip an existing file only when its content hashes to the snapshot's chunks (reads it), "
+    "not on size and mtime alone.",
+)
 @filter_options
 @click.option(
     "--at",
@@ -220,6 +233,8 @@ def restore(
     setuid: bool,
     numeric_owner: bool,
     sparse: bool,
+    skip_existing: bool,
+    verify_existing: bool,
     hosts: tuple[str, ...],
     tags: tuple[str, ...],
     paths: tuple[str, ...],
@@ -263,6 +278,8 @@ def restore(
         setuid=setuid,
         numeric_owner=numeric_owner,
         sparse=sparse,
+        skip_existing=skip_existing or verify_existing,
+        verify_existing=verify_existing,
         target_options=options or None,
     )
     clear_progress(tty)
@@ -275,6 +292,7 @@ def restore(
         output.info(
             f"restored snapshot {r.snapshot_id[:8]} into {r.target}: {r.files} files, {r.dirs} dirs, "
             f"{r.symlinks} symlinks, {r.hardlinks} hardlinks, {r.bytes_written / 2**20:.1f} MiB"
+            + (f", {r.files_skipped} files already there" if r.files_skipped else "")
         )
     for err in r.errors:
         (output.warning if err.kind == "skipped" else output.error)(f"{err.path}: {err.error}")

@@ -279,7 +279,7 @@ class Restorer:
                 result.target,
                 verify=verify_existing,
                 locate=self.repo.locate,
-                blob_id=getattr(self.repo, "blob_id", None),
+                blob_id=self.repo.blob_id,
             )
         writes = plan_writes(plan)
         if on_plan is not None:

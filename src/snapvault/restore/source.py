@@ -63,6 +63,10 @@ class PackSource(Protocol):
         """Unseal, decompress and verify a sealed blob; IntegrityError if it fails."""
         ...
 
+    def blob_id(self, data: bytes | memoryview) -> bytes:
+        """The repository's keyed content ID of ``data`` (a resumed restore compares with it)."""
+        ...
+
 
 class RestoreSource(SnapshotSource, PackSource, Protocol):
     """Everything a :class:`~snapvault.restore.restorer.Restorer` reads from a repository."""
