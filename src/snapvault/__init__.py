@@ -89,6 +89,10 @@ if TYPE_CHECKING:
         CheckReport as CheckReport,
         Problem as Problem,
     )
+    from snapvault.maintenance.catalog import (
+        Catalog as Catalog,
+        CatalogRow as CatalogRow,
+    )
     from snapvault.maintenance.diff import (
         DiffChange as DiffChange,
         DiffStats as DiffStats,
@@ -166,6 +170,8 @@ _PUBLIC: dict[str, str] = {
     "BackupJob": "snapvault.jobs",
     "BrokenPolicy": "snapvault.policy.records",
     "BucketNotFound": "snapvault.errors",
+    "Catalog": "snapvault.maintenance.catalog",
+    "CatalogRow": "snapvault.maintenance.catalog",
     "CheckReport": "snapvault.maintenance.check",
     "ChunkerParams": "snapvault.pipeline.chunker",
     "ConcurrentPruneError": "snapvault.errors",

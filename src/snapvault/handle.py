@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from snapvault.repository.repo import Repository as _FormatRepository
 
 if TYPE_CHECKING:
+    from snapvault.maintenance.catalog import Catalog
     from snapvault.maintenance.check import CheckReport
     from snapvault.maintenance.copy import CopyResult
     from snapvault.maintenance.diff import SnapshotDiff
@@ -330,8 +331,72 @@ class Repository(_FormatRepository):
         IntegrityError
             While iterating, if a tree cannot be read.
         """
-        from snapvault.errors import ConfigError
         from snapvault.maintenance.find import find_in_snapshots
+
+        chosen = self._choose(snapshots, hosts=hosts, tags=tags, paths=paths, policy=policy, latest=latest)
+        return find_in_snapshots(self, chosen, pattern, ignore_case=ignore_case, newer=newer, older=older)
+
+    def catalog(
+        self,
+        snapshots: Iterable[str | Manifest] | None = None,
+        *,
+        path: str = "",
+        hosts: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        paths: Iterable[str] = (),
+        policy: str | None = None,
+        latest: int | None = None,
+    ) -> Catalog:
+        """Every entry of some snapshots as rows, for notebooks; see :mod:`snapvault.maintenance.catalog`.
+
+        The snapshots are chosen as by :meth:`find`: ``snapshots`` (manifests, IDs, unique
+        prefixes, or ``latest``), or else every snapshot the filters select, of which
+        ``latest`` keeps the N newest per host and paths.
+
+        Parameters
+        ----------
+        path : str, optional
+            List only the entries at or below this path of each snapshot (``/home/me/docs``);
+            a snapshot without it raises :class:`~snapvault.errors.SnapshotNotFound` when the
+            catalog reaches it.
+
+        Returns
+        -------
+        Catalog
+            An iterable of :class:`~snapvault.maintenance.catalog.CatalogRow` (``snapshot``,
+            ``snapshot_time``, ``path``, ``type``, ``size``, ``mtime``), oldest snapshot
+            first, read lazily on each iteration; ``to_pandas()`` and ``to_arrow()`` build a
+            table when pandas or pyarrow is installed.
+
+        Raises
+        ------
+        SnapshotNotFound, AmbiguousSnapshot
+            If a reference names no snapshot or several.
+        ConfigError
+            If a filter is invalid, or ``latest`` is combined with ``snapshots``.
+
+        Examples
+        --------
+        >>> df = repo.catalog(policy="docs").to_pandas()  # doctest: +SKIP
+        >>> df[df.path.str.endswith(".csv")].groupby("snapshot_time").size.sum()  # doctest: +SKIP
+        """
+        from snapvault.maintenance.catalog import Catalog
+
+        chosen = self._choose(snapshots, hosts=hosts, tags=tags, paths=paths, policy=policy, latest=latest)
+        return Catalog(self, chosen, path)
+
+    def _choose(
+        self,
+        snapshots: Iterable[str | Manifest] | None,
+        *,
+        hosts: Iterable[str],
+        tags: Iterable[str],
+        paths: Iterable[str],
+        policy: str | None,
+        latest: int | None,
+    ) -> list[Manifest]:
+        """The snapshots ``find`` and ``catalog`` read, oldest first."""
+        from snapvault.errors import ConfigError
         from snapvault.policy.selection import SnapshotFilter, find_snapshot, latest_per_group, select
         from snapvault.repository.manifest import Manifest
 
@@ -353,7 +418,7 @@ class Repository(_FormatRepository):
             chosen = select(self.snapshots(), where)
             if latest is not None:
                 chosen = latest_per_group(chosen, latest)
-        return find_in_snapshots(self, chosen, pattern, ignore_case=ignore_case, newer=newer, older=older)
+        return chosen
 
     # -- lifecycle -------------------------------------------------------------------------
 
