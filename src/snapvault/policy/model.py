@@ -143,6 +143,16 @@ class Policy(BaseModel):
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Policy:
+        """A policy from its dict form (as ``model_dump`` gives it); pydantic's other arguments pass through.
+
+        Raises
+        ------
+        ConfigError
+            If a field is missing or invalid (one line naming each bad field), in place of
+            pydantic's ``ValidationError``.
+        UnknownStrategy
+            If the retention strategy is not installed or registered here.
+        """
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as e:
@@ -150,6 +160,7 @@ class Policy(BaseModel):
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, *args: Any, **kwargs: Any) -> Policy:
+        """A policy from its JSON form (as ``model_dump_json`` gives it); raises as :meth:`model_validate`."""
         try:
             return super().model_validate_json(json_data, *args, **kwargs)
         except ValidationError as e:
