@@ -98,6 +98,13 @@ def test_last_weeks_csv_is_read_as_it_was_a_week_ago(run: Run) -> None:
     assert int(old.group(4)) < int(new.group(4))
 
 
+def test_the_catalog_gives_one_files_history(run: Run) -> None:
+    backups = int(run.line(r"repository: \d+ bytes stored by (\d+) backups, \d+ bytes on disk").group(1))
+    count, first, last = map(int, run.line(r"daily\.csv in (\d+) snapshots, (\d+) to (\d+) bytes").groups())
+    assert count == backups
+    assert 0 < first < last
+
+
 def test_the_growth_plot_is_drawn_from_the_stored_bytes(run: Run) -> None:
     pngs = run.data("image/png")
     assert len(pngs) == 1
