@@ -1,0 +1,114 @@
+"""The FastAPI application: :func:`create_app` builds it from :class:`Settings`.
+
+Start it with ``uvicorn examples.service.app:app`` (the ``app`` attribute is built on first
+access from the environment, see :func:`examples.service.config.settings_from_env`) or
+``python -m examples.service``. Tests and embedders call :func:`create_app` with their own
+settings, clock and environment; nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from examples.service import routes_dr, routes_jobs, routes_policies, routes_snapshots
+from examples.service.auth import FailureLimiter, TokenStore
+from examples.service.config import Settings, settings_from_env
+from examples.service.deps import Service
+from examples.service.jobs import JobRegistry
+from examples.service.problems import install_handlers
+from examples.service.schemas import Health
+from fastapi import FastAPI
+
+import snapvault as sv
+
+__all__ = ["API_VERSION", "create_app", "open_repository"]
+
+#: The API's own version (the OpenAPI document's ``info.version``), not the library's.
+API_VERSION = "1.0.0"
+
+
+def open_repository(settings: Settings) -> sv.Repository:
+    """Open the configured repository, with the password from its password file."""
+    cfg = settings.repository
+    password = None
+    if cfg.password_file is not None:
+        with open(cfg.password_file, encoding="utf-8") as f:
+            password = f.readline().rstrip("\r\n")
+    return sv.Repository.open(cfg.url, password, storage_options=cfg.options or None, append_only=cfg.append_only)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    repository: sv.Repository | None = None,
+    env: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    monotonic: Callable[[], float] | None = None,
+) -> FastAPI:
+    """Build the service.
+
+    Parameters
+    ----------
+    settings : Settings
+    repository : snapvault.Repository, optional
+        An open repository to serve (default: open ``settings.repository``).
+    env : mapping, optional
+        Where DR plans' credential references (``password_env``, ``options_env``) are
+        resolved; the entry points pass ``os.environ``. Default: empty.
+    clock : callable, optional
+        Aware current time for snapshots, records and retention (default: UTC now).
+    monotonic : callable, optional
+        Seconds for the authentication-failure window (default: ``time.monotonic``).
+    """
+    clock = clock or (lambda: datetime.now(UTC))
+    repo = repository if repository is not None else open_repository(settings)
+    jobs = settings.jobs
+    service = Service(
+        settings=settings,
+        repo=repo,
+        engine=sv.Engine(repo, workers=jobs.workers, clock=clock, allowed_hooks=jobs.allowed_hooks),
+        restorer=sv.Restorer(repo),
+        jobs=JobRegistry(max_active=jobs.max_active, history=jobs.history),
+        tokens=TokenStore(settings.auth.tokens),
+        limiter=FailureLimiter(settings.auth.max_failures, settings.auth.window_s, monotonic or time.monotonic),
+        clock=clock,
+        env=dict(env or {}),
+    )
+    app = FastAPI(
+        title="snapvault service",
+        version=API_VERSION,
+        description=(
+            "Policies, backup and restore jobs, snapshots, retention and disaster recovery of one "
+            "snapvault repository. Every route but /health takes a bearer token; roles: viewer "
+            "(read), operator (run backups and restores), admin (policies, deletion, failover). "
+            "Errors are RFC 9457 problem documents."
+        ),
+    )
+    app.state.service = service
+    install_handlers(app)
+
+    @app.get("/health", tags=["service"], summary="The service answers (no authentication)")
+    async def health() -> Health:
+        return Health()
+
+    for module in (routes_policies, routes_jobs, routes_snapshots, routes_dr):
+        app.include_router(module.router)
+    return app
+
+
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn examples.service.app:app` reads this attribute: only then is the environment
+    # read and the repository opened, so importing the module (tests, create_app) does neither.
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_app(settings_from_env(os.environ), env=os.environ)
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
