@@ -25,7 +25,16 @@ from snapvault.pipeline.tree import Node
 from snapvault.repository.lifecycle import CommitRepository, WriterSession, check_before_commit
 from snapvault.repository.manifest import Manifest, SnapshotStats, cap_errors, cap_paths
 
-__all__ = ["BackupOptions", "BackupRepository", "run_backup", "source_paths"]
+__all__ = [
+    "BackupOptions",
+    "BackupRepository",
+    "PreparedSources",
+    "prepare_sources",
+    "run_backup",
+    "snapshot_manifest",
+    "source_paths",
+    "walk_sources",
+]
 
 
 class BackupRepository(SinkRepository, CommitRepository, Protocol):
@@ -159,10 +168,48 @@ class BackupOutcome:
 def run_backup(repo: BackupRepository, opts: BackupOptions) -> BackupOutcome:
     """Back up ``opts.paths``; raise JobCancelled (no manifest written) when stopped."""
     started = time.monotonic()
+    prepared = prepare_sources(opts)
+    host = opts.hostname or socket.gethostname()
+    # Announced before the sink loads the index, and present until the commit: a prune that
+    # marks packs meanwhile waits for this run before deleting them.
+    with repo.writer_session(host=host) as session:
+        return _run(repo, opts, prepared, host, session, started)
+
+
+@dataclass(frozen=True)
+class PreparedSources:
+    """The sources of a backup, checked before anything is written.
+
+    Attributes
+    ----------
+    kept : list of str
+        The paths (or URLs) the manifest lists: normalised, nested ones dropped, sorted.
+    flt : PathFilter
+        The exclude patterns.
+    sources : list of ObjectSource, optional
+        The opened URL sources; None for local paths.
+    """
+
+    kept: list[str]
+    flt: PathFilter
+    sources: list[ObjectSource] | None = None
+
+
+def prepare_sources(opts: BackupOptions) -> PreparedSources:
+    """Check the sources and rules of ``opts`` and open URL sources, before anything is written.
+
+    Raises
+    ------
+    SourceError
+        A source that does not exist or cannot be read.
+    ConfigError
+        No sources, local paths mixed with URLs, an invalid rule, or a nested source hidden
+        behind a symlink.
+    """
     if not opts.paths:
         raise ConfigError("nothing to back up: give at least one path")
     if any(is_url(p) for p in opts.paths):
-        return _run_urls(repo, opts, started)
+        return _prepare_urls(opts)
     for p in opts.paths:
         try:
             os.lstat(p)
@@ -177,15 +224,11 @@ def run_backup(repo: BackupRepository, opts: BackupOptions) -> BackupOutcome:
     tag_rules(opts.exclude_if_present, caches=opts.exclude_caches)
     if opts.exclude_larger_than is not None:
         parse_size(opts.exclude_larger_than)
-    host = opts.hostname or socket.gethostname()
-    # Announced before the sink loads the index, and present until the commit: a prune that
-    # marks packs meanwhile waits for this run before deleting them.
-    with repo.writer_session(host=host) as session:
-        return _run(repo, opts, kept, flt, host, session, started)
+    return PreparedSources(kept, flt)
 
 
-def _run_urls(repo: BackupRepository, opts: BackupOptions, started: float) -> BackupOutcome:
-    """Back up fsspec URLs: checked and opened before anything is written."""
+def _prepare_urls(opts: BackupOptions) -> PreparedSources:
+    """fsspec URLs: checked and opened before anything is written."""
     if not all(is_url(p) for p in opts.paths):
         raise ConfigError("one backup takes either local paths or URLs, not both")
     if opts.exclude_if_present or opts.exclude_caches:
@@ -194,26 +237,36 @@ def _run_urls(repo: BackupRepository, opts: BackupOptions, started: float) -> Ba
     flt = PathFilter(exclude=opts.exclude)
     if opts.exclude_larger_than is not None:
         parse_size(opts.exclude_larger_than)
-    sources = open_sources(kept, opts.source_options)
-    host = opts.hostname or socket.gethostname()
-    with repo.writer_session(host=host) as session:
-        return _run(repo, opts, kept, flt, host, session, started, sources)
+    return PreparedSources(kept, flt, open_sources(kept, opts.source_options))
+
+
+def walk_sources(walker: Walker | ObjectWalker, prepared: PreparedSources, parent_tree: str | None) -> str:
+    """Walk the prepared sources with ``walker`` and return the root tree's hex ID.
+
+    Every backup builds its root here: local sources under their absolute paths with the
+    directories above them, URL sources under their bucket and prefix.
+    """
+    if isinstance(walker, ObjectWalker):
+        assert prepared.sources is not None
+        return walker.backup(prepared.sources, prepared.flt, parent_tree)
+    trie = _trie(prepared.kept)
+    if trie is None:
+        return walker.directory("/", "", prepared.flt, parent_tree) or walker.store_tree([])
+    return _build(walker, trie, "", prepared.flt, parent_tree)
 
 
 def _run(
     repo: BackupRepository,
     opts: BackupOptions,
-    kept: list[str],
-    flt: PathFilter,
+    prepared: PreparedSources,
     host: str,
     session: WriterSession,
     started: float,
-    sources: list[ObjectSource] | None = None,
 ) -> BackupOutcome:
     with BlobSink(repo, workers=opts.workers, max_pending=opts.max_pending, codec=opts.codec) as sink:
         parent_tree = opts.parent.tree if opts.parent is not None else None
         walker: Walker | ObjectWalker
-        if sources is not None:
+        if prepared.sources is not None:
             walker = ObjectWalker(
                 sink,
                 repo.chunker,
@@ -241,13 +294,7 @@ def _run(
                 one_file_system=opts.one_file_system,
             )
         try:
-            if isinstance(walker, ObjectWalker):
-                assert sources is not None
-                root = walker.backup(sources, flt, parent_tree)
-            elif (trie := _trie(kept)) is None:
-                root = walker.directory("/", "", flt, parent_tree) or walker.store_tree([])
-            else:
-                root = _build(walker, trie, "", flt, parent_tree)
+            root = walk_sources(walker, prepared, parent_tree)
             sink.flush()
         except BaseException as e:
             # The original failure is the one to report, not a second one while cleaning up.
@@ -256,7 +303,28 @@ def _run(
             if isinstance(e, Cancelled):
                 raise JobCancelled("backup cancelled; no snapshot was written") from None
             raise
-    w, s = walker.stats, sink.stats
+    extra = dict(opts.extra)
+    if opts.before_commit is not None:
+        extra.update(opts.before_commit(sink.added, sink.packs_written))
+    manifest = snapshot_manifest(opts, prepared.kept, host, root, walker.stats, sink.stats, started, extra)
+    check_before_commit(repo, session, root)
+    return BackupOutcome(repo.save_manifest(manifest), sink.added)
+
+
+def snapshot_manifest(
+    opts: BackupOptions,
+    kept: list[str],
+    host: str,
+    root: str,
+    w: WalkStats,
+    s: SinkStats,
+    started: float,
+    extra: dict[str, Any],
+) -> Manifest:
+    """The manifest of a backup that built ``root``, from its walk's and its sinks' counters.
+
+    ``started`` is the ``time.monotonic()`` of the run's start; ``extra`` adds fields.
+    """
     # The walker's and the sink's counters carry the manifest's field names, so the snapshot's
     # statistics are their union plus two derived figures (a test pins that they cover it).
     stats = SnapshotStats(
@@ -269,10 +337,7 @@ def _run(
         user = getpass.getuser()
     except (KeyError, OSError):
         user = ""
-    extra = dict(opts.extra)
-    if opts.before_commit is not None:
-        extra.update(opts.before_commit(sink.added, sink.packs_written))
-    manifest = Manifest(
+    return Manifest(
         time=opts.now or datetime.now(UTC),
         hostname=host,
         username=user,
@@ -290,8 +355,6 @@ def _run(
         rereads=w.rereads,
         **extra,
     )
-    check_before_commit(repo, session, root)
-    return BackupOutcome(repo.save_manifest(manifest), sink.added)
 
 
 _STATS_FIELDS = frozenset(SnapshotStats.model_fields)

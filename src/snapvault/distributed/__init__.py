@@ -1,0 +1,18 @@
+"""Backups by many machines: a Dask cluster reads and uploads, the driver commits one snapshot.
+
+Nouns
+-----
+distributed_backup
+    Back up sources with the workers of a ``dask.distributed.Client``.
+RepositoryPlugin
+    The worker plugin that plants the repository (store and master keys) on each worker,
+    outside the task graph.
+
+Needs the ``dask`` extra (``dask[distributed]``); nothing else in snapvault imports this
+package. See docs/howto-dask.md.
+"""
+
+from snapvault.distributed.backup import DEFAULT_TASK_BYTES, DEFAULT_TASK_FILES, distributed_backup
+from snapvault.distributed.transport import RepositoryPlugin
+
+__all__ = ["DEFAULT_TASK_BYTES", "DEFAULT_TASK_FILES", "RepositoryPlugin", "distributed_backup"]

@@ -1,0 +1,381 @@
+"""One backup by many Dask workers, committed by the driver as one snapshot.
+
+The driver lists the sources (the archiver's walk, storing nothing), cuts the files to read
+into tasks of bounded bytes and file counts, and submits them as it goes; workers read, chunk,
+seal and upload their own packs and index files and return content IDs. The driver then walks
+again with the workers' results, builds and stores the trees exactly as a backup on one
+machine does, and commits one manifest. See docs/howto-dask.md for the cost model.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from snapvault.archiver.session import (
+    BackupOptions,
+    PreparedSources,
+    prepare_sources,
+    snapshot_manifest,
+    walk_sources,
+)
+from snapvault.archiver.sink import BlobSink, SinkStats
+from snapvault.archiver.walker import Cancelled, WalkStats
+from snapvault.distributed.items import FileItem, FileResult, ObjectItem, TaskOutcome
+from snapvault.distributed.tasks import TaskSettings, read_files, read_objects
+from snapvault.distributed.transport import planted
+from snapvault.distributed.walkers import DeferringObjectWalker, DeferringWalker, ListingSink
+from snapvault.errors import ConfigError, JobCancelled
+from snapvault.pipeline.patterns import parse_size, tag_rules
+from snapvault.repository.lifecycle import check_before_commit
+from snapvault.repository.manifest import Manifest
+from snapvault.repository.repo import Repository
+
+__all__ = ["DEFAULT_TASK_BYTES", "DEFAULT_TASK_FILES", "distributed_backup"]
+
+#: A task reads at most about this many bytes (a larger file is a task of its own)...
+DEFAULT_TASK_BYTES = 256 << 20
+#: ... and at most this many files.
+DEFAULT_TASK_FILES = 2000
+# How often the driver looks at its tasks and at should_stop while waiting.
+_WAIT_S = 0.1
+
+
+def distributed_backup(
+    repo: Repository,
+    sources: Iterable[str | os.PathLike[str]],
+    client: Any,
+    *,
+    source_options: Mapping[str, Any] | None = None,
+    exclude: Iterable[str] = (),
+    exclude_if_present: Iterable[str] = (),
+    exclude_caches: bool = False,
+    exclude_larger_than: int | str | None = None,
+    one_file_system: bool = False,
+    tags: Iterable[str] = (),
+    hostname: str | None = None,
+    now: datetime | None = None,
+    parent: Manifest | None = None,
+    read_all: bool = False,
+    callback: Any = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_file: Callable[[str, int, bool], None] | None = None,
+    task_bytes: int = DEFAULT_TASK_BYTES,
+    task_files: int = DEFAULT_TASK_FILES,
+    workers: int = 2,
+    max_pending_bytes: int = 24 << 20,
+    consistency_retries: int | None = None,
+    retries: int = 1,
+) -> Manifest:
+    """Back up ``sources`` with the workers of a Dask ``client``; return the committed snapshot.
+
+    The snapshot is the one a single-process backup of the same sources, with the same keys
+    and parent, would commit: same trees (so same tree IDs), same statistics except those of
+    storage (``data_blobs_added``, ``bytes_stored``... sum the workers', whose duplicates
+    stored at once count twice) and the duration.
+
+    Parameters
+    ----------
+    repo : Repository
+        The open repository. Its store and master keys are planted on every worker by a
+        worker plugin for the run's duration (never in the task graph); see
+        :mod:`snapvault.distributed.transport` for what the scheduler can see.
+    sources : iterable of path-like
+        As for ``Engine.backup``: local paths (on a filesystem every worker mounts at the same
+        place) or fsspec URLs of one protocol.
+    client : distributed.Client
+        The cluster's client.
+    source_options : mapping, optional
+        fsspec options of URL sources (credentials too: planted with the keys, not in tasks).
+    exclude, exclude_if_present, exclude_caches, exclude_larger_than, one_file_system, tags, hostname
+        As for ``Engine.backup``.
+    now : datetime, optional
+        The snapshot's time (default: the time of the commit).
+    parent : Manifest, optional
+        The parent snapshot: files it recorded unchanged are neither listed as work nor read.
+    read_all : bool
+        Read every file (a ``full`` backup).
+    callback : fsspec.callbacks.Callback, optional
+        Progress of the whole run, on the driver: ``set_size`` with the bytes the listing
+        found, ``relative_update`` with the bytes of unchanged files, then with the bytes the
+        workers read as they report them; at the end ``value == size``, the exact total.
+    should_stop : callable, optional
+        Polled on the driver; True cancels the run: every worker stops at its next chunk,
+        nothing is committed (JobCancelled).
+    on_file : callable, optional
+        ``on_file(path, size, unchanged)`` for each regular file, on the driver, as the
+        snapshot's trees are built.
+    task_bytes, task_files : int
+        A task reads at most about ``task_bytes`` (a larger file is a task alone) and at most
+        ``task_files`` files.
+    workers : int
+        Encode threads of each task's sink (and reads ahead for objects).
+    max_pending_bytes : int
+        Each task's bound on plaintext waiting to be encoded.
+    consistency_retries : int, optional
+        As for a ``snapshot`` backup: re-read a file that changed while read.
+    retries : int
+        Times Dask runs a task again after it raised (a worker that died is retried anyway).
+
+    Returns
+    -------
+    Manifest
+        The committed snapshot.
+
+    Raises
+    ------
+    SourceError, ConfigError
+        As ``Engine.backup`` (nothing written).
+    JobCancelled
+        When ``should_stop`` asked to stop; nothing committed, workers' packs are indexed.
+    """
+    if task_bytes < 1 or task_files < 1:
+        raise ConfigError(f"task_bytes and task_files must be positive, not {task_bytes} and {task_files}")
+    started = time.monotonic()
+    opts = BackupOptions(
+        paths=[os.fspath(p) for p in sources],
+        exclude=list(exclude),
+        exclude_if_present=list(exclude_if_present),
+        exclude_caches=exclude_caches,
+        exclude_larger_than=None if exclude_larger_than is None else parse_size(exclude_larger_than),
+        one_file_system=one_file_system,
+        source_options=dict(source_options or {}),
+        tags=list(tags),
+        parent=parent,
+        read_all=read_all,
+        hostname=hostname,
+        now=now,
+        workers=workers,
+        max_pending=max_pending_bytes,
+        consistency_retries=consistency_retries,
+        should_stop=should_stop,
+        on_file=on_file,
+    )
+    prepared = prepare_sources(opts)
+    host = hostname or socket.gethostname()
+    run = _Run(client, opts, prepared, callback, task_bytes, task_files, retries)
+    # The driver is the writer prunes see, from before anything is deduplicated (its index
+    # and every task's) until the commit: the workers' packs are covered by its records.
+    with repo.writer_session(host=host) as session, planted(client, repo, opts.source_options) as plugin:
+        root, walk, sink = run.build(repo, plugin)
+        manifest = snapshot_manifest(opts, prepared.kept, host, root, walk, sink, started, dict(opts.extra))
+        check_before_commit(repo, session, root)
+        saved = repo.save_manifest(manifest)
+    run.finish(walk.total_bytes)
+    return saved
+
+
+class _Run:
+    """One distributed run's driver state: tasks, results, progress, cancellation."""
+
+    def __init__(
+        self,
+        client: Any,
+        opts: BackupOptions,
+        prepared: PreparedSources,
+        callback: Any,
+        task_bytes: int,
+        task_files: int,
+        retries: int,
+    ) -> None:
+        self.client = client
+        self.opts = opts
+        self.prepared = prepared
+        self.callback = callback
+        self.task_bytes = task_bytes
+        self.task_files = task_files
+        self.retries = retries
+        token = secrets.token_hex(8)
+        self.token = token
+        self.stop_name = f"snapvault-stop-{token}"
+        self.topic = f"snapvault-progress-{token}"
+        self.futures: list[Any] = []
+        self._batch: list[FileItem | ObjectItem] = []
+        self._batch_bytes = 0
+        self._listed_bytes = 0
+        self._lock = threading.Lock()
+        self.settings: TaskSettings | None = None
+
+    # -- progress ----------------------------------------------------------------------------
+
+    def _on_progress(self, event: Any) -> None:
+        """A worker's progress event (``(time, bytes)``), on the client's event thread."""
+        n = event[1] if isinstance(event, tuple) else event
+        if self.callback is not None and isinstance(n, int):
+            with self._lock:
+                self.callback.relative_update(n)
+
+    def _driver_progress(self, n: int, path: str) -> None:
+        """Bytes read on the driver itself (a file that changed after it was listed)."""
+        if self.callback is not None:
+            with self._lock:
+                self.callback.relative_update(n)
+
+    def finish(self, total: int) -> None:
+        """Make the callback's value the exact total (retried tasks reported some bytes twice)."""
+        if self.callback is not None:
+            with self._lock:
+                self.callback.set_size(total)
+                self.callback.absolute_update(total)
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def _record(self, item: FileItem | ObjectItem) -> None:
+        size = item.node.size if isinstance(item, FileItem) else item.size
+        self._batch.append(item)
+        self._batch_bytes += size
+        self._listed_bytes += size
+        if len(self._batch) >= self.task_files or self._batch_bytes >= self.task_bytes:
+            self._submit()
+
+    def _submit(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        fn = read_files if isinstance(batch[0], FileItem) else read_objects
+        self.futures.append(
+            self.client.submit(
+                fn,
+                batch,
+                self.settings,
+                key=f"snapvault-read-{self.token}-{len(self.futures)}",
+                pure=False,
+                retries=self.retries,
+            )
+        )
+
+    def _gather(self) -> dict[str, FileResult]:
+        """Every task's results by path (or URL); raise Cancelled when asked to stop."""
+        results: dict[str, FileResult] = {}
+        self.outcome = TaskOutcome()
+        pending = list(self.futures)
+        while pending:
+            if self.opts.should_stop is not None and self.opts.should_stop():
+                raise Cancelled
+            still = []
+            for f in pending:
+                if not f.done():
+                    still.append(f)
+                    continue
+                out: TaskOutcome = f.result()  # a task that failed for good raises here
+                f.release()
+                for r in out.results:
+                    results[r.key] = r
+                for name in ("bytes_read", "rereads", *_SINK_FIELDS):
+                    setattr(self.outcome, name, getattr(self.outcome, name) + getattr(out, name))
+            if len(still) == len(pending):
+                time.sleep(_WAIT_S)
+            pending = still
+        return results
+
+    def _stop_workers(self) -> None:
+        from distributed import Event
+
+        try:
+            event: Any = Event(self.stop_name, client=self.client)  # type: ignore[no-untyped-call]
+            event.set()
+            self.client.cancel(self.futures)
+        except Exception:  # noqa: BLE001 - the original failure is the one to report
+            pass
+
+    # -- the two passes ----------------------------------------------------------------------
+
+    def _walker(
+        self,
+        sink: Any,
+        repo: Repository,
+        results: dict[str, FileResult],
+        *,
+        listing: bool,
+        previous: DeferringObjectWalker | None = None,
+    ) -> DeferringWalker | DeferringObjectWalker:
+        opts = self.opts
+        larger = None if opts.exclude_larger_than is None else parse_size(opts.exclude_larger_than)
+        record = self._record if listing else None
+        if self.prepared.sources is not None:
+            return DeferringObjectWalker(
+                sink,
+                repo.chunker,
+                repo.read_tree,
+                results=results,
+                record=record,
+                listing=None if previous is None else previous.listing,
+                use_parent_shortcut=not opts.read_all,
+                workers=opts.workers,
+                progress=self._driver_progress,
+                should_stop=opts.should_stop,
+                on_file=None if listing else opts.on_file,
+                consistency_retries=opts.consistency_retries,
+                larger_than=larger,
+            )
+        return DeferringWalker(
+            sink,
+            repo.chunker,
+            repo.read_tree,
+            results=results,
+            record=record,
+            use_parent_shortcut=not opts.read_all,
+            progress=self._driver_progress,
+            should_stop=opts.should_stop,
+            consistency_retries=opts.consistency_retries,
+            on_file=None if listing else opts.on_file,
+            tag_rules=tag_rules(opts.exclude_if_present, caches=opts.exclude_caches),
+            larger_than=larger,
+            one_file_system=opts.one_file_system,
+        )
+
+    def build(self, repo: Repository, plugin: str) -> tuple[str, WalkStats, SinkStats]:
+        """List, have the workers read, build the trees: the root's ID and the run's counters."""
+        opts = self.opts
+        self.settings = TaskSettings(
+            plugin=plugin,
+            stop_event=self.stop_name,
+            progress_topic=self.topic,
+            workers=opts.workers,
+            max_pending=opts.max_pending,
+            read_all=opts.read_all,
+            consistency_retries=opts.consistency_retries,
+        )
+        parent_tree = opts.parent.tree if opts.parent is not None else None
+        self.client.subscribe_topic(self.topic, self._on_progress)
+        try:
+            listing = self._walker(ListingSink(repo.index), repo, {}, listing=True)
+            walk_sources(listing, self.prepared, parent_tree)
+            self._submit()
+            if self.callback is not None:
+                with self._lock:
+                    self.callback.set_size(self._listed_bytes + listing.stats.total_bytes)
+                    # Files taken unread from the parent are done already.
+                    self.callback.relative_update(listing.stats.total_bytes)
+            results = self._gather()
+            with BlobSink(repo, workers=opts.workers, max_pending=opts.max_pending) as sink:
+                previous = listing if isinstance(listing, DeferringObjectWalker) else None
+                walker = self._walker(sink, repo, results, listing=False, previous=previous)
+                try:
+                    root = walk_sources(walker, self.prepared, parent_tree)
+                    sink.flush()
+                except BaseException as e:
+                    sink.abandon(keep=isinstance(e, Cancelled))
+                    raise
+        except Cancelled:
+            self._stop_workers()
+            raise JobCancelled("backup cancelled; no snapshot was written") from None
+        except BaseException:
+            self._stop_workers()
+            raise
+        finally:
+            self.client.unsubscribe_topic(self.topic)
+        walk = walker.stats
+        walk.bytes_read += self.outcome.bytes_read
+        walk.rereads += self.outcome.rereads
+        total = SinkStats(**{name: getattr(sink.stats, name) + getattr(self.outcome, name) for name in _SINK_FIELDS})
+        return root, walk, total
+
+
+_SINK_FIELDS = ("data_blobs_added", "tree_blobs_added", "bytes_added", "bytes_stored", "packs_written")

@@ -1,0 +1,231 @@
+"""What a worker runs: read files, seal and upload their chunks, return their content IDs.
+
+Each task opens a :class:`~snapvault.archiver.sink.BlobSink` on the repository planted on its
+worker (:mod:`snapvault.distributed.transport`), reads its files with the archiver's own
+walkers (so chunks, IDs and change detection are a single-process backup's), then flushes:
+every pack is uploaded and listed in the task's own index file before the task returns. A task
+whose worker dies leaves at worst packs no snapshot references, for a prune; its retry stores
+what it needs again (or reuses what the lost attempt indexed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+from snapvault.archiver.fsspec_source import ObjectWalker, _Object
+from snapvault.archiver.sink import BlobSink
+from snapvault.archiver.walker import Cancelled, Walker
+from snapvault.distributed.items import FileItem, FileResult, ObjectItem, TaskOutcome, file_ident, object_ident
+from snapvault.distributed.transport import worker_context
+from snapvault.pipeline.tree import Node
+
+__all__ = ["TaskSettings", "read_files", "read_objects"]
+
+# How often a task asks whether the run was cancelled, and sends its progress: each is a
+# message to the scheduler, so not per chunk.
+_POLL_S = 0.5
+_PROGRESS_S = 0.25
+
+
+class TaskSettings(NamedTuple):
+    """How a task reads and where it reports (no secret: this travels in the task graph)."""
+
+    plugin: str
+    stop_event: str
+    progress_topic: str
+    workers: int = 2
+    max_pending: int = 24 << 20
+    read_all: bool = False
+    consistency_retries: int | None = None
+
+
+class _StopPoll:
+    """``should_stop`` for a task: the run's cancel event, asked at most every ``_POLL_S``."""
+
+    def __init__(self, name: str) -> None:
+        from distributed import Event
+
+        self._event: Any = Event(name)  # type: ignore[no-untyped-call]
+        self._next = 0.0
+        self._stopped = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self._stopped and now >= self._next:
+            self._next = now + _POLL_S
+            with contextlib.suppress(Exception):  # a scheduler unreachable for a moment: go on
+                self._stopped = bool(self._event.is_set())
+        return self._stopped
+
+
+class _Progress:
+    """``progress`` for a task: bytes read, sent to the driver as worker events, batched."""
+
+    def __init__(self, topic: str) -> None:
+        from distributed import get_worker
+
+        self._worker: Any = get_worker()
+        self._topic = topic
+        self._pending = 0
+        self._sent_at = time.monotonic()
+        #: Every byte reported, sent or not (a file with none was taken unread).
+        self.total = 0
+
+    def __call__(self, n: int, path: str) -> None:
+        self._pending += n
+        self.total += n
+        if time.monotonic() - self._sent_at >= _PROGRESS_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._worker.log_event(self._topic, self._pending)
+            self._pending = 0
+        self._sent_at = time.monotonic()
+
+
+def _outcome(results: list[FileResult], walker: Walker | ObjectWalker, sink: BlobSink) -> TaskOutcome:
+    s = sink.stats
+    return TaskOutcome(
+        results=results,
+        bytes_read=walker.stats.bytes_read,
+        rereads=walker.stats.rereads,
+        data_blobs_added=s.data_blobs_added,
+        tree_blobs_added=s.tree_blobs_added,
+        bytes_added=s.bytes_added,
+        bytes_stored=s.bytes_stored,
+        packs_written=s.packs_written,
+    )
+
+
+@contextlib.contextmanager
+def _flushed(sink: BlobSink, progress: _Progress) -> Any:
+    """Flush the sink at the end (packs and the task's index file); on failure keep what landed."""
+    try:
+        yield
+        sink.flush()
+    except BaseException as e:
+        with contextlib.suppress(Exception):
+            sink.abandon(keep=isinstance(e, Cancelled))
+        raise
+    finally:
+        progress.flush()
+
+
+def read_files(items: list[FileItem], settings: TaskSettings) -> TaskOutcome:
+    """Read local files (on a filesystem the workers share with the driver) and store their chunks."""
+    repo = worker_context(settings.plugin).repo
+    progress = _Progress(settings.progress_topic)
+    results: list[FileResult] = []
+    with BlobSink(repo, workers=settings.workers, max_pending=settings.max_pending) as sink:
+        walker = Walker(
+            sink,
+            repo.chunker,
+            repo.read_tree,
+            use_parent_shortcut=not settings.read_all,
+            progress=progress,
+            should_stop=_StopPoll(settings.stop_event),
+            consistency_retries=settings.consistency_retries,
+        )
+        stats = walker.stats
+        with _flushed(sink, progress):
+            for item in items:
+                errors, inconsistent, reported = len(stats.errors), len(stats.inconsistent), progress.total
+                got = walker.file(item.path, item.node, item.parent)
+                error = stats.errors[-1].error if len(stats.errors) > errors else ""
+                results.append(
+                    FileResult(
+                        item.path,
+                        file_ident(item.node),
+                        None if got is None else got[0],
+                        0 if got is None else got[1],
+                        error=error,
+                        unread=progress.total == reported and got is not None and got[1] > 0,
+                        inconsistent=len(stats.inconsistent) > inconsistent,
+                    )
+                )
+    return _outcome(results, walker, sink)
+
+
+def _directories(items: Iterable[ObjectItem]) -> list[list[ObjectItem]]:
+    """Items grouped by the directory (source and prefix) they lie in, in order."""
+    groups: dict[tuple[str, str], list[ObjectItem]] = {}
+    for item in items:
+        groups.setdefault((item.source, item.path.rstrip("/").rpartition("/")[0]), []).append(item)
+    return list(groups.values())
+
+
+def read_objects(items: list[ObjectItem], settings: TaskSettings) -> TaskOutcome:
+    """Read objects below URL sources and store their chunks."""
+    import fsspec
+
+    context = worker_context(settings.plugin)
+    repo = context.repo
+    progress = _Progress(settings.progress_topic)
+    filesystems: dict[str, Any] = {}
+    results: list[FileResult] = []
+    with BlobSink(repo, workers=settings.workers, max_pending=settings.max_pending) as sink:
+        walker = ObjectWalker(
+            sink,
+            repo.chunker,
+            repo.read_tree,
+            use_parent_shortcut=not settings.read_all,
+            workers=settings.workers,
+            progress=progress,
+            should_stop=_StopPoll(settings.stop_event),
+            consistency_retries=settings.consistency_retries,
+        )
+        stats = walker.stats
+        # The object walker reads one directory's objects at a time, a few ahead on its pool:
+        # the private steps it takes inside its own backup().
+        walker._pool = ThreadPoolExecutor(walker.workers, thread_name_prefix="snapvault-source")
+        try:
+            with _flushed(sink, progress):
+                for group in _directories(items):
+                    source = group[0].source
+                    if source not in filesystems:
+                        filesystems[source] = fsspec.core.url_to_fs(source, **context.source_options)[0]
+                    fs = filesystems[source]
+                    errors, inconsistent = len(stats.errors), len(stats.inconsistent)
+                    nodes = walker._files(
+                        [(_Object(fs, i.path, i.url, i.size, i.mtime_ns, i.xattrs), i.parent) for i in group]
+                    )
+                    results.extend(
+                        _object_results(group, nodes, stats.errors[errors:], stats.inconsistent[inconsistent:])
+                    )
+        finally:
+            walker._pool.shutdown(wait=True, cancel_futures=True)
+            walker._pool = None
+    return _outcome(results, walker, sink)
+
+
+def _object_results(
+    group: list[ObjectItem], nodes: list[Node], errors: Iterable[Any], inconsistent: Iterable[str]
+) -> list[FileResult]:
+    by_name = {n.name: n for n in nodes}
+    error_of = {e.path: e.error for e in errors}
+    changed = set(inconsistent)
+    out = []
+    for i in group:
+        node = by_name.get(i.path.rstrip("/").rsplit("/", 1)[-1])
+        ident = object_ident(i.size, i.mtime_ns, i.xattrs)
+        if node is None:
+            out.append(FileResult(i.url, ident, None, 0, error=error_of.get(i.url, "not read")))
+            continue
+        out.append(
+            FileResult(
+                i.url,
+                ident,
+                node.content,
+                node.size,
+                # The walker hands back the parent's own node for an object it took unread.
+                unread=node is i.parent,
+                inconsistent=i.url in changed,
+                node=node,
+            )
+        )
+    return out

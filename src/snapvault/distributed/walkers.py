@@ -1,0 +1,176 @@
+"""The driver's walkers: the archiver's own, with reading a file's bytes handed to workers.
+
+A distributed backup walks its sources twice on the driver, with the archiver's walkers, so
+that its trees are built by exactly the code a single-process backup uses (same nodes, same
+order, same directories above the sources, same parent shortcuts), and so the same tree IDs:
+
+1. The listing pass (``record`` given) stores nothing: each regular file the walk would read
+   is handed to ``record`` (and batched into tasks) and gets a placeholder content; trees go
+   to a :class:`ListingSink` that keeps nothing. Unchanged files are taken from the parent
+   snapshot as always and never become work.
+2. The final pass (``results`` given) takes each file's chunks from what the workers
+   returned, matched by path and checked against what the listing saw; a file that changed
+   in between is read here, on the driver. This pass stores the trees and yields the root.
+
+Object sources are listed once: the final pass reuses the listing pass's listing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from snapvault.archiver.fsspec_source import ObjectSource, ObjectWalker
+from snapvault.archiver.walker import Cancelled, Walker, WalkStats
+from snapvault.distributed.items import FileItem, FileResult, ObjectItem, file_ident, object_ident
+from snapvault.pipeline.ids import BlobType
+from snapvault.pipeline.index import Index
+from snapvault.pipeline.patterns import PathFilter
+from snapvault.pipeline.tree import Node
+from snapvault.repository.manifest import FileError
+
+__all__ = ["DeferringObjectWalker", "DeferringWalker", "ListingSink", "account"]
+
+_NO_ID = bytes(32)
+
+
+class ListingSink:
+    """Stands in for the sink during the listing pass: answers what the index holds, stores nothing."""
+
+    def __init__(self, index: Index) -> None:
+        self._index = index
+
+    def has(self, bid: bytes) -> bool:
+        """Whether the repository holds ``bid`` where a writer may reuse it."""
+        return self._index.reusable(bid)
+
+    def add(self, btype: BlobType, data: bytes | memoryview, bid: bytes | None = None) -> tuple[bytes, bool]:
+        """Keep nothing; a placeholder ID (the listing pass's trees are thrown away)."""
+        return _NO_ID, False
+
+
+def account(
+    stats: WalkStats, on_file: Callable[[str, int, bool], None] | None, r: FileResult, parent: Node | None
+) -> tuple[tuple[str, ...], int] | None:
+    """Count a worker's result as the archiver's walkers count a file they read themselves."""
+    if r.content is None:
+        stats.errors.append(FileError(path=r.key, error=r.error))
+        return None
+    if r.inconsistent:
+        stats.inconsistent.append(r.key)
+    if parent is None or parent.type != "file":
+        stats.files_new += 1
+    elif parent.content == r.content:
+        stats.files_unchanged += 1
+    else:
+        stats.files_changed += 1
+    stats.total_bytes += r.size
+    if on_file is not None:
+        on_file(r.key, r.size, r.unread)
+    return r.content, r.size
+
+
+class DeferringWalker(Walker):
+    """:class:`~snapvault.archiver.walker.Walker` whose file reads are the workers'.
+
+    Parameters
+    ----------
+    results : dict
+        Workers' results by path (consumed); empty for the listing pass.
+    record : callable, optional
+        The listing pass: called with each file to read instead of reading it.
+    *args, **kwargs
+        As for :class:`Walker`.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        results: dict[str, FileResult],
+        record: Callable[[FileItem], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.results = results
+        self.record = record
+
+    def file(self, path: str, node: Node, parent: Node | None) -> tuple[tuple[str, ...], int] | None:
+        """A file's chunks: the worker's, or a placeholder while listing, or read here if it
+        changed since it was listed."""
+        r = self.results.pop(path, None)
+        if r is not None and r.ident == file_ident(node):
+            return account(self.stats, self.on_file, r, parent)
+        if self.record is not None:
+            self.record(FileItem(path, node, parent))
+            return (), node.size
+        return super().file(path, node, parent)
+
+
+class DeferringObjectWalker(ObjectWalker):
+    """:class:`~snapvault.archiver.fsspec_source.ObjectWalker` whose object reads are the workers'.
+
+    Parameters
+    ----------
+    results, record
+        As for :class:`DeferringWalker` (results by URL).
+    listing : tuple, optional
+        The listing pass's objects and listing errors (the final pass lists nothing again).
+    *args, **kwargs
+        As for :class:`ObjectWalker`.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        results: dict[str, FileResult],
+        record: Callable[[ObjectItem], None] | None = None,
+        listing: tuple[dict[tuple[str, ...], Any], list[FileError]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.results = results
+        self.record = record
+        self.listing = listing
+        self._sources: Sequence[ObjectSource] = ()
+
+    # The overrides below use the object walker's private steps (its listing, its check of an
+    # unchanged object, its node of an object): the price of building trees with its code.
+
+    def _list(self, sources: Sequence[ObjectSource], flt: PathFilter) -> dict[tuple[str, ...], Any]:
+        self._sources = sources
+        if self.listing is not None:
+            objects, errors = self.listing
+            self.stats.errors.extend(errors)
+            return objects
+        before = len(self.stats.errors)
+        objects = super()._list(sources, flt)
+        self.listing = (objects, list(self.stats.errors[before:]))
+        return objects
+
+    def _files(self, entries: list[tuple[Any, Node | None]]) -> list[Node]:
+        nodes: list[Node] = []
+        here: list[tuple[Any, Node | None]] = []
+        for obj, parent in entries:
+            if self.should_stop is not None and self.should_stop():
+                raise Cancelled
+            same = self._unchanged(obj, parent)
+            if same is not None:
+                nodes.append(same)
+                continue
+            r = self.results.pop(obj.url, None)
+            if r is not None and r.ident == object_ident(obj.size, obj.mtime_ns, obj.xattrs):
+                got = account(self.stats, self.on_file, r, parent)
+                if got is not None:
+                    node = r.node if r.node is not None else self._node(obj)
+                    nodes.append(node._replace(content=got[0], size=got[1]))
+            elif self.record is not None:
+                source = next(s.url for s in self._sources if obj.url == s.url or obj.url.startswith(s.url + "/"))
+                self.record(ObjectItem(source, obj.path, obj.url, obj.size, obj.mtime_ns, obj.xattrs, parent))
+                nodes.append(self._node(obj))
+            else:
+                here.append((obj, parent))
+        if here:
+            # No worker's result (its task was lost for good): read here, as a backup on one
+            # machine would.
+            nodes.extend(super()._files(here))
+        return nodes
