@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from examples.service.auth import Principal
 from examples.service.deps import Service, get_service, require
+from examples.service.problems import Problem
 from examples.service.schemas import FailoverRequest
 from fastapi import APIRouter, Depends, Path
 from fastapi.concurrency import run_in_threadpool
@@ -19,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 
 import snapvault as sv
 
-__all__ = ["router"]
+__all__ = ["refuse_stale_primary", "router"]
 
 router = APIRouter(tags=["dr"])
 Svc = Annotated[Service, Depends(get_service)]
@@ -30,10 +31,34 @@ PlanName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 
 def _plan(service: Service, name: str) -> sv.DRPlan:
     """The stored plan ``name``, bound to the service's environment and open repository."""
-    plan = sv.DRPlan.load(service.repo, name)
+    return _bind(service, sv.DRPlan.load(service.repo, name))
+
+
+def _bind(service: Service, plan: sv.DRPlan) -> sv.DRPlan:
     # The site whose URL is the service's repository is reached through the open handle.
     mine = {s.name: service.repo for s in [plan.primary, *plan.replicas] if s.url == service.settings.repository.url}
     return plan.bind(env=service.env, repositories=mine, allowed_hooks=service.settings.jobs.allowed_hooks)
+
+
+def refuse_stale_primary(service: Service, policy: sv.Policy) -> None:
+    """Refuse (409 ``stale-primary``) a backup of ``policy`` when a DR plan stored here covers
+    it and its primary in force is another site.
+
+    ``Engine.run_policy`` refuses such a run itself; ``Engine.submit_policy``, which the
+    service's jobs use, does not check, so the service checks before it submits.
+    """
+    now = service.clock()
+    for plan in sv.DRPlan.stored(service.repo).values():
+        everything = not plan.policies and not plan.tags
+        if not (everything or policy.name in plan.policies or set(policy.tags) & set(plan.tags)):
+            continue
+        site = _bind(service, plan).primary_for(now)
+        if site.url != service.settings.repository.url:
+            raise Problem(
+                409,
+                "stale-primary",
+                f"DR plan {plan.name!r} has failed over to site {site.name!r}: back up there, or fail back",
+            )
 
 
 @router.get("/dr/plans", summary="The DR plans stored in the repository")

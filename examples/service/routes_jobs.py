@@ -8,6 +8,7 @@ from examples.service.auth import Principal
 from examples.service.deps import Service, get_service, require
 from examples.service.jobs import JobRecord, job_events
 from examples.service.problems import Problem
+from examples.service.routes_dr import refuse_stale_primary
 from examples.service.schemas import BackupRequest, JobOut, RestoreRequest
 from examples.service.targets import restore_target
 from fastapi import APIRouter, Depends, Query, status
@@ -29,6 +30,7 @@ async def start_backup(body: BackupRequest, service: Svc, who: Operator) -> JobO
     """Runs ``Engine.submit_policy`` on the stored policy; follow it at ``/jobs/{id}`` or
     ``/jobs/{id}/events``."""
     policy = await run_in_threadpool(service.repo.load_policy, body.policy)
+    await run_in_threadpool(refuse_stale_primary, service, policy)
 
     def make() -> JobRecord:
         job = service.engine.submit_policy(policy)
