@@ -68,9 +68,11 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Check the docs: the public API is documented and the examples run."""
+    """Check the docs (the public API is documented and the examples run), then build the site
+    (Sphinx with MyST and autodoc) into docs/_build/html, warnings as errors."""
     session.install("-e", ".[cli]", *TEST_DEPS)
     session.run("python", "-m", "pytest", "tests/test_public_api.py", "tests/test_examples.py", "-q")
+    session.run("python", "-m", "sphinx", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
 
 
 @nox.session
