@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from snapvault.archiver.progress import file_progress, scan_totals
+from snapvault.archiver.progress import Meter, file_progress, scan_sizes, scan_totals
 from snapvault.archiver.session import BackupOptions, run_backup, source_paths
 from snapvault.archiver.settings import BackupSettings
 from snapvault.errors import ConfigError
@@ -139,12 +139,13 @@ class Engine:
         progress: Callable[[int, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         on_file: Callable[[str, int, bool], None] | None = None,
+        callback: Any = None,
     ) -> Manifest:
         """Back up files and directories and return the new snapshot's manifest.
 
         To run a policy use :meth:`run_policy`. For compatibility a :class:`Policy` given here
         is handed to :meth:`run_policy` (with ``hostname``, ``now``, ``progress``,
-        ``should_stop`` and ``on_file``; the other arguments are ignored).
+        ``should_stop``, ``on_file`` and ``callback``; the other arguments are ignored).
 
         Parameters
         ----------
@@ -193,6 +194,12 @@ class Engine:
             manifest written, uploaded data indexed for reuse).
         on_file : callable, optional
             Called as ``on_file(path, size, unchanged)`` after each regular file.
+        callback : fsspec.callbacks.Callback, optional
+            Told the bytes the backup covers and each stretch done: ``set_size`` with the
+            total of a scan of local sources (an estimate: only ``exclude`` applies; no scan,
+            and so no early size, for URL sources), then ``relative_update`` with the bytes
+            read and the size of each file taken unread from the parent. When the backup
+            completes, ``set_size`` makes the size the exact count, so ``value == size``.
 
         Returns
         -------
@@ -212,11 +219,18 @@ class Engine:
         policy = _as_policy(paths)
         if policy is not None:
             return self.run_policy(
-                policy, hostname=hostname, now=now, progress=progress, should_stop=should_stop, on_file=on_file
+                policy,
+                hostname=hostname,
+                now=now,
+                progress=progress,
+                should_stop=should_stop,
+                on_file=on_file,
+                callback=callback,
             )
         from snapvault.dr.records import check_write_target
 
         tags = list(tags)
+        exclude = list(exclude)
         # A DR plan stored here that covers these tags (or every snapshot) and failed over:
         # this repository is not the primary, and a backup here would fork what it keeps.
         check_write_target(self.repo, self.repo.config.repository_id, None, tags, now, self.settings.clock)
@@ -227,6 +241,10 @@ class Engine:
             parent_m = self.find_parent(sources, host)
         elif parent is not None:
             parent_m = self.repo.resolve(parent)
+        meter = Meter(callback)
+        progress, on_file = meter.backup_hooks(progress, on_file)
+        if meter:
+            _scan(meter, sources, exclude, should_stop)
         opts = BackupOptions(
             paths=sources,
             exclude=list(exclude),
@@ -246,7 +264,9 @@ class Engine:
             should_stop=should_stop,
             on_file=on_file,
         )
-        return run_backup(self.repo, opts).manifest
+        manifest = run_backup(self.repo, opts).manifest
+        meter.finish()
+        return manifest
 
     def submit(self, paths: _Paths, *, callback: Any = None, **options: Any) -> BackupJob:
         """Start :meth:`backup` on a background thread and return its job.
@@ -309,6 +329,7 @@ class Engine:
         progress: Callable[[int, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         on_file: Callable[[str, int, bool], None] | None = None,
+        callback: Any = None,
     ) -> Manifest:
         """Run one backup of ``policy``, record the run, and return the new snapshot's manifest.
 
@@ -320,8 +341,8 @@ class Engine:
         ----------
         policy : Policy
             The policy to run (stored or not).
-        hostname, now, progress, should_stop, on_file
-            As for :meth:`backup`.
+        hostname, now, progress, should_stop, on_file, callback
+            As for :meth:`backup` (the scan covers the policy's sources and excludes).
 
         Returns
         -------
@@ -369,7 +390,11 @@ class Engine:
         check_write_target(
             self.repo, self.repo.config.repository_id, policy.name, list(policy.tags), now, self.settings.clock
         )
-        return run_policy(
+        meter = Meter(callback)
+        progress, on_file = meter.backup_hooks(progress, on_file)
+        if meter:
+            _scan(meter, policy.sources, policy.exclude, should_stop)
+        manifest = run_policy(
             self.repo,
             self.settings,
             policy,
@@ -380,6 +405,8 @@ class Engine:
             on_file=on_file,
             allowed_hooks=self.allowed_hooks,
         )
+        meter.finish()
+        return manifest
 
     def submit_policy(
         self, policy: Policy, *, callback: Any = None, hostname: str | None = None, now: datetime | None = None
@@ -428,6 +455,13 @@ class Engine:
         from snapvault.policy.run import policy_stats
 
         return policy_stats(self.repo, policy if isinstance(policy, str) else policy.name, last=last)
+
+
+def _scan(meter: Meter, sources: Iterable[str], exclude: Iterable[str], should_stop: Callable[[], bool] | None) -> None:
+    """Tell ``meter`` the estimated bytes of a backup of local ``sources``."""
+    totals = scan_sizes(sources, exclude, should_stop)
+    if totals is not None:
+        meter.size(totals[1])
 
 
 def _hostname() -> str:

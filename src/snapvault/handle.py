@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from snapvault.repository.repo import Repository as _FormatRepository
 
@@ -50,6 +50,7 @@ class Repository(_FormatRepository):
         *,
         read_data_subset: float | None = None,
         seed: int | None = None,
+        callback: Any = None,
     ) -> CheckReport:
         """Verify the repository; see :func:`snapvault.maintenance.check.check_repository`.
 
@@ -61,10 +62,16 @@ class Repository(_FormatRepository):
             Do that for a random fraction (0, 1] of the packs instead.
         seed : int, optional
             Seeds the choice of that subset.
+        callback : fsspec.callbacks.Callback, optional
+            Counts the bytes of the packs read when packs are read (the size is set before
+            the snapshots are walked), else the snapshots checked; ``value == size`` once the
+            check completes.
         """
         from snapvault.maintenance.check import check_repository
 
-        return check_repository(self, read_data=read_data, read_data_subset=read_data_subset, seed=seed)
+        return check_repository(
+            self, read_data=read_data, read_data_subset=read_data_subset, seed=seed, callback=callback
+        )
 
     # -- replication -----------------------------------------------------------------------
 
@@ -75,11 +82,28 @@ class Repository(_FormatRepository):
         *,
         workers: int | None = None,
         should_stop: Callable[[], bool] | None = None,
+        callback: Any = None,
     ) -> CopyResult:
         """Copy snapshots (default: all) from this repository into ``dst``.
 
         Only blobs ``dst`` lacks are uploaded, and a snapshot copied before is skipped; see
         :mod:`snapvault.maintenance.copy`.
+
+        Parameters
+        ----------
+        dst : Repository
+            The destination.
+        snapshots : iterable of str or Manifest, optional
+            Which to copy (IDs, prefixes, ``latest`` or manifests); default all.
+        workers : int, optional
+            Threads that encode what is uploaded; default the number of CPUs.
+        should_stop : callable, optional
+            Polled before each blob is read; returning True stops the copy.
+        callback : fsspec.callbacks.Callback, optional
+            Counts the file bytes the copied snapshots hold: ``set_size`` with their recorded
+            total before the first is copied (snapshots already in ``dst`` are not counted),
+            ``relative_update`` as each file's data is in ``dst`` (uploaded or found there);
+            ``value == size`` once the copy completes.
 
         Raises
         ------
@@ -88,7 +112,7 @@ class Repository(_FormatRepository):
         """
         from snapvault.maintenance.copy import copy_snapshots
 
-        return copy_snapshots(self, dst, snapshots, workers=workers, should_stop=should_stop)
+        return copy_snapshots(self, dst, snapshots, workers=workers, should_stop=should_stop, callback=callback)
 
     # -- policies --------------------------------------------------------------------------
 
@@ -430,6 +454,7 @@ class Repository(_FormatRepository):
         max_repack: float = 0.1,
         max_unused: float = 0.05,
         writer_timeout: timedelta = timedelta(hours=1),
+        callback: Any = None,
     ) -> PruneResult:
         """Free the space no snapshot uses, safely while other machines back up; see
         :mod:`snapvault.maintenance.prune` and docs/design.md ("Prune").
@@ -446,6 +471,11 @@ class Repository(_FormatRepository):
             Repack until the unused space is at most this fraction of the live data.
         writer_timeout : timedelta
             A writer whose record is older is taken for crashed (at least 30 minutes).
+        callback : fsspec.callbacks.Callback, optional
+            Counts the bytes of the packs dealt with: deleted (or rescued) and read to be
+            repacked. The size is set once the snapshots are walked, and grows when this
+            run's own mark is carried out; ``value == size`` once the prune completes (0 for
+            a dry run).
 
         Raises
         ------
@@ -463,6 +493,7 @@ class Repository(_FormatRepository):
             max_repack=max_repack,
             max_unused=max_unused,
             writer_timeout=writer_timeout,
+            callback=callback,
         )
 
     # -- repair ----------------------------------------------------------------------------

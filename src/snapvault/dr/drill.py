@@ -98,8 +98,7 @@ def drill_site(
                 place.target,
                 target_options=place.options or None,
                 include=[f"/{p}" for p in files] if sample != "all" else (),
-                on_plan=None if callback is None else lambda _files, nbytes: callback.set_size(nbytes),
-                progress=None if callback is None else lambda nbytes, _path: callback.relative_update(nbytes),
+                callback=callback,
             )
             restore_s = clock() - t2
             bad = next((e for e in result.errors if e.kind != "skipped"), None)

@@ -64,6 +64,31 @@ def _aware(now: datetime) -> datetime:
     return now
 
 
+class _SiteShare:
+    """One site's copy as a replication's callback sees it: the sizes and updates the copy
+    reports add to what the sites before it did (the fsspec ``Callback`` members a copy
+    uses)."""
+
+    def __init__(self, parent: Any) -> None:
+        self.parent = parent
+        self.base = parent.value
+        self.size: int | None = None
+        self.value = 0
+
+    def set_size(self, size: int) -> None:
+        self.size = size
+        self.parent.set_size(self.base + size)
+
+    def relative_update(self, inc: int = 1) -> None:
+        self.value += inc
+        self.parent.relative_update(inc)
+
+    def settle(self) -> None:
+        """The site is done with, copied or failed: what it did is its share."""
+        if self.parent.size != self.parent.value:
+            self.parent.set_size(self.parent.value)
+
+
 def _error_line(e: BaseException) -> str:
     return " ".join((str(e) or type(e).__name__).split())
 
@@ -234,7 +259,10 @@ class DRPlan(PlanSpec):
         now : datetime
             Timezone-aware; the records' time and the base of the lag.
         callback : fsspec.callbacks.Callback, optional
-            Told the number of sites (``set_size``) and one step per site done.
+            Counts the file bytes copied, over every site in turn: its size grows by the
+            bytes each site lacks (the totals the snapshots record) as its copy starts, and
+            ``relative_update`` follows each file copied. A site that fails is settled with
+            what it did, so ``value == size`` once the run returns.
 
         Returns
         -------
@@ -259,14 +287,15 @@ class DRPlan(PlanSpec):
         covered = [m for m in src.snapshots() if self.covers(m)]
         newest = max((m.time for m in covered), default=None)
         others = [s for s in self.sites if s.name != primary.name]
-        if callback is not None:
-            callback.set_size(len(others))
         results = []
         for site in others:
             dst, error = opened.get(site.name), failed.get(site.name)
-            results.append(self._replicate_one(src, site, dst, error, covered, newest, now))
-            if callback is not None:
-                callback.relative_update(1)
+            share = None if callback is None else _SiteShare(callback)
+            results.append(self._replicate_one(src, site, dst, error, covered, newest, now, share))
+            if share is not None:
+                share.settle()
+        if callback is not None:
+            _SiteShare(callback).settle()  # no site to copy to: a size of 0
         result = ReplicateResult(self.name, now, primary.name, results)
         for rec in results:
             records.save_record(src, rec)
@@ -282,6 +311,7 @@ class DRPlan(PlanSpec):
         covered: list[Manifest],
         newest: datetime | None,
         now: datetime,
+        callback: Any = None,
     ) -> ReplicationRecord:
         base: dict[str, Any] = {"id": uuid.uuid4().hex, "plan": self.name, "site": site.name, "time": now}
         t0 = self._clock()
@@ -291,7 +321,7 @@ class DRPlan(PlanSpec):
                 raise error
             records.sync_records(src, dst, self.name, _SYNCED)
             records.sync_policies(src, dst, self, now)
-            copied = src.copy_snapshots(dst, covered)
+            copied = src.copy_snapshots(dst, covered, callback=callback)
             have = [m.time for m in dst.snapshots() if self.covers(m)] if copied.copied else None
         except SnapvaultError as e:
             return ReplicationRecord(

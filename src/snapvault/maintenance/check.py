@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random as _random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from snapvault.archiver.progress import Meter
 from snapvault.errors import IntegrityError, SnapvaultError
 from snapvault.pipeline.blob import blob_size_error
 from snapvault.pipeline.ids import BlobType, object_hasher
@@ -137,6 +138,7 @@ def check_repository(
     read_data: bool = False,
     read_data_subset: float | None = None,
     seed: int | None = None,
+    callback: Any = None,
 ) -> CheckReport:
     """Check a repository.
 
@@ -148,7 +150,16 @@ def check_repository(
 
     Packs that no index lists are reported as warnings: an interrupted backup leaves them,
     and a later backup or prune deals with them.
+
+    ``callback`` (an fsspec ``Callback``) counts bytes of packs when packs are read
+    (``set_size`` with the bytes of the packs chosen, before the snapshots are walked; a pack
+    that cannot be read whole counts as done when it is given up on), and otherwise
+    snapshots (``set_size`` with their number, one ``relative_update`` each). Once the check
+    completes ``value == size``.
     """
+    if read_data_subset and not read_data and not 0 < read_data_subset <= 1:
+        raise ValueError("read_data_subset must be a fraction in (0, 1]")
+    meter = Meter(callback)
     report = CheckReport()
     _check_keys(repo, report)
     quarantined = repo.quarantined_packs()
@@ -177,21 +188,25 @@ def check_repository(
         else:
             report.warnings.append(f"pack {name} is not in any index (left by an interrupted backup)")
 
-    blob_paths = _check_snapshots(repo, index, report)
-
+    names: list[str] = []
     if read_data or read_data_subset:
+        # Chosen before the walk (the choice depends on the index and the seed only), so the
+        # callback knows the bytes to read from the start.
         names = sorted(p.hex() for p in index.packs if p.hex() in stored)
         if read_data_subset and not read_data:
-            if not 0 < read_data_subset <= 1:
-                raise ValueError("read_data_subset must be a fraction in (0, 1]")
             rng = _random.Random(seed)
             k = max(1, round(len(names) * read_data_subset)) if names else 0
             names = sorted(rng.sample(names, k))
+        meter.size(sum(stored[name] for name in names))
+    blob_paths = _check_snapshots(repo, index, report, None if names or read_data else meter)
+
+    if names:
         by_pack: dict[bytes, list[tuple[bytes, BlobLocation]]] = {}
         for bid, loc in index.items():
             by_pack.setdefault(loc.pack_id, []).append((bid, loc))
         for name in names:
-            _read_pack(repo, by_pack.get(bytes.fromhex(name), []), name, stored[name], report, blob_paths)
+            _read_pack(repo, by_pack.get(bytes.fromhex(name), []), name, stored[name], report, blob_paths, meter)
+    meter.finish()
     return report
 
 
@@ -278,16 +293,25 @@ def _stored_index(repo: CheckRepository, quarantined: frozenset[bytes], report: 
     return index
 
 
-def _check_snapshots(repo: CheckRepository, index: Index, report: CheckReport) -> dict[bytes, tuple[str, str]]:
-    """Walk every snapshot's trees; return blob -> (snapshot, path) for naming damage."""
+def _check_snapshots(
+    repo: CheckRepository, index: Index, report: CheckReport, meter: Meter | None = None
+) -> dict[bytes, tuple[str, str]]:
+    """Walk every snapshot's trees; return blob -> (snapshot, path) for naming damage.
+    ``meter``, if given, counts the snapshots."""
     seen_trees: dict[str, int] = {}
     where: dict[bytes, tuple[str, str]] = {}
-    for sid in repo.snapshot_ids():
+    sids = repo.snapshot_ids()
+    if meter is not None:
+        meter.size(len(sids))
+    for sid in sids:
         try:
             m = repo.load_manifest(sid)
         except SnapvaultError as e:
             report.problems.append(Problem("snapshot", str(e), snapshot=sid, key=layout.snapshot_key(sid)))
             continue
+        finally:
+            if meter is not None:
+                meter.add(1)
         report.snapshots += 1
         for problem in _walk(repo, index, m.tree, "", sid, seen_trees, where):
             report.problems.append(problem)
@@ -367,12 +391,38 @@ def _read_pack(
     size: int,
     report: CheckReport,
     where: dict[bytes, tuple[str, str]],
+    meter: Meter | None = None,
 ) -> None:
     """Read one pack in windows: hash it against its name and open every indexed blob in it.
 
     Memory stays at a window plus the largest blob, whatever the pack's size: the bytes kept
-    from one window to the next are only those of a blob that straddles them.
+    from one window to the next are only those of a blob that straddles them. ``meter``
+    counts the bytes read, and the rest of the pack's ``size`` once it is done with, read
+    whole or not.
     """
+    told = [0]
+
+    def count(n: int) -> None:
+        told[0] += n
+        if meter is not None:
+            meter.add(n)
+
+    try:
+        _read_pack_windows(repo, blobs, name, size, report, where, count)
+    finally:
+        count(max(0, size - told[0]))
+
+
+def _read_pack_windows(
+    repo: CheckRepository,
+    blobs: list[tuple[bytes, BlobLocation]],
+    name: str,
+    size: int,
+    report: CheckReport,
+    where: dict[bytes, tuple[str, str]],
+    count: Callable[[int], None],
+) -> None:
+    """The body of :func:`_read_pack`; tells ``count`` of each window read."""
     pid = bytes.fromhex(name)
     try:
         header = {e.id: e for e in repo.read_pack_header(pid, size)}
@@ -396,6 +446,7 @@ def _read_pack(
                 break
             hasher.update(chunk)
             pos += len(chunk)
+            count(len(chunk))
             keep = pending[i][1].offset if i < len(pending) else pos
             keep = min(max(keep, buf_start), pos)
             buf = buf[keep - buf_start :] + chunk if keep < pos - len(chunk) else chunk[keep - (pos - len(chunk)) :]

@@ -16,8 +16,9 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from snapvault.archiver.progress import Meter
 from snapvault.archiver.sink import BlobSink, SinkRepository
 from snapvault.errors import JobCancelled
 from snapvault.pipeline.ids import BlobType
@@ -97,14 +98,25 @@ class CopyResult:
 
 
 class _Copier:
-    def __init__(self, src: CopySource, dst: CopyDestination, sink: BlobSink, should_stop: Callable[[], bool] | None):
+    def __init__(
+        self,
+        src: CopySource,
+        dst: CopyDestination,
+        sink: BlobSink,
+        should_stop: Callable[[], bool] | None,
+        meter: Meter,
+    ) -> None:
         self.src = src
         self.dst = dst
         self.sink = sink
         self.same_ids = src.content_id_fingerprint == dst.content_id_fingerprint
         self.trees: dict[str, str] = {}
+        # The file bytes below each tree copied, counted again when a later snapshot of the
+        # same run shares the tree (its recorded total counts them too).
+        self.tree_bytes: dict[str, int] = {}
         self.blobs: dict[str, str] = {}
         self.should_stop = should_stop
+        self.meter = meter
 
     def blob(self, hex_id: str) -> str:
         known = self.blobs.get(hex_id)
@@ -124,19 +136,27 @@ class _Copier:
     def tree(self, hex_id: str) -> str:
         known = self.trees.get(hex_id)
         if known is not None:
+            self.meter.add(self.tree_bytes[hex_id])
             return known
         # Every tree is walked even when the destination has it: an interrupted run may have
         # landed a tree's pack before the packs of what it references.
         nodes = self.src.read_tree(hex_id)
         new_nodes = []
+        nbytes = 0
         for n in nodes:
             if n.type == "dir" and n.subtree is not None:
-                n = n._replace(subtree=self.tree(n.subtree))
+                sub = n.subtree
+                n = n._replace(subtree=self.tree(sub))
+                nbytes += self.tree_bytes[sub]
             elif n.content:
                 n = n._replace(content=tuple(self.blob(c) for c in n.content))
+            if n.type == "file":
+                self.meter.add(n.size)
+                nbytes += n.size
             new_nodes.append(n)
         out = self.sink.add(BlobType.TREE, encode_tree(new_nodes))[0].hex()
         self.trees[hex_id] = out
+        self.tree_bytes[hex_id] = nbytes
         return out
 
 
@@ -147,8 +167,15 @@ def copy_snapshots(
     *,
     workers: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    callback: Any = None,
 ) -> CopyResult:
     """Copy snapshots (default: all) from ``src`` into ``dst``; see the module docstring.
+
+    ``callback`` (an fsspec ``Callback``) counts the file bytes of the snapshots copied:
+    ``set_size`` with the totals their manifests record (those already in ``dst`` are not
+    counted) before the first is copied, ``relative_update`` as each file's data is in
+    ``dst``; a size the manifests got wrong is set right when the copy completes, so then
+    ``value == size``.
 
     Raises
     ------
@@ -161,14 +188,21 @@ def copy_snapshots(
     # The source handle may have loaded its index before these snapshots were written.
     src.refresh_index()
     present = {m.copied_from for m in dst.snapshots() if m.copied_from} | set(dst.snapshot_ids())
+
+    def there(m: Manifest) -> bool:
+        # Present as itself, as a copy of it, or as the original it is a copy of: copies
+        # between several repositories (a DR plan's sites, after a failover) never loop.
+        return m.id in present or (m.copied_from is not None and m.copied_from in present)
+
+    ordered = sorted(chosen, key=lambda x: (x.time, x.id))
+    meter = Meter(callback)
+    meter.size(sum(max(0, m.stats.total_bytes) for m in ordered if not there(m)))
     mapping: dict[str, str] = {}
     result = CopyResult()
     with dst.writer_session() as session, BlobSink(dst, workers=workers or os.cpu_count() or 2) as sink:
-        copier = _Copier(src, dst, sink, should_stop)
-        for m in sorted(chosen, key=lambda x: (x.time, x.id)):
-            # Present as itself, as a copy of it, or as the original it is a copy of: copies
-            # between several repositories (a DR plan's sites, after a failover) never loop.
-            if m.id in present or (m.copied_from is not None and m.copied_from in present):
+        copier = _Copier(src, dst, sink, should_stop, meter)
+        for m in ordered:
+            if there(m):
                 result.skipped.append(m.id)
                 continue
             try:
@@ -186,4 +220,5 @@ def copy_snapshots(
             result.copied.append((m.id, new.id))
         result.blobs_uploaded = sink.stats.data_blobs_added + sink.stats.tree_blobs_added
         result.bytes_uploaded = sink.stats.bytes_stored
+    meter.finish()
     return result

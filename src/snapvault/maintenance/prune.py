@@ -28,8 +28,9 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
+from snapvault.archiver.progress import Meter
 from snapvault.archiver.sink import SinkRepository
 from snapvault.errors import AppendOnlyError, ConfigError, IntegrityError, PruneError, SnapvaultError
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer
@@ -209,6 +210,7 @@ def prune(
     max_unused: float = 0.05,
     writer_timeout: timedelta = timedelta(hours=1),
     rekey: frozenset[bytes] = frozenset(),
+    callback: Any = None,
 ) -> PruneResult:
     """Free the space no snapshot uses; see the module docstring.
 
@@ -228,6 +230,12 @@ def prune(
     rekey : frozenset of bytes
         Packs to repack whatever their use (reason ``rekey``; not bounded by ``max_repack``):
         a key rotation's rewrite passes the packs a retired key sealed.
+    callback : fsspec.callbacks.Callback, optional
+        Counts the bytes of the packs dealt with: each pack of a ripe mark once it is deleted
+        (or rescued), each pack repacked once it is read. ``set_size`` comes after the
+        snapshots are walked (the ripe marks' packs), again once the packs to repack are
+        chosen, and again when this run's own mark is carried out; ``value == size`` once
+        the prune completes (both 0 for a dry run, which deals with nothing).
 
     Raises
     ------
@@ -246,13 +254,20 @@ def prune(
         raise ConfigError(f"writer_timeout must be at least {MIN_WRITER_TIMEOUT} (writers refresh every 10 minutes)")
     if repo.append_only and not dry_run:
         raise AppendOnlyError(f"the repository at {repo.url} is opened append-only: prune deletes, so it is refused")
-    run = _Run(repo, now, dry_run, writer_timeout)
-    return run.go(max_repack, max_unused, rekey)
+    run = _Run(repo, now, dry_run, writer_timeout, Meter(callback))
+    result = run.go(max_repack, max_unused, rekey)
+    run.meter.finish()
+    return result
 
 
 class _Run:
-    def __init__(self, repo: PruneRepository, now: datetime, dry_run: bool, writer_timeout: timedelta) -> None:
+    def __init__(
+        self, repo: PruneRepository, now: datetime, dry_run: bool, writer_timeout: timedelta, meter: Meter
+    ) -> None:
         self.repo = repo
+        self.meter = meter
+        # The bytes ``meter`` was told it will count, grown as more work is known.
+        self.planned = 0
         self.now = now
         self.dry_run = dry_run
         self.writer_timeout = writer_timeout
@@ -357,7 +372,10 @@ class _Run:
         # Snapshots are listed after the writers: a writer not seen live has committed by now.
         live, snapshot_ids = self._live_blobs()
         repo.refresh_index()
-        size_before = sum(size for _, size in repo.packs())
+        listed = dict(repo.packs())
+        size_before = sum(listed.values())
+        if not self.dry_run:
+            self._plan({name for m in ripe for p in m.packs if (name := p.hex()) in listed}, listed)
         for m in ripe:
             if not self.dry_run:
                 self._carry_out(m, live)
@@ -381,12 +399,15 @@ class _Run:
             result_marks = 1
             # The mark exists before any copy: from now on no writer dedups against these packs.
             repo.refresh_index()
+            self._grow(sum(packs.size[p] for p in repack))
             repacked = self._repack(repack, packs, live)
             # Ripe already unless a writer ran across it: then a later prune carries it out.
             live_writers, _ = self._writers()
             if self._ripe(name, live_writers):
                 live, _ = self._live_blobs(snapshot_ids, live)
-                self._carry_out(repo.deletion_marks()[name], live)
+                mark = repo.deletion_marks()[name]
+                self._plan({p.hex() for p in mark.packs}, dict(repo.packs()))
+                self._carry_out(mark, live)
             else:
                 self.notes.append(f"{len(live_writers)} writer(s) running: {len(to_delete)} pack(s) wait for them")
         policies = self._old_policy_records()
@@ -428,6 +449,16 @@ class _Run:
             live_writers=len(live_writers),
             notes=self.notes,
         )
+
+    def _plan(self, names: set[str], listed: dict[str, int]) -> None:
+        """Tell the meter of the packs ``names`` (hex) a carry-out will deal with, by their
+        listed sizes (a pack no longer listed is skipped by the carry-out too)."""
+        self._grow(sum(listed[n] for n in names if n in listed))
+
+    def _grow(self, nbytes: int) -> None:
+        """``nbytes`` more to deal with: the meter's size grows."""
+        self.planned += nbytes
+        self.meter.size(self.planned)
 
     def _choose(
         self,
@@ -514,6 +545,7 @@ class _Run:
 
         for pid in sorted(repack):
             data = repo.read_pack(pid)
+            self.meter.add(packs.size[pid])
             for e in repo.pack_header(data):
                 if e.id not in live or e.id in copied or idx.reusable(e.id):
                     continue
@@ -562,8 +594,10 @@ class _Run:
                 del stored[pid]
                 self.deleted_packs += 1
                 self.deleted_bytes += size
+                self.meter.add(size)
                 continue
             self.rescued += 1
+            self.meter.add(size)
             if pid not in idx.packs:
                 kept_unindexed.append((pid, needed))
         # Every index file listing a pack of the mark that is gone goes too (the mark's own,

@@ -143,6 +143,7 @@ class Restorer:
         verify_existing: bool = False,
         numeric_owner: bool = False,
         sparse: bool = True,
+        callback: Any = None,
     ) -> RestoreResult:
         """Restore a snapshot into ``target``.
 
@@ -220,6 +221,10 @@ class Restorer:
             written (a file that had holes comes back with them; so does a file of zeros
             that had none). The content is the same either way; ``bytes_written`` and progress
             count the file's full length. False writes every byte (a fully allocated file).
+        callback : fsspec.callbacks.Callback, optional
+            ``set_size`` with the bytes to restore (``on_plan``'s, before the first file is
+            written), then ``relative_update`` as ``progress`` is called (bytes written, and
+            a damaged file's bytes not written); once the restore completes ``value == size``.
 
         Raises
         ------
@@ -282,6 +287,7 @@ class Restorer:
                 blob_id=self.repo.blob_id,
             )
         writes = plan_writes(plan)
+        progress, finish = _metered(callback, writes.bytes, progress)
         if on_plan is not None:
             on_plan(writes.files, writes.bytes)
         writer: TargetWriter | FsspecWriter
@@ -310,6 +316,7 @@ class Restorer:
         result.errors.sort(key=lambda e: e.path)
         if should_stop is not None and should_stop():
             raise JobCancelled(f"restore cancelled after {result.files} files; no partial file was left")
+        finish()
         return result
 
     def submit(
@@ -373,6 +380,32 @@ class Restorer:
             return self.restore(snapshot, target, should_stop=should_stop, **options)
 
         return await run_cancellable(work)
+
+
+def _metered(
+    callback: Any, total: int, progress: Callable[[int, str], None] | None
+) -> tuple[Callable[[int, str], None] | None, Callable[[], None]]:
+    """Tell ``callback`` (an fsspec Callback, or None) the ``total`` bytes to restore, and
+    return the ``progress`` that also counts on it (it is called from the writing threads, so
+    under a lock) and what to call once the restore completed."""
+    if callback is None:
+        return progress, lambda: None
+    lock = threading.Lock()
+    callback.set_size(total)
+
+    def count(n: int, path: str) -> None:
+        with lock:
+            callback.relative_update(n)
+        if progress is not None:
+            progress(n, path)
+
+    def finish() -> None:
+        # A file the target refused by name was planned but never counted: the size follows.
+        with lock:
+            if callback.value != callback.size:
+                callback.set_size(callback.value)
+
+    return count, finish
 
 
 def _drop_oversized(plan: PlannedDir) -> list[tuple[Node, str]]:
