@@ -291,7 +291,7 @@ class SnapshotFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is
 
     @property
     def fsid(self) -> str:
-        """``snapvault-<repository ID>``: the same for every handle on one repository."""
+        """The same for every handle on one repository (``snapvault-<repository ID>``)."""
         return f"{PROTOCOL}-{self.repository.config.repository_id}"
 
     # -- paths and refs --------------------------------------------------------------------
