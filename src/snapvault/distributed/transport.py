@@ -36,6 +36,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from snapvault.repository import layout
 from snapvault.repository.config import MasterKeys, RepoConfig
 from snapvault.repository.repo import Repository, get_limited
+from snapvault.storage.base import Store
+from snapvault.storage.wrappers import RetryingStore
 
 __all__ = ["RepositoryPlugin", "planted", "worker_context"]
 
@@ -71,7 +73,7 @@ class RepositoryPlugin(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         """Open the repository on this worker (its config is read and checked against the keys)."""
-        store = pickle.loads(self.store_bytes)  # bytes the driver pickled for this plugin
+        store = _rebuilt(pickle.loads(self.store_bytes))  # bytes the driver pickled for this plugin
         config_bytes = get_limited(store, layout.CONFIG)
         keys = MasterKeys.from_json(self.keys_json)
         # The same check Repository.open makes: keys that do not belong to this config
@@ -105,7 +107,9 @@ def planted(client: Any, repo: Repository, source_options: dict[str, Any] | None
     name = _PLUGIN_PREFIX + secrets.token_hex(8)
     # Parts of the format's handle, read here because this module is what moves a handle to
     # another process; nothing else outside the repository layer touches them.
-    plugin = RepositoryPlugin(pickle.dumps(repo.store), repo.master_keys.to_json(), dict(source_options or {}))
+    plugin = RepositoryPlugin(
+        pickle.dumps(_portable(repo.store)), repo.master_keys.to_json(), dict(source_options or {})
+    )
     client.register_plugin(plugin, name=name)
     try:
         yield name
@@ -113,6 +117,24 @@ def planted(client: Any, repo: Repository, source_options: dict[str, Any] | None
         # A cluster shutting down has dropped it already.
         with contextlib.suppress(Exception):
             client.unregister_worker_plugin(name)
+
+
+def _portable(store: Store) -> Any:
+    """What rebuilds ``store`` in another process: the store itself, or for a retrying
+    wrapper (which holds a lock) its settings and what it wraps."""
+    if isinstance(store, RetryingStore):
+        settings = {"attempts": store.attempts, "base_delay": store.base_delay, "max_delay": store.max_delay}
+        return ("retrying", settings, _portable(store.inner))
+    return ("store", store)
+
+
+def _rebuilt(portable: Any) -> Store:
+    kind, *rest = portable
+    if kind == "retrying":
+        settings, inner = rest
+        return RetryingStore(_rebuilt(inner), **settings)
+    store: Store = rest[0]
+    return store
 
 
 def worker_context(name: str) -> WorkerContext:

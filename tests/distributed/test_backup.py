@@ -1,0 +1,191 @@
+"""distributed_backup on a LocalCluster of two processes: the single-process snapshot, restored exactly."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fsspec.callbacks import Callback
+
+import snapvault as sv
+from snapvault.archiver.session import BackupOptions, run_backup
+from snapvault.errors import JobCancelled
+from tests.conftest import FAST_KDF, PASSWORD
+from tests.treecompare import assert_same_tree
+
+distributed = pytest.importorskip("distributed")
+
+from snapvault.distributed import distributed_backup  # noqa: E402 - after the skip
+
+
+def _tree(root: Path, seed: int = 1) -> Path:
+    """Files of many sizes (empty, small, several chunks), nested, with a symlink and an empty dir."""
+    rnd = random.Random(seed)
+    src = root / "src"
+    for d in range(3):
+        (src / f"d{d}" / "sub").mkdir(parents=True)
+        for f in range(8):
+            (src / f"d{d}" / f"f{f}.bin").write_bytes(rnd.randbytes(rnd.choice([0, 10, 5000, 200_000])))
+        (src / f"d{d}" / "sub" / "big").write_bytes(rnd.randbytes(1_500_000))
+    (src / "empty").mkdir()
+    (src / "link").symlink_to("d0/f1.bin")
+    return src
+
+
+def _subtree(repo: sv.Repository, tree: str, path: Path) -> str:
+    """The tree ID of directory ``path`` in a snapshot's root ``tree``."""
+    for name in path.parts[1:]:
+        tree = next(n.subtree for n in repo.read_tree(tree) if n.name == name and n.subtree is not None)
+    return tree
+
+
+def _single(repo: sv.Repository, paths: list[str], **kw: Any) -> sv.Manifest:
+    return run_backup(repo, BackupOptions(paths=paths, **kw)).manifest
+
+
+def test_local_source_gives_the_single_process_trees_and_restores_exactly(
+    client: Any, local_repo: sv.Repository, tmp_path: Path
+) -> None:
+    src = _tree(tmp_path)
+    m = distributed_backup(local_repo, [str(src)], client, task_files=4, task_bytes=1 << 20)
+    assert m.paths == [str(src)]
+    assert m.stats.files_new == 3 * 9
+    assert m.stats.total_bytes == sum(p.stat().st_size for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    # The workers stored the data (more than one task's packs), the driver the trees.
+    assert m.stats.data_blobs_added > 0
+    assert m.stats.packs_written >= 2
+    assert _single(local_repo, [str(src)]).tree == m.tree
+    target = tmp_path / "restored"
+    result = sv.Restorer(local_repo).restore(m.id, str(target))
+    assert not result.errors
+    assert_same_tree(src, target / str(src).lstrip("/"))
+    assert local_repo.check(read_data=True).ok
+
+
+def test_incremental_skips_unchanged_files_and_matches_single_process(
+    client: Any, local_repo: sv.Repository, tmp_path: Path
+) -> None:
+    src = _tree(tmp_path)
+    first = distributed_backup(local_repo, [str(src)], client, task_files=5)
+    (src / "d1" / "f3.bin").write_bytes(b"changed content")
+    (src / "d2" / "new.txt").write_bytes(b"new file")
+    (src / "d0" / "f0.bin").unlink()
+    second = distributed_backup(local_repo, [str(src)], client, parent=first, task_files=5)
+    assert (second.stats.files_new, second.stats.files_changed, second.stats.files_removed) == (1, 1, 1)
+    assert second.stats.files_unchanged == 3 * 9 - 2
+    # Only the two new contents were read.
+    assert second.stats.bytes_read == len(b"changed content") + len(b"new file")
+    single = _single(local_repo, [str(src)], parent=first)
+    assert single.tree == second.tree
+    assert (single.stats.files_new, single.stats.files_changed, single.stats.files_unchanged) == (
+        second.stats.files_new,
+        second.stats.files_changed,
+        second.stats.files_unchanged,
+    )
+
+
+def test_s3_source_into_s3_repository(client: Any, s3_bucket: Any, tmp_path: Path) -> None:
+    opts = s3_bucket.storage_options
+    repo = sv.Repository.init(s3_bucket.url_for("repo"), PASSWORD, kdf=FAST_KDF, storage_options=opts)
+    rnd = random.Random(7)
+    objects = {f"src/{d}/o{i}": rnd.randbytes(rnd.choice([0, 100, 70_000, 1_200_000])) for d in "ab" for i in range(6)}
+    objects["src/top"] = b"top"
+    for key, data in objects.items():
+        s3_bucket.fs.pipe_file(s3_bucket.path(key), data)
+    url = s3_bucket.url_for("src")
+    m = distributed_backup(repo, [url], client, source_options=opts, task_files=3)
+    assert m.paths == [url]
+    assert m.stats.files_new == len(objects)
+    assert _single(repo, [url], source_options=opts).tree == m.tree
+    result = sv.Restorer(repo).restore(m.id, str(tmp_path / "out"))
+    assert not result.errors
+    for key, data in objects.items():
+        assert (tmp_path / "out" / s3_bucket.name / key).read_bytes() == data
+    # Unchanged objects are neither listed as work nor read again.
+    again = distributed_backup(repo, [url], client, source_options=opts, parent=m)
+    assert again.tree == m.tree
+    assert again.stats.bytes_read == 0
+    assert again.stats.files_unchanged == len(objects)
+    assert repo.check().ok
+
+
+class _Recorder(Callback):  # type: ignore[misc]
+    def __init__(self, on_update: Any = None) -> None:
+        super().__init__()
+        self.updates: list[int] = []
+        self.on_update = on_update
+
+    def relative_update(self, inc: int = 1) -> None:
+        self.updates.append(inc)
+        if self.on_update is not None:
+            self.on_update(self)
+        super().relative_update(inc)
+
+
+def test_progress_of_the_workers_reaches_one_callback_on_the_driver(
+    client: Any, local_repo: sv.Repository, tmp_path: Path
+) -> None:
+    src = _tree(tmp_path)
+    cb = _Recorder()
+    m = distributed_backup(local_repo, [str(src)], client, callback=cb, task_files=3)
+    # The bytes the workers read came as their events (none are read on the driver).
+    assert sum(cb.updates) > 0
+    assert max(cb.updates) > 0
+    assert cb.size == cb.value == m.stats.total_bytes
+
+
+def test_no_secret_stays_on_the_workers_after_the_run(client: Any, local_repo: sv.Repository, tmp_path: Path) -> None:
+    src = _tree(tmp_path)
+    distributed_backup(local_repo, [str(src)], client)
+    plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
+    assert all(not any(name.startswith("snapvault") for name in names) for names in plugins.values())
+
+
+def test_cancelling_stops_the_workers_and_commits_nothing(
+    client: Any, local_repo: sv.Repository, tmp_path: Path
+) -> None:
+    src = _tree(tmp_path)
+    stop = threading.Event()
+    cb = _Recorder(lambda rec: stop.set() if sum(rec.updates) > 0 else None)
+    with pytest.raises(JobCancelled):
+        distributed_backup(local_repo, [str(src)], client, callback=cb, should_stop=stop.is_set, task_files=1)
+    assert local_repo.snapshot_ids() == []
+    # The run is over for the cluster too: nothing of it is still being processed.
+    assert not any(k.startswith("snapvault-read") for keys in client.processing().values() for k in keys)
+    assert local_repo.check().ok
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_the_snapshot_commits(
+    local_repo: sv.Repository, tmp_path: Path
+) -> None:
+    src = _tree(tmp_path)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = sorted(client.run(os.getpid).values())
+        killed: list[int] = []
+
+        def kill_once(rec: _Recorder) -> None:
+            if not killed and sum(rec.updates) > 0:
+                killed.append(pids[0])
+                os.kill(pids[0], signal.SIGKILL)
+
+        m = distributed_backup(local_repo, [str(src)], client, callback=_Recorder(kill_once), task_files=1)
+        assert killed
+        # At least one task was running on the killed worker, and ran again elsewhere.
+        lost = [t for t in cluster.scheduler.transition_log if t[1] == "processing" and t[2] == "released"]
+        assert any(str(t[0]).startswith("snapvault-read") for t in lost)
+    # The source's tree, not the root's: the worker started in place of the killed one wrote
+    # its scratch space into the temporary folder above the source, changing its mtime.
+    assert _subtree(local_repo, _single(local_repo, [str(src)]).tree, src) == _subtree(local_repo, m.tree, src)
+    sv.Restorer(local_repo).restore(m.id, str(tmp_path / "out"))
+    assert_same_tree(src, tmp_path / "out" / str(src).lstrip("/"))
+    assert local_repo.check(read_data=True).ok
