@@ -8,10 +8,12 @@ through autodoc and napoleon.
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
 from sphinx.application import Sphinx
+from sphinx.util.inspect import stringify_signature
 
 import snapvault
 
@@ -120,7 +122,43 @@ def _split_attribute_entries(app: Sphinx, what: str, name: str, obj: object, opt
     lines[:] = out
 
 
+# pydantic's own members of a model (its configuration, and the methods it generates) are
+# documented by pydantic; a method a model overrides with a docstring of its own stays.
+_PYDANTIC_ATTRIBUTES = frozenset({"model_config", "model_fields", "model_computed_fields"})
+
+
+def _skip_pydantic_member(app: Sphinx, what: str, name: str, obj: object, skip: bool, options: object) -> bool | None:
+    if name in _PYDANTIC_ATTRIBUTES:
+        return True
+    module = getattr(getattr(obj, "__func__", obj), "__module__", None) or ""
+    return True if name.startswith("model_") and module.startswith("pydantic") else None
+
+
+def _init_signature(
+    app: Sphinx,
+    what: str,
+    name: str,
+    obj: object,
+    options: object,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str, str | None] | None:
+    """A class whose metaclass hides its signature behind ``__call__(*args, **kwargs)`` (an
+    fsspec filesystem's instance cache) is shown with its ``__init__``'s parameters."""
+    if what != "class" or signature != "(*args, **kwargs)" or "__init__" not in vars(obj):
+        return None
+    init = vars(obj)["__init__"]
+    try:
+        sig = inspect.signature(init, eval_str=True)
+    except NameError:  # an annotation only a type checker can resolve
+        sig = inspect.signature(init)
+    parameters = list(sig.parameters.values())[1:]  # without self
+    return stringify_signature(sig.replace(parameters=parameters), show_return_annotation=False), None
+
+
 def setup(app: Sphinx) -> None:
     app.connect("include-read", _readme_links)
     # Before napoleon (priority 500), which turns the sections into fields.
     app.connect("autodoc-process-docstring", _split_attribute_entries, priority=400)
+    app.connect("autodoc-skip-member", _skip_pydantic_member)
+    app.connect("autodoc-process-signature", _init_signature)
