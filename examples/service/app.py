@@ -72,7 +72,12 @@ def create_app(
         repo=repo,
         engine=sv.Engine(repo, workers=jobs.workers, clock=clock, allowed_hooks=jobs.allowed_hooks),
         restorer=sv.Restorer(repo),
-        jobs=JobRegistry(max_active=jobs.max_active, history=jobs.history),
+        jobs=JobRegistry(
+            max_active=jobs.max_active,
+            max_running=jobs.max_running or os.cpu_count() or 1,
+            history=jobs.history,
+            clock=clock,
+        ),
         tokens=TokenStore(settings.auth.tokens),
         limiter=FailureLimiter(settings.auth.max_failures, settings.auth.window_s, monotonic or time.monotonic),
         clock=clock,

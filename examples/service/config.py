@@ -105,7 +105,9 @@ class JobSettings(_Frozen):
     Attributes
     ----------
     max_active : int
-        Jobs running at once; another request is refused (503) until one ends.
+        Jobs queued or running; another request is refused (503) until one ends.
+    max_running : int, optional
+        Jobs running at once (default: the number of CPUs); the others wait in a queue.
     history : int
         Finished jobs kept for ``GET /jobs``.
     workers : int, optional
@@ -117,6 +119,7 @@ class JobSettings(_Frozen):
     """
 
     max_active: int = Field(default=32, ge=1)
+    max_running: int | None = Field(default=None, ge=1)
     history: int = Field(default=200, ge=1)
     workers: int | None = Field(default=None, ge=1)
     allowed_hooks: list[str] = Field(default_factory=list)

@@ -42,9 +42,14 @@ class Service:
         return self.snapfs().snapshot(ref)
 
 
-def get_service(request: Request) -> Service:
+def service_of(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
+
+
+async def get_service(request: Request) -> Service:
+    # async: FastAPI would run a plain function in its thread pool, a hop per request.
+    return service_of(request)
 
 
 # auto_error=False: a missing header is answered by `require`, as a problem document.
@@ -66,7 +71,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
     ) -> Principal:
-        service = get_service(request)
+        service = service_of(request)
         client = _client(request)
         wait = service.limiter.retry_after(client)
         if wait is not None:

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from examples.service.auth import Principal
 from examples.service.deps import Service, get_service, require
 from examples.service.jobs import JobRecord, job_events
-from examples.service.problems import Problem
 from examples.service.routes_dr import refuse_stale_primary
 from examples.service.schemas import BackupRequest, JobOut, RestoreRequest
 from examples.service.targets import restore_target
@@ -32,11 +31,10 @@ async def start_backup(body: BackupRequest, service: Svc, who: Operator) -> JobO
     policy = await run_in_threadpool(service.repo.load_policy, body.policy)
     await run_in_threadpool(refuse_stale_primary, service, policy)
 
-    def make() -> JobRecord:
-        job = service.engine.submit_policy(policy)
-        return JobRecord(job, "backup", service.clock(), who.name, policy=policy.name)
-
-    return service.jobs.start(make).to_out()
+    record = JobRecord(
+        lambda: service.engine.submit_policy(policy), "backup", service.clock(), who.name, policy=policy.name
+    )
+    return service.jobs.start(record).to_out()
 
 
 @router.post("/jobs/restore", status_code=status.HTTP_202_ACCEPTED, summary="Start a restore")
@@ -54,21 +52,20 @@ async def start_restore(body: RestoreRequest, service: Svc, who: Operator) -> Jo
     manifest = await run_in_threadpool(resolve)
     kind = "point-in-time" if body.at is not None else "selective" if body.include or body.exclude else "full"
 
-    def make() -> JobRecord:
-        job = service.restorer.submit(manifest, str(target), include=body.include, exclude=body.exclude)
-        where = f"{body.target_root}:{body.target_path}"
-        return JobRecord(
-            job,
-            "restore",
-            service.clock(),
-            who.name,
-            policy=manifest.policy,
-            snapshot=manifest.id,
-            restore_type=kind,
-            target=where,
-        )
+    def launch() -> sv.RestoreJob:
+        return service.restorer.submit(manifest, str(target), include=body.include, exclude=body.exclude)
 
-    return service.jobs.start(make).to_out()
+    record = JobRecord(
+        launch,
+        "restore",
+        service.clock(),
+        who.name,
+        policy=manifest.policy,
+        snapshot=manifest.id,
+        restore_type=kind,
+        target=f"{body.target_root}:{body.target_path}",
+    )
+    return service.jobs.start(record).to_out()
 
 
 @router.get("/jobs", summary="Recent jobs, newest first")
@@ -90,12 +87,11 @@ async def get_job(job_id: str, service: Svc, _: Viewer) -> JobOut:
 
 @router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, summary="Cancel a job")
 async def cancel_job(job_id: str, service: Svc, _: Operator) -> JobOut:
-    """Asks the job to stop at its next file or chunk boundary: a cancelled backup writes no
-    snapshot, a cancelled restore leaves no half-written file. 409 if it has ended."""
+    """A queued job never starts; a running one stops at its next file or chunk boundary: a
+    cancelled backup writes no snapshot, a cancelled restore leaves no half-written file.
+    409 if it has ended."""
     record = service.jobs.get(job_id)
-    if record.job.done:
-        raise Problem(409, "job-finished", f"job {job_id} has already ended ({record.job.status.value})")
-    record.job.cancel()
+    service.jobs.cancel(record)
     return record.to_out()
 
 
@@ -106,8 +102,9 @@ async def cancel_job(job_id: str, service: Svc, _: Operator) -> JobOut:
     responses={200: {"content": {"text/event-stream": {}}, "description": "started, progress..., then the end"}},
 )
 async def job_event_stream(job_id: str, service: Svc, _: Viewer) -> StreamingResponse:
-    """``event: started``, ``progress`` events (coalesced), then one of ``completed``,
-    ``failed`` or ``cancelled``, and the stream ends. Each ``data`` is the job's JSON."""
+    """``event: queued`` (a job waiting for a slot), ``started``, ``progress`` events
+    (coalesced), then one of ``completed``, ``failed`` or ``cancelled``, and the stream ends.
+    Each ``data`` is the job's JSON."""
     record = service.jobs.get(job_id)
     return StreamingResponse(
         job_events(record, service.settings.jobs.progress_interval_s),

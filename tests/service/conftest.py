@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,11 +99,18 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def wait_done(w: World, job_id: str, timeout: float = 60) -> None:
+    """Wait until the job ``job_id`` has ended (queued jobs included)."""
+    record = w.app.state.service.jobs.get(job_id)
+    deadline = time.monotonic() + timeout
+    while not record.done:
+        assert time.monotonic() < deadline, f"job {job_id} still running"
+        time.sleep(0.01)
+
+
 def finish(w: World) -> None:
     """Stop what a test left running (a failed test may leave a job behind)."""
-    for job in w.app.state.service.jobs.all_jobs():
-        job.cancel()
-        job.wait(30)
+    w.app.state.service.jobs.shutdown(30)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from examples.service.app import create_app
 from examples.service.auth import FailureLimiter, TokenStore, allows, hash_token, new_token
 from examples.service.config import TokenEntry
 
-from tests.service.conftest import ROLES, World, build_world, finish, in_process
+from tests.service.conftest import ROLES, World, build_world, finish, in_process, wait_done
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ async def _finished_job(w: World) -> str:
     r = await w.client.post("/jobs/backup", json={"policy": "docs"}, headers=w.auth("operator"))
     assert r.status_code == 202
     job_id: str = r.json()["id"]
-    w.app.state.service.jobs.get(job_id).job.wait(30)
+    wait_done(w, job_id)
     return job_id
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import snapvault as sv
 from tests.conftest import write
-from tests.service.conftest import BIG, World, build_world, finish, tree_files
+from tests.service.conftest import BIG, World, build_world, finish, tree_files, wait_done
 
 pytestmark = pytest.mark.anyio
 
@@ -196,8 +196,38 @@ async def test_jobs_beyond_the_limit_are_refused_with_503(tmp_path: Path) -> Non
         assert second.status_code == 503
         assert second.json()["type"] == "urn:snapvault:problem:too-many-jobs"
         assert second.headers["retry-after"] == "5"
-        w.app.state.service.jobs.get(first.json()["id"]).job.wait(30)
+        wait_done(w, first.json()["id"])
         third = await w.client.post("/jobs/backup", json={"policy": "docs"}, headers=w.auth("operator"))
         assert third.status_code == 202
+    finally:
+        finish(w)
+
+
+async def test_jobs_beyond_max_running_wait_in_a_queue_and_a_queued_one_can_be_cancelled(tmp_path: Path) -> None:
+    hook = "sleep 0.3"
+    w = build_world(tmp_path, allowed_hooks=[hashlib.sha256(hook.encode()).hexdigest()], max_running=1)
+    try:
+        slow = sv.Policy(name="slow", sources=[str(w.source)], pre_hooks=[hook])
+        await w.client.put("/policies/slow", json=json.loads(slow.to_json()), headers=w.auth("admin"))
+        op, viewer = w.auth("operator"), w.auth("viewer")
+        first = (await w.client.post("/jobs/backup", json={"policy": "slow"}, headers=op)).json()
+        second = (await w.client.post("/jobs/backup", json={"policy": "docs"}, headers=op)).json()
+        third = (await w.client.post("/jobs/backup", json={"policy": "docs"}, headers=op)).json()
+        assert first["status"] == "running"
+        assert (second["status"], second["started"], third["status"]) == ("pending", None, "pending")
+        r = await w.client.post(f"/jobs/{third['id']}/cancel", headers=op)
+        assert (r.status_code, r.json()["status"]) == (202, "cancelled")
+        assert r.json()["ended"] is not None
+        # The queued job's stream says so, then follows it once it runs.
+        events = parse_events((await w.client.get(f"/jobs/{second['id']}/events", headers=viewer)).text)
+        assert [k for k, _ in events][:2] == ["queued", "started"]
+        assert events[-1][0] == "completed"
+        first_done = (await w.client.get(f"/jobs/{first['id']}", headers=viewer)).json()
+        assert first_done["status"] == "completed"
+        assert events[1][1]["started"] >= first_done["ended"]  # it waited for the first
+        cancelled = parse_events((await w.client.get(f"/jobs/{third['id']}/events", headers=viewer)).text)
+        assert [k for k, _ in cancelled] == ["cancelled"]
+        assert (await w.client.post(f"/jobs/{third['id']}/cancel", headers=op)).status_code == 409
+        assert len(w.repo.snapshots()) == 4  # two before, and the first and second jobs'
     finally:
         finish(w)
