@@ -19,9 +19,10 @@ from examples.service.auth import FailureLimiter, TokenStore
 from examples.service.config import Settings, settings_from_env
 from examples.service.deps import Service
 from examples.service.jobs import JobRegistry
-from examples.service.problems import install_handlers
-from examples.service.schemas import Health
+from examples.service.problems import MEDIA_TYPE, install_handlers
+from examples.service.schemas import Health, ProblemDoc
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import snapvault as sv
 
@@ -95,14 +96,72 @@ def create_app(
     )
     app.state.service = service
     install_handlers(app)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # The problem document's schema, which PROBLEM_RESPONSES refer to.
+        doc = generate()
+        doc.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+            "ProblemDoc", ProblemDoc.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/health", tags=["service"], summary="The service answers (no authentication)")
     async def health() -> Health:
         return Health()
 
     for module in (routes_policies, routes_jobs, routes_snapshots, routes_dr):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=PROBLEM_RESPONSES)
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDoc"}}},
+    }
+
+
+#: The errors every authenticated route may answer, documented as problem documents.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _problem("No valid bearer token"),
+    403: _problem("The token's role may not do this"),
+    422: _problem("The request does not validate"),
+    429: _problem("Too many failed authentications from this address"),
+}
+
+
+class SecurityHeaders:
+    """Headers every response carries: no sniffing, no framing, no caching of API data."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in self.HEADERS if k not in names]
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 _app: FastAPI | None = None

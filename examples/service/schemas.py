@@ -17,6 +17,7 @@ __all__ = [
     "Health",
     "JobOut",
     "JobProgress",
+    "ProblemDoc",
     "RestoreRequest",
     "SnapshotOut",
 ]
@@ -24,6 +25,17 @@ __all__ = [
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ProblemDoc(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    type: str = Field(description="urn:snapvault:problem:<slug>, stable per kind of error")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(default=None, description="invalid-request: each field and why")
 
 
 class Health(BaseModel):

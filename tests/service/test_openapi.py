@@ -19,8 +19,14 @@ def test_the_document_describes_bearer_auth_the_policy_schema_and_problem_respon
     put = doc["paths"]["/policies/{name}"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Policy"}
     assert set(doc["components"]["schemas"]["Policy"]["required"]) == {"name", "sources"}
-    # Every authenticated operation names the bearer scheme; /health alone does not.
+    # Every authenticated operation names the bearer scheme and documents its refusals as
+    # problem documents; /health alone needs no token.
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDoc"}}}
     for path, ops in doc["paths"].items():
         for op in ops.values():
             assert ("security" in op) == (path != "/health"), path
+            if path != "/health":
+                for status in ("401", "403", "422", "429"):
+                    assert op["responses"][status]["content"] == problem, (path, status)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
     json.dumps(doc)  # serialisable as committed

@@ -89,3 +89,14 @@ def test_library_errors_map_to_stable_types_and_statuses(error: Exception, statu
 def test_only_library_errors_are_mapped() -> None:
     assert library_problem(RuntimeError("x")) is None
     assert library_problem(ValueError("x")) is None
+
+
+async def test_every_response_carries_the_security_headers(world: World) -> None:
+    for r in (
+        await world.client.get("/health"),
+        await world.client.get("/stats", headers=world.auth("viewer")),
+        await world.client.get("/stats"),
+    ):
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["cache-control"] == "no-store"
