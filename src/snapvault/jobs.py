@@ -59,7 +59,7 @@ class Progress:
 
 @dataclass(frozen=True)
 class JobEvent:
-    """One event of :meth:`Job.events`.
+    """One event of ``async for event in job.events()`` (a :class:`BackupJob` or :class:`RestoreJob`).
 
     Attributes
     ----------

@@ -168,7 +168,7 @@ class RepairSnapshotsRepository(CommitRepository, Protocol):
 
 @dataclass(frozen=True)
 class RepairIndexResult:
-    """What :func:`repair_index` did.
+    """What :meth:`Repository.repair_index` did.
 
     Attributes
     ----------
@@ -245,7 +245,7 @@ class SnapshotRepair:
 
 @dataclass(frozen=True)
 class RepairSnapshotsResult:
-    """What :func:`repair_snapshots` did (or, in a dry run, would do).
+    """What :meth:`Repository.repair_snapshots` did (or, in a dry run, would do).
 
     Attributes
     ----------
