@@ -40,9 +40,9 @@ source_suffix = {".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 
-# MyST: ``{include}`` of the README, heading anchors so that links such as
-# ``format.md#trees`` resolve, and ``:::`` fences for notes.
-myst_enable_extensions = ["colon_fence", "deflist"]
+# MyST: ``:::`` fences for admonitions, and anchors on headings (down to ###) so that a link
+# such as ``format.md#trees`` finds its section.
+myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 
 # The docstrings are numpydoc; napoleon turns their sections into Sphinx fields.
