@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -148,6 +149,47 @@ def test_the_guide_is_the_readme_with_links_between_pages(site: Path) -> None:
     # README links to docs/format.md; on the site that is the page next to the guide.
     assert 'href="format.html"' in guide
     assert 'href="docs/format.md"' not in guide
+
+
+def snapvault_commands(page: Path) -> list[tuple[str, list[str]]]:
+    """Each ``snapvault ...`` line of a page's bash blocks (continuations joined), as
+    (line, arguments after the program name); ``VAR=value`` prefixes are dropped."""
+    found = []
+    for block in re.findall(r"```bash\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            while words and re.match(r"[A-Za-z_]\w*=", words[0]):
+                words.pop(0)
+            if words and Path(words[0]).name == "snapvault":
+                found.append((line.strip(), words[1:]))
+    return found
+
+
+def test_every_command_on_the_pages_names_real_commands_and_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from snapvault.cli.main import run
+
+    for name in ("SNAPVAULT_REPOSITORY", "SNAPVAULT_OPTIONS_FILE", "SNAPVAULT_PASSWORD_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    # The root options are processed before a subcommand's --help: its options file is read.
+    options = tmp_path / "options.json"
+    options.write_text("{}", encoding="utf-8")
+    assert run(["backup", "x", "--no-such-option", "--help"]) == 2  # what a wrong command gives
+    capsys.readouterr()
+    pages = [DOCS / "tutorial.md", *sorted((DOCS / "howto").glob("*.md"))]
+    checked = 0
+    for page in pages:
+        for line, args in snapvault_commands(page):
+            previous = ["", *args[:-1]]
+            argv = [str(options) if p == "--options-file" else a for p, a in zip(previous, args, strict=True)]
+            # --help after the arguments: click rejects an unknown command or option while it
+            # parses them, then prints the help of the command they name instead of running it.
+            code = run([*argv, "--help"])
+            err = capsys.readouterr().err
+            assert code == 0, f"{page.name}: {line}\n{err}"
+            checked += 1
+    assert checked >= 30
 
 
 def test_a_warning_fails_the_build(tmp_path: Path) -> None:
