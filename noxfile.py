@@ -20,8 +20,8 @@ TEST_DEPS = [
     "nbclient>=0.10",
     "nbformat>=5.10",
     "ipykernel>=6.29",
-    "sphinx>=7.2",
-    "myst-parser>=2",
+    "sphinx>=7.2.5",
+    "myst-parser>=3",
     # examples/service and its tests (in-process and over uvicorn on loopback)
     "fastapi>=0.110",
     "uvicorn>=0.29",
