@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import pickle
 import random
 import signal
 import threading
@@ -37,11 +39,21 @@ def _tree(root: Path, seed: int = 1) -> Path:
     return src
 
 
-def _subtree(repo: sv.Repository, tree: str, path: Path) -> str:
-    """The tree ID of directory ``path`` in a snapshot's root ``tree``."""
-    for name in path.parts[1:]:
-        tree = next(n.subtree for n in repo.read_tree(tree) if n.name == name and n.subtree is not None)
-    return tree
+def _same_source_tree(repo: sv.Repository, a: sv.Manifest, b: sv.Manifest, src: Path) -> bool:
+    """Whether two snapshots hold the same tree for ``src`` below the same directories.
+
+    The directories above the source are compared by their entries' names only: their
+    metadata is the temporary folder's, which anything on this machine may touch between two
+    backups (a worker started in place of a killed one writes its scratch space there).
+    """
+    ta, tb = a.tree, b.tree
+    for name in src.parts[1:]:
+        na, nb = repo.read_tree(ta), repo.read_tree(tb)
+        if [n.name for n in na] != [n.name for n in nb]:
+            return False
+        ta = next(n.subtree for n in na if n.name == name and n.subtree is not None)
+        tb = next(n.subtree for n in nb if n.name == name and n.subtree is not None)
+    return ta == tb
 
 
 def _single(repo: sv.Repository, paths: list[str], **kw: Any) -> sv.Manifest:
@@ -59,7 +71,7 @@ def test_local_source_gives_the_single_process_trees_and_restores_exactly(
     # The workers stored the data (more than one task's packs), the driver the trees.
     assert m.stats.data_blobs_added > 0
     assert m.stats.packs_written >= 2
-    assert _single(local_repo, [str(src)]).tree == m.tree
+    assert _same_source_tree(local_repo, _single(local_repo, [str(src)]), m, src)
     target = tmp_path / "restored"
     result = sv.Restorer(local_repo).restore(m.id, str(target))
     assert not result.errors
@@ -81,7 +93,7 @@ def test_incremental_skips_unchanged_files_and_matches_single_process(
     # Only the two new contents were read.
     assert second.stats.bytes_read == len(b"changed content") + len(b"new file")
     single = _single(local_repo, [str(src)], parent=first)
-    assert single.tree == second.tree
+    assert _same_source_tree(local_repo, single, second, src)
     assert (single.stats.files_new, single.stats.files_changed, single.stats.files_unchanged) == (
         second.stats.files_new,
         second.stats.files_changed,
@@ -146,6 +158,37 @@ def test_no_secret_stays_on_the_workers_after_the_run(client: Any, local_repo: s
     assert all(not any(name.startswith("snapvault") for name in names) for names in plugins.values())
 
 
+class _GraphRecorder(distributed.diagnostics.plugin.SchedulerPlugin):  # type: ignore[misc]
+    """Keeps every task the scheduler is given, pickled as the scheduler holds it."""
+
+    def __init__(self) -> None:
+        self.specs: list[bytes] = []
+
+    def update_graph(self, scheduler: Any, *, tasks: list[Any], **kwargs: Any) -> None:
+        for key in tasks:
+            ts = scheduler.tasks.get(key)
+            if ts is not None and str(key).startswith("snapvault"):
+                self.specs.append(pickle.dumps(ts.run_spec))
+
+
+def test_the_task_graph_holds_no_key(client: Any, local_repo: sv.Repository, tmp_path: Path) -> None:
+    src = _tree(tmp_path)
+    client.register_plugin(_GraphRecorder(), name="graph-recorder")
+    try:
+        distributed_backup(local_repo, [str(src)], client, task_files=5)
+        specs = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins["graph-recorder"].specs)
+    finally:
+        client.unregister_scheduler_plugin("graph-recorder")
+    assert len(specs) >= 2
+    # The recorder sees what the tasks carry (the files' paths)...
+    assert all(str(src).encode() in spec for spec in specs)
+    # ... and no secret among it.
+    keys = local_repo.master_keys
+    secrets = [keys.encryption_key, keys.id_key, base64.b64encode(keys.encryption_key), base64.b64encode(keys.id_key)]
+    assert not [s for s in secrets for spec in specs if s in spec]
+    assert not [spec for spec in specs if PASSWORD.encode() in spec]
+
+
 def test_cancelling_stops_the_workers_and_commits_nothing(
     client: Any, local_repo: sv.Repository, tmp_path: Path
 ) -> None:
@@ -155,9 +198,16 @@ def test_cancelling_stops_the_workers_and_commits_nothing(
     with pytest.raises(JobCancelled):
         distributed_backup(local_repo, [str(src)], client, callback=cb, should_stop=stop.is_set, task_files=1)
     assert local_repo.snapshot_ids() == []
-    # The run is over for the cluster too: nothing of it is still being processed.
+    # The run is over for the cluster too: no task of it is still scheduled or running.
     assert not any(k.startswith("snapvault-read") for keys in client.processing().values() for k in keys)
-    assert local_repo.check().ok
+    running = client.run(lambda dask_worker: [str(ts.key) for ts in dask_worker.state.executing])
+    assert not any(k.startswith("snapvault-read") for keys in running.values() for k in keys)
+    # What the stopped tasks stored is indexed (the next backup reuses it), and no writer is left.
+    assert local_repo.list_keys("writers") == []
+    report = local_repo.check()
+    assert report.ok
+    assert report.packs > 0
+    assert report.warnings == []
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_the_snapshot_commits(
@@ -183,9 +233,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_snapshot_commits(
         # At least one task was running on the killed worker, and ran again elsewhere.
         lost = [t for t in cluster.scheduler.transition_log if t[1] == "processing" and t[2] == "released"]
         assert any(str(t[0]).startswith("snapvault-read") for t in lost)
-    # The source's tree, not the root's: the worker started in place of the killed one wrote
-    # its scratch space into the temporary folder above the source, changing its mtime.
-    assert _subtree(local_repo, _single(local_repo, [str(src)]).tree, src) == _subtree(local_repo, m.tree, src)
+    assert _same_source_tree(local_repo, _single(local_repo, [str(src)]), m, src)
     sv.Restorer(local_repo).restore(m.id, str(tmp_path / "out"))
     assert_same_tree(src, tmp_path / "out" / str(src).lstrip("/"))
     assert local_repo.check(read_data=True).ok

@@ -45,6 +45,9 @@ DEFAULT_TASK_BYTES = 256 << 20
 DEFAULT_TASK_FILES = 2000
 # How often the driver looks at its tasks and at should_stop while waiting.
 _WAIT_S = 0.1
+# How long a cancelled or failed run waits for its tasks still running on workers to stop
+# (each asks whether to stop twice a second, then flushes what it read).
+_DRAIN_S = 60.0
 
 
 def distributed_backup(
@@ -201,6 +204,8 @@ class _Run:
         self._listed_bytes = 0
         self._lock = threading.Lock()
         self.settings: TaskSettings | None = None
+        #: The finished tasks' counters, summed.
+        self.outcome = TaskOutcome()
 
     # -- progress ----------------------------------------------------------------------------
 
@@ -253,7 +258,6 @@ class _Run:
     def _gather(self) -> dict[str, FileResult]:
         """Every task's results by path (or URL); raise Cancelled when asked to stop."""
         results: dict[str, FileResult] = {}
-        self.outcome = TaskOutcome()
         pending = list(self.futures)
         while pending:
             if self.opts.should_stop is not None and self.opts.should_stop():
@@ -275,12 +279,27 @@ class _Run:
         return results
 
     def _stop_workers(self) -> None:
+        """Stop every task of this run and wait (bounded) until none still runs on a worker.
+
+        Cancelling a future does not interrupt a task already running: the run's event asks
+        it to stop at its next chunk, and it then flushes and indexes what it stored, so the
+        next backup reuses it. Waiting for that means that when the run raises, nothing of it
+        is still reading or writing.
+        """
         from distributed import Event
+
+        prefix = f"snapvault-read-{self.token}-"
+
+        def running(dask_worker: Any) -> int:
+            return sum(1 for ts in dask_worker.state.executing if str(ts.key).startswith(prefix))
 
         try:
             event: Any = Event(self.stop_name, client=self.client)  # type: ignore[no-untyped-call]
             event.set()
             self.client.cancel(self.futures)
+            deadline = time.monotonic() + _DRAIN_S
+            while any(self.client.run(running).values()) and time.monotonic() < deadline:
+                time.sleep(_WAIT_S)
         except Exception:  # noqa: BLE001 - the original failure is the one to report
             pass
 
