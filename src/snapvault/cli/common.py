@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -209,28 +208,6 @@ def open_source(
         flag="--from-insecure-no-password",
         max_kdf_memory_kib=max_kdf_memory_kib,
     )
-
-
-def progress(enabled: bool) -> Callable[[int, str], None] | None:
-    """A progress line on stderr (bytes so far and the current path), redrawn at most 5 times a second."""
-    if not enabled:
-        return None
-    state = {"bytes": 0, "last": 0.0}
-
-    def report(n: int, path: str) -> None:
-        state["bytes"] += n
-        now = time.monotonic()
-        if now - state["last"] >= 0.2:
-            state["last"] = now
-            shown = path if len(path) <= 50 else "..." + path[-47:]
-            click.echo(f"\r{state['bytes'] / 2**20:10.1f} MiB  {shown:<50}", nl=False, err=True)
-
-    return report
-
-
-def clear_progress(enabled: bool) -> None:
-    if enabled:
-        click.echo("\r" + " " * 72 + "\r", nl=False, err=True)
 
 
 def manifest_json(m: Manifest) -> dict[str, Any]:

@@ -372,13 +372,15 @@ def replicate(obj: Context, plan_name: str | None, as_json: bool) -> None:
     """Copy to every site of PLAN (default: of every stored plan) the covered snapshots it
     lacks, from the primary in force; exit 1 if a site was not replicated."""
 
+    from snapvault.cli.progress import bar
     from snapvault.errors import SnapvaultError
 
     docs: list[dict[str, Any]] = []
     failed: list[str] = []
     for p in _plans(obj, plan_name):
         try:
-            result = _bind(obj, p, ("pre_replicate", "post_replicate")).replicate(now=_now())
+            with bar(f"replicate {p.name}") as b:
+                result = _bind(obj, p, ("pre_replicate", "post_replicate")).replicate(now=_now(), callback=b)
         except SnapvaultError as e:
             if plan_name is not None:
                 raise
@@ -472,6 +474,7 @@ def _drill_error(rec: DrillRecord) -> str:
 def drill(obj: Context, plan_name: str, site: str | None, as_json: bool) -> None:
     """Restore from a site of PLAN for real, verify every byte, and measure it; exit 1 if a
     drill failed (its line names the snapshot, the path and the pack)."""
+    from snapvault.cli.progress import bar
     from snapvault.dr.plan import DRPlan
     from snapvault.errors import DrillFailed
 
@@ -483,7 +486,8 @@ def drill(obj: Context, plan_name: str, site: str | None, as_json: bool) -> None
         targets = [s.name for s in p.sites if s.name != primary]
     records = []
     for name in targets:
-        rec = p.drill(site=name, now=_now())
+        with bar(f"drill {name}") as b:
+            rec = p.drill(site=name, now=_now(), callback=b)
         _say_drill(rec)
         records.append(rec)
     if as_json:

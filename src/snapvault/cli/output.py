@@ -7,6 +7,9 @@ per-item errors, notes and the final error, each one line, and with ``--json`` e
 JSON object (``{"level": ..., "message": ...}``; the final error adds ``type`` and
 ``exit_code``), so a program can read both streams without parsing prose.
 
+Progress (:mod:`snapvault.cli.progress`) is drawn on stderr only when stdout and stderr are
+both terminals, and neither with ``--json`` nor with ``--quiet``.
+
 ``--quiet`` hides progress and summary lines (listings, documents, warnings and errors stay);
 ``--verbose`` (``-v``, ``-vv``) adds detail lines, on stdout, or as JSON lines on stderr so
 that stdout stays one document.
@@ -80,7 +83,8 @@ def verbosity() -> int:
 
 
 def show_progress(tty: bool) -> bool:
-    """A progress line only on a terminal, and neither with --json nor with --quiet."""
+    """Progress only on a terminal (``tty``: stdout and stderr both are one), and neither with
+    --json nor with --quiet."""
     return tty and not _settings.json and _settings.verbosity >= 0
 
 

@@ -253,6 +253,7 @@ def policy_remove(obj: Context, name: str, as_json: bool) -> None:
 
 def _run_one(repo: Repository, pol: Policy) -> Manifest:
     from snapvault import Engine
+    from snapvault.cli.progress import bar
     from snapvault.errors import HookError
     from snapvault.policy.hooks import hook_hash, shell_hooks
 
@@ -267,7 +268,10 @@ def _run_one(repo: Repository, pol: Policy) -> Manifest:
                 f"(sha256 {digest}); review it ('snapvault policy show {pol.name}'), then allow it "
                 f"with 'snapvault policy allow-hooks {pol.name}' or add the hash to {path}"
             )
-    return Engine(repo, allowed_hooks=allowed).run_policy(pol)
+    with bar(f"policy {pol.name}") as b:
+        return Engine(repo, allowed_hooks=allowed).run_policy(
+            pol, callback=b, on_file=None if b is None else lambda path, _size, _unchanged: b.file_done(path)
+        )
 
 
 @click.command(name="run")
@@ -315,13 +319,16 @@ def _plan_jobs(obj: Context, repo: Repository, now: datetime) -> list[tuple[Any,
     """The stored DR plans with a schedule, each last run at its newest replication record."""
     if not repo.list_keys("dr-plans"):  # layout.DR_PLANS: with no plan, no DR module is imported
         return []
+    from snapvault.cli.progress import bar
     from snapvault.dr import model, records
     from snapvault.dr.plan import DRPlan
 
     def job(plan: DRPlan, as_json: bool, row: dict[str, Any]) -> Outcome:
         allowed = allowed_hooks(allow_file())  # stored hooks run only where allowed, as above
         bound = plan.bind(env=os.environ, allowed_hooks=allowed, max_kdf_memory_kib=obj.max_kdf_memory_kib)
-        row["replication"] = (done := bound.replicate(now=now)).to_json()
+        with bar(f"replicate {plan.name}") as b:
+            done = bound.replicate(now=now, callback=b)
+        row["replication"] = done.to_json()
         for bad in [r for r in done.sites if not r.ok]:
             output.error(f"not replicated: {bad.error_type}: {bad.error}", subject=f"plan {plan.name} site {bad.site}")
         output.info(f"plan {plan.name}: {sum(r.copied for r in done.sites)} snapshot(s) copied from {done.primary}")
@@ -462,12 +469,11 @@ def forget(
     elif outcome == Outcome.DONE:
         from dataclasses import asdict
 
-        result = repo.prune(
-            now=_now(),
-            dry_run=dry_run,
-            max_repack=fraction(max_repack, "--max-repack"),
-            max_unused=fraction(max_unused, "--max-unused"),
-        )
+        from snapvault.cli.progress import bar
+
+        repack, unused = fraction(max_repack, "--max-repack"), fraction(max_unused, "--max-unused")
+        with bar("prune") as b:
+            result = repo.prune(now=_now(), dry_run=dry_run, max_repack=repack, max_unused=unused, callback=b)
         if as_json:
             output.document({"forget": rows, "prune": asdict(result)})
         else:

@@ -16,11 +16,11 @@ __all__ = ["prune", "run_prune"]
 
 def run_prune(repo: Repository, *, dry_run: bool, max_repack: str, max_unused: str, as_json: bool) -> None:
     """Prune ``repo`` with the command line's options and print the report."""
-    result = repo.prune(
-        dry_run=dry_run,
-        max_repack=fraction(max_repack, "--max-repack"),
-        max_unused=fraction(max_unused, "--max-unused"),
-    )
+    from snapvault.cli.progress import bar
+
+    repack, unused = fraction(max_repack, "--max-repack"), fraction(max_unused, "--max-unused")
+    with bar("prune") as b:
+        result = repo.prune(dry_run=dry_run, max_repack=repack, max_unused=unused, callback=b)
     report(result, as_json=as_json)
 
 

@@ -91,6 +91,8 @@ def copy(
     Only blobs this repository lacks are uploaded; snapshots already copied are skipped, so an
     interrupted copy resumes and a repeated one transfers nothing.
     """
+    from snapvault.cli.progress import bar
+
     source = open_source(
         from_url,
         from_option,
@@ -100,7 +102,8 @@ def copy(
         max_kdf_memory_kib=obj.max_kdf_memory_kib,
     )
     dest = obj.open()
-    result = source.copy_snapshots(dest, list(snapshots) or None)
+    with bar("copy") as b:
+        result = source.copy_snapshots(dest, list(snapshots) or None, callback=b)
     if as_json:
         output.document(
             {
@@ -128,6 +131,8 @@ def copy(
 @click.pass_obj
 def check(obj: Context, read_data: bool, read_data_subset: str | None, as_json: bool) -> Outcome:
     """Verify the repository's structure and, optionally, its data."""
+    from snapvault.cli.progress import bar
+
     subset = None
     if read_data_subset is not None:
         if read_data:
@@ -140,7 +145,9 @@ def check(obj: Context, read_data: bool, read_data_subset: str | None, as_json: 
         if not 0 < subset <= 1:
             fail("--read-data-subset must be within (0%, 100%]")
     repo = obj.open()
-    report = repo.check(read_data=read_data, read_data_subset=subset)
+    # Packs read: bytes; the structure alone: snapshots.
+    with bar("check", "B" if read_data or subset else "snapshot") as b:
+        report = repo.check(read_data=read_data, read_data_subset=subset, callback=b)
     for w in report.warnings:
         output.warning(w)
     for p in report.problems:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +13,6 @@ import click
 from snapvault.cli import output
 from snapvault.cli.common import (
     Context,
-    clear_progress,
     exclude_file_patterns,
     filter_options,
     json_list,
@@ -22,13 +21,12 @@ from snapvault.cli.common import (
     node_json,
     parse_options,
     parse_time,
-    progress,
     report_backup,
 )
 from snapvault.cli.exits import Outcome
 
 if TYPE_CHECKING:
-    pass
+    from snapvault.cli.progress import Bar
 
 
 @click.command()
@@ -74,36 +72,41 @@ def backup(
     """Back up PATHS (local paths, or fsspec URLs of one protocol: s3://bucket/prefix) into a
     new snapshot."""
     from snapvault import Engine
+    from snapvault.cli.progress import bar
 
     patterns = [*exclude, *exclude_file_patterns(exclude_file)]
     repo = obj.open()
-    tty = output.show_progress(sys.stderr.isatty())
-    m = Engine(repo).backup(
-        list(paths),
-        exclude=patterns,
-        exclude_if_present=exclude_if_present,
-        exclude_caches=exclude_caches,
-        exclude_larger_than=exclude_larger_than,
-        one_file_system=one_file_system,
-        tags=tag,
-        hostname=host,
-        full=full,
-        source_options=parse_options(source_option) or None,
-        progress=progress(tty),
-        on_file=_file_done(tty) if output.verbosity() > 0 else None,
-    )
-    clear_progress(tty)
+    with bar("backup") as b:
+        m = Engine(repo).backup(
+            list(paths),
+            exclude=patterns,
+            exclude_if_present=exclude_if_present,
+            exclude_caches=exclude_caches,
+            exclude_larger_than=exclude_larger_than,
+            one_file_system=one_file_system,
+            tags=tag,
+            hostname=host,
+            full=full,
+            source_options=parse_options(source_option) or None,
+            callback=b,
+            on_file=_file_done(b),
+        )
     return report_backup(m, as_json)
 
 
-def _file_done(tty: bool) -> Any:
-    """-v: a line per file read (new or changed); -vv: per unchanged file as well."""
+def _file_done(b: Bar | None) -> Any:
+    """The files done on the bar; with -v a line per file read (new or changed), with -vv per
+    unchanged file as well. None when there is neither."""
+    if b is None and output.verbosity() <= 0:
+        return None
 
     def say(path: str, size: int, unchanged: bool) -> None:
+        if b is not None:
+            b.file_done(path)
         level = 2 if unchanged else 1
         if output.verbosity() >= level:
-            clear_progress(tty)
-            output.detail(f"{'unchanged' if unchanged else 'read':<10} {path} ({size} bytes)", level)
+            with b.above() if b is not None else contextlib.nullcontext():
+                output.detail(f"{'unchanged' if unchanged else 'read':<10} {path} ({size} bytes)", level)
 
     return say
 
@@ -249,6 +252,7 @@ def restore(
 
     Damaged files are left out and listed, the rest is restored, and the exit code is 1.
     """
+    from snapvault.cli.progress import bar
     from snapvault.restore.restorer import Restorer, local_target
 
     at = None if at_text is None else parse_time(at_text, option="'--at'", date_means_end=True)
@@ -265,24 +269,23 @@ def restore(
     else:
         assert snapshot is not None
         chosen = _find(repo, snapshot, hosts, tags, paths, policy_name)
-    tty = output.show_progress(sys.stderr.isatty())
-    r = Restorer(repo).restore(
-        chosen,
-        target,
-        include=include,
-        exclude=exclude,
-        progress=progress(tty),
-        on_file=_restored(tty) if output.verbosity() > 0 else None,
-        stop_on_error=stop_on_error,
-        devices=devices,
-        setuid=setuid,
-        numeric_owner=numeric_owner,
-        sparse=sparse,
-        skip_existing=skip_existing or verify_existing,
-        verify_existing=verify_existing,
-        target_options=options or None,
-    )
-    clear_progress(tty)
+    with bar("restore") as b:
+        r = Restorer(repo).restore(
+            chosen,
+            target,
+            include=include,
+            exclude=exclude,
+            callback=b,
+            on_file=_restored(b),
+            stop_on_error=stop_on_error,
+            devices=devices,
+            setuid=setuid,
+            numeric_owner=numeric_owner,
+            sparse=sparse,
+            skip_existing=skip_existing or verify_existing,
+            verify_existing=verify_existing,
+            target_options=options or None,
+        )
     if as_json:
         doc: dict[str, Any] = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
         doc["ok"] = r.ok
@@ -311,12 +314,17 @@ def restore(
     return Outcome.PATHS_NOT_RESTORED
 
 
-def _restored(tty: bool) -> Any:
-    """-v: a line per file restored."""
+def _restored(b: Bar | None) -> Any:
+    """The files done on the bar; with -v a line per file restored. None when there is neither."""
+    if b is None and output.verbosity() <= 0:
+        return None
 
     def say(path: str) -> None:
-        clear_progress(tty)
-        output.detail(f"restored   {path}")
+        if b is not None:
+            b.file_done(path)
+        if output.verbosity() > 0:
+            with b.above() if b is not None else contextlib.nullcontext():
+                output.detail(f"restored   {path}")
 
     return say
 
