@@ -1,7 +1,8 @@
 """Scale-out on Dask: one backup by 1 and 2 worker processes, and the driver's memory per file.
 
     python bench/dask_bench.py [--files N] [--file-kib K] [--copies C] [--memory-files M]
-                               [--synthetic 1000000] [--work DIR]
+                               [--synthetic 1000000] [--reps 3] [--task-threads 2]
+                               [--skip-memory] [--work DIR]
 
 1. Throughput. A generated source of ``--files`` random files of ``--file-kib`` KiB, plus
    ``--copies`` directories holding identical copies of one set of files (content that several
@@ -30,6 +31,7 @@ import gc
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -91,19 +93,33 @@ def _timed(fn: Callable[[], sv.Manifest]) -> tuple[float, sv.Manifest]:
     return time.perf_counter() - t, m
 
 
-def throughput(work: Path, src: Path, total: int, task_bytes: int) -> list[dict[str, Any]]:
+def _median_run(reps: int, fn: Callable[[int], sv.Manifest]) -> tuple[float, sv.Manifest]:
+    """The median time of ``reps`` runs of ``fn(rep)`` (each into a fresh repository), and the
+    last run's manifest."""
+    times = []
+    for rep in range(reps):
+        seconds, m = _timed(lambda rep=rep: fn(rep))
+        times.append(seconds)
+    return statistics.median(times), m
+
+
+def throughput(work: Path, src: Path, total: int, task_bytes: int, reps: int, threads: int) -> list[dict[str, Any]]:
     import dask
 
     from distributed import Client, LocalCluster
     from snapvault.distributed import distributed_backup
 
     repos = work / "repos"
-    base = _new_repo(repos / "single", None)
-    seconds, single = _timed(lambda: run_backup(base, BackupOptions(paths=[str(src)])).manifest)
-    want = _source_tree(base, single, src)
+    base = _new_repo(repos / "params", None)
+
+    def one_process(rep: int) -> sv.Manifest:
+        return run_backup(_new_repo(repos / f"single-{rep}", base), BackupOptions(paths=[str(src)])).manifest
+
+    seconds, single = _median_run(reps, one_process)
+    want = _source_tree(sv.Repository.open(str(repos / f"single-{reps - 1}"), PASSWORD), single, src)
     rows = [_row("1 process", seconds, 0.0, single, single, total, True)]
     for n, tuned in ((1, True), (2, True), (2, False)):
-        repo = _new_repo(repos / f"dask{n}{'-tuned' if tuned else ''}", base)
+        name = f"dask{n}{'-tuned' if tuned else ''}"
         started = time.perf_counter()
         env = TUNED_ENV if tuned else {}
         with (
@@ -112,11 +128,15 @@ def throughput(work: Path, src: Path, total: int, task_bytes: int) -> list[dict[
             Client(cluster) as client,
         ):
             up = time.perf_counter() - started
-            seconds, m = _timed(
-                lambda repo=repo, client=client: distributed_backup(repo, [str(src)], client, task_bytes=task_bytes)
-            )
-        name = f"Dask, {n} worker{'s' if n > 1 else ''}{'' if tuned else ', default worker env'}"
-        rows.append(_row(name, seconds, up, m, single, total, _source_tree(repo, m, src) == want))
+
+            def run(rep: int, name: str = name, client: Any = client) -> sv.Manifest:
+                repo = _new_repo(repos / f"{name}-{rep}", base)
+                return distributed_backup(repo, [str(src)], client, task_bytes=task_bytes, workers=threads)
+
+            seconds, m = _median_run(reps, run)
+        same = _source_tree(sv.Repository.open(str(repos / f"{name}-{reps - 1}"), PASSWORD), m, src) == want
+        label = f"Dask, {n} worker{'s' if n > 1 else ''}{'' if tuned else ', default worker env'}"
+        rows.append(_row(label, seconds, up, m, single, total, same))
     return rows
 
 
@@ -199,15 +219,19 @@ def main() -> int:
     ap.add_argument("--task-mib", type=int, default=16)
     ap.add_argument("--memory-files", type=int, default=20_000)
     ap.add_argument("--synthetic", type=int, default=1_000_000)
+    ap.add_argument("--reps", type=int, default=3, help="runs of each variant (median time)")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--task-threads", type=int, default=2, help="encode threads of each task (workers=)")
     ap.add_argument("--work", type=Path)
     ap.add_argument("--dask", action="store_true", help="accepted for `nox -s bench -- --dask`")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="sv-dask-bench-"))
     try:
         src, total = make_source(work, args.files, args.file_kib, args.copies)
-        rows = throughput(work, src, total, args.task_mib << 20)
+        rows = throughput(work, src, total, args.task_mib << 20, args.reps, args.task_threads)
         count = args.files + 16 * args.copies
-        print(f"\n### Throughput: {total / 1e6:.0f} MB in {count} files, {os.cpu_count()} CPUs\n")
+        threads = args.task_threads
+        print(f"\n### Throughput: {total / 1e6:.0f} MB in {count} files, {os.cpu_count()} CPUs, {threads} per task\n")
         print("| run | seconds | cluster start-up s | MB/s | bytes stored | packs | duplicates cost | same tree |")
         print("|---|---:|---:|---:|---:|---:|---:|---|")
         for r in rows:
@@ -215,6 +239,8 @@ def main() -> int:
                 f"| {r['run']} | {r['seconds']:.2f} | {r['startup']:.1f} | {r['mb_s']:.0f} | {r['stored']:,} | "
                 f"{r['packs']} | {r['dup']:,} B ({100 * r['dup'] / rows[0]['stored']:.2f}%) | {r['same_tree']} |"
             )
+        if args.skip_memory:
+            return 0
         mem = driver_memory(work, args.memory_files)
         per = synthetic_results(args.synthetic)
         n = args.memory_files
