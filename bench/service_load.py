@@ -1,7 +1,7 @@
 """Load on the HTTP service example: concurrent backup jobs while status is polled.
 
     python bench/service_load.py [--jobs 20] [--rate 100] [--duration 10] [--files 200]
-                                 [--file-kib 16] [--workdir DIR] [--keep]
+                                 [--file-kib 64] [--workdir DIR] [--keep]
 
 It creates a repository and ``--jobs`` policies (each its own source folder of ``--files``
 files, half of their content shared between folders), starts ``python -m examples.service`` on
@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def make_sources(work: Path, jobs: int, files: int, file_kib: int) -> list[Path]
     return sources
 
 
-def write_config(work: Path, url: str, tokens: dict[str, str], jobs: int) -> Path:
+def write_config(work: Path, url: str, tokens: dict[str, str], jobs: int, extra: list[str]) -> Path:
     (work / "password").write_text(PASSWORD + "\n")
     (work / "restores").mkdir(exist_ok=True)
     entries = "".join(
@@ -72,8 +73,7 @@ def write_config(work: Path, url: str, tokens: dict[str, str], jobs: int) -> Pat
     config.write_text(
         f'[repository]\nurl = "{url}"\npassword_file = "password"\n'
         f'[restore_roots]\nrestores = "restores"\n'
-        f"[jobs]\nmax_active = {max(jobs, 1)}\n"
-        f"{entries}"
+        f"[jobs]\nmax_active = {max(jobs, 1)}\n" + "".join(f"{line}\n" for line in extra) + f"{entries}"
     )
     return config
 
@@ -184,9 +184,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="status polls per second")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of polling")
     parser.add_argument("--files", type=int, default=200, help="files per source folder")
-    parser.add_argument("--file-kib", type=int, default=16)
+    parser.add_argument("--file-kib", type=int, default=64)
     parser.add_argument("--workdir", help="default: a temporary folder")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--jobs-setting", action="append", default=[], help="a [jobs] line of the configuration: max_running = 1"
+    )
     parser.add_argument(
         "--service-arg", action="append", default=[], help="an option for python -m examples.service (repeatable)"
     )
@@ -203,7 +206,7 @@ def main() -> int:
         for name, src in zip(names, sources, strict=True):
             repo.save_policy(sv.Policy(name=name, sources=[str(src)]))
         tokens = {role: new_token() for role in ("viewer", "operator")}
-        config = write_config(work, url, tokens, args.jobs)
+        config = write_config(work, url, tokens, args.jobs, args.jobs_setting)
         port = free_port()
         proc = start_service(config, port, args.service_arg)
         try:
@@ -235,13 +238,13 @@ def main() -> int:
         f"status latency ms: p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {max(lat):.1f}"
         f"  mean {statistics.fmean(lat):.1f}"
     )
-    spans = [(j["ended"], j["started"]) for j in completed if j["ended"] and j["started"]]
     print(f"jobs completed: {len(completed)}/{args.jobs} (unfinished {out['unfinished']}), snapshots {snapshots}")
-    if spans:
-        from datetime import datetime
-
-        secs = [(datetime.fromisoformat(e) - datetime.fromisoformat(s)).total_seconds() for e, s in spans]
-        print(f"job duration s: min {min(secs):.1f}  max {max(secs):.1f}")
+    if completed:
+        starts = [datetime.fromisoformat(j["started"]) for j in completed]
+        ends = [datetime.fromisoformat(j["ended"]) for j in completed]
+        secs = [(e - s).total_seconds() for s, e in zip(starts, ends, strict=True)]
+        span = (max(ends) - min(starts)).total_seconds()
+        print(f"job duration s: min {min(secs):.1f}  max {max(secs):.1f}; all {args.jobs} ran within {span:.1f}s")
     print(f"check --read-data: {'ok' if check.ok else 'FAILED'} ({len(check.problems)} problems)")
     by_second: dict[int, list[float]] = {}
     for at, ms in zip(out["sent"], lat, strict=True):
