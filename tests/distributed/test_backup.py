@@ -36,6 +36,10 @@ def _tree(root: Path, seed: int = 1) -> Path:
         (src / f"d{d}" / "sub" / "big").write_bytes(rnd.randbytes(1_500_000))
     (src / "empty").mkdir()
     (src / "link").symlink_to("d0/f1.bin")
+    os.link(src / "d1" / "sub" / "big", src / "d1" / "hardlink")
+    with open(src / "d2" / "sparse", "wb") as f:
+        f.seek(3 << 20)
+        f.write(b"end of a sparse file")
     return src
 
 
@@ -66,7 +70,7 @@ def test_local_source_gives_the_single_process_trees_and_restores_exactly(
     src = _tree(tmp_path)
     m = distributed_backup(local_repo, [str(src)], client, task_files=4, task_bytes=1 << 20)
     assert m.paths == [str(src)]
-    assert m.stats.files_new == 3 * 9
+    assert m.stats.files_new == 3 * 9 + 2
     assert m.stats.total_bytes == sum(p.stat().st_size for p in src.rglob("*") if p.is_file() and not p.is_symlink())
     # The workers stored the data (more than one task's packs), the driver the trees.
     assert m.stats.data_blobs_added > 0
@@ -89,7 +93,7 @@ def test_incremental_skips_unchanged_files_and_matches_single_process(
     (src / "d0" / "f0.bin").unlink()
     second = distributed_backup(local_repo, [str(src)], client, parent=first, task_files=5)
     assert (second.stats.files_new, second.stats.files_changed, second.stats.files_removed) == (1, 1, 1)
-    assert second.stats.files_unchanged == 3 * 9 - 2
+    assert second.stats.files_unchanged == 3 * 9 + 2 - 2
     # Only the two new contents were read.
     assert second.stats.bytes_read == len(b"changed content") + len(b"new file")
     single = _single(local_repo, [str(src)], parent=first)
@@ -99,6 +103,19 @@ def test_incremental_skips_unchanged_files_and_matches_single_process(
         second.stats.files_changed,
         second.stats.files_unchanged,
     )
+
+
+def test_exclusion_rules_apply_as_in_one_process(client: Any, local_repo: sv.Repository, tmp_path: Path) -> None:
+    src = _tree(tmp_path)
+    (src / "d1" / "cache").mkdir()
+    (src / "d1" / "cache" / "CACHEDIR.TAG").write_bytes(b"Signature: 8a477f597d28d172789f06886806bc55")
+    (src / "d1" / "cache" / "junk").write_bytes(b"junk")
+    rules: dict[str, Any] = {"exclude": ["*.bin", "!f1.bin"], "exclude_caches": True, "exclude_larger_than": 1 << 20}
+    m = distributed_backup(local_repo, [str(src)], client, task_files=2, **rules)
+    single = _single(local_repo, [str(src)], **rules)
+    assert _same_source_tree(local_repo, single, m, src)
+    assert (m.stats.files_new, m.stats.total_bytes) == (single.stats.files_new, single.stats.total_bytes)
+    assert m.stats.files_new == 3 + 1  # f1.bin in each directory and the tag (the rest over 1 MiB)
 
 
 def test_s3_source_into_s3_repository(client: Any, s3_bucket: Any, tmp_path: Path) -> None:
