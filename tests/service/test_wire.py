@@ -84,7 +84,10 @@ def test_a_ranged_download_and_a_refused_token_over_the_wire(world: World, base_
         assert "server" not in bad.headers
 
 
-def test_python_m_examples_service_serves_with_the_settings_from_the_environment(world: World, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["-m", "examples.service"], ["-m", "uvicorn", "examples.service.app:app"]])
+def test_the_documented_commands_serve_with_the_settings_from_the_environment(
+    world: World, tmp_path: Path, command: list[str]
+) -> None:
     config = tmp_path / "service.toml"
     token_hash = world.settings.auth.tokens[0].hash
     config.write_text(
@@ -93,9 +96,12 @@ def test_python_m_examples_service_serves_with_the_settings_from_the_environment
         f'[[auth.tokens]]\nname = "v"\nrole = "viewer"\nhash = "{token_hash}"\n'
     )
     env = {"SNAPVAULT_SERVICE_CONFIG": str(config), "PATH": "/usr/bin:/bin"}
-    with serve_subprocess(env) as url:
+    with serve_subprocess(command, env) as url:
         r = httpx.get(f"{url}/snapshots", headers=world.auth("viewer"), timeout=30)
         assert [s["id"] for s in r.json()] == [world.first.id, world.second.id]
+
+
+def test_python_m_examples_service_without_its_configuration_is_one_line() -> None:
     missing = subprocess.run(
         [sys.executable, "-m", "examples.service"],
         cwd=ROOT,
@@ -111,16 +117,17 @@ def test_python_m_examples_service_serves_with_the_settings_from_the_environment
 class serve_subprocess:  # noqa: N801 - used as a context manager, like a function
     """``python -m examples.service`` on a free loopback port, stopped on exit."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
         import socket
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.env = env
+        self.command = command
 
     def __enter__(self) -> str:
-        cmd = [sys.executable, "-m", "examples.service", "--port", str(self.port)]
+        cmd = [sys.executable, *self.command, "--port", str(self.port)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stderr=subprocess.PIPE, text=True)
         url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 30
