@@ -10,9 +10,7 @@ machine does, and commits one manifest. See docs/howto-dask.md for the cost mode
 from __future__ import annotations
 
 import os
-import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -28,6 +26,7 @@ from snapvault.archiver.session import (
 from snapvault.archiver.sink import BlobSink, SinkStats
 from snapvault.archiver.walker import Cancelled, WalkStats
 from snapvault.distributed.items import FileItem, FileResult, ObjectItem, TaskOutcome
+from snapvault.distributed.runner import TaskRunner
 from snapvault.distributed.tasks import TaskSettings, read_files, read_objects
 from snapvault.distributed.transport import planted
 from snapvault.distributed.walkers import DeferringObjectWalker, DeferringWalker, ListingSink
@@ -43,11 +42,6 @@ __all__ = ["DEFAULT_TASK_BYTES", "DEFAULT_TASK_FILES", "distributed_backup"]
 DEFAULT_TASK_BYTES = 256 << 20
 #: ... and at most this many files.
 DEFAULT_TASK_FILES = 2000
-# How often the driver looks at its tasks and at should_stop while waiting.
-_WAIT_S = 0.1
-# How long a cancelled or failed run waits for its tasks still running on workers to stop
-# (each asks whether to stop twice a second, then flushes what it read).
-_DRAIN_S = 60.0
 
 
 def distributed_backup(
@@ -175,7 +169,7 @@ def distributed_backup(
 
 
 class _Run:
-    """One distributed run's driver state: tasks, results, progress, cancellation."""
+    """One distributed backup's driver state: the tasks being cut, and their results."""
 
     def __init__(
         self,
@@ -190,44 +184,19 @@ class _Run:
         self.client = client
         self.opts = opts
         self.prepared = prepared
-        self.callback = callback
         self.task_bytes = task_bytes
         self.task_files = task_files
-        self.retries = retries
-        token = secrets.token_hex(8)
-        self.token = token
-        self.stop_name = f"snapvault-stop-{token}"
-        self.topic = f"snapvault-progress-{token}"
-        self.futures: list[Any] = []
+        self.runner = TaskRunner(client, "read", callback=callback, should_stop=opts.should_stop, retries=retries)
         self._batch: list[FileItem | ObjectItem] = []
         self._batch_bytes = 0
         self._listed_bytes = 0
-        self._lock = threading.Lock()
         self.settings: TaskSettings | None = None
         #: The finished tasks' counters, summed.
         self.outcome = TaskOutcome()
 
-    # -- progress ----------------------------------------------------------------------------
-
-    def _on_progress(self, event: Any) -> None:
-        """A worker's progress event (``(time, bytes)``), on the client's event thread."""
-        n = event[1] if isinstance(event, tuple) else event
-        if self.callback is not None and isinstance(n, int):
-            with self._lock:
-                self.callback.relative_update(n)
-
-    def _driver_progress(self, n: int, path: str) -> None:
-        """Bytes read on the driver itself (a file that changed after it was listed)."""
-        if self.callback is not None:
-            with self._lock:
-                self.callback.relative_update(n)
-
     def finish(self, total: int) -> None:
-        """Make the callback's value the exact total (retried tasks reported some bytes twice)."""
-        if self.callback is not None:
-            with self._lock:
-                self.callback.set_size(total)
-                self.callback.absolute_update(total)
+        """Make the callback's value the exact total."""
+        self.runner.finish(total)
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -243,65 +212,17 @@ class _Run:
         if not self._batch:
             return
         batch, self._batch, self._batch_bytes = self._batch, [], 0
-        fn = read_files if isinstance(batch[0], FileItem) else read_objects
-        self.futures.append(
-            self.client.submit(
-                fn,
-                batch,
-                self.settings,
-                key=f"snapvault-read-{self.token}-{len(self.futures)}",
-                pure=False,
-                retries=self.retries,
-            )
-        )
+        self.runner.submit(read_files if isinstance(batch[0], FileItem) else read_objects, batch, self.settings)
 
     def _gather(self) -> dict[str, FileResult]:
         """Every task's results by path (or URL); raise Cancelled when asked to stop."""
         results: dict[str, FileResult] = {}
-        pending = list(self.futures)
-        while pending:
-            if self.opts.should_stop is not None and self.opts.should_stop():
-                raise Cancelled
-            still = []
-            for f in pending:
-                if not f.done():
-                    still.append(f)
-                    continue
-                out: TaskOutcome = f.result()  # a task that failed for good raises here
-                f.release()
-                for r in out.results:
-                    results[r.key] = r
-                for name in ("bytes_read", "rereads", *_SINK_FIELDS):
-                    setattr(self.outcome, name, getattr(self.outcome, name) + getattr(out, name))
-            if len(still) == len(pending):
-                time.sleep(_WAIT_S)
-            pending = still
+        for out in self.runner.results():
+            for r in out.results:
+                results[r.key] = r
+            for name in ("bytes_read", "rereads", *_SINK_FIELDS):
+                setattr(self.outcome, name, getattr(self.outcome, name) + getattr(out, name))
         return results
-
-    def _stop_workers(self) -> None:
-        """Stop every task of this run and wait (bounded) until none still runs on a worker.
-
-        Cancelling a future does not interrupt a task already running: the run's event asks
-        it to stop at its next chunk, and it then flushes and indexes what it stored, so the
-        next backup reuses it. Waiting for that means that when the run raises, nothing of it
-        is still reading or writing.
-        """
-        from distributed import Event
-
-        prefix = f"snapvault-read-{self.token}-"
-
-        def running(dask_worker: Any) -> int:
-            return sum(1 for ts in dask_worker.state.executing if str(ts.key).startswith(prefix))
-
-        try:
-            event: Any = Event(self.stop_name, client=self.client)  # type: ignore[no-untyped-call]
-            event.set()
-            self.client.cancel(self.futures)
-            deadline = time.monotonic() + _DRAIN_S
-            while any(self.client.run(running).values()) and time.monotonic() < deadline:
-                time.sleep(_WAIT_S)
-        except Exception:  # noqa: BLE001 - the original failure is the one to report
-            pass
 
     # -- the two passes ----------------------------------------------------------------------
 
@@ -327,7 +248,7 @@ class _Run:
                 listing=None if previous is None else previous.listing,
                 use_parent_shortcut=not opts.read_all,
                 workers=opts.workers,
-                progress=self._driver_progress,
+                progress=self.runner.advance,
                 should_stop=opts.should_stop,
                 on_file=None if listing else opts.on_file,
                 consistency_retries=opts.consistency_retries,
@@ -340,7 +261,7 @@ class _Run:
             results=results,
             record=record,
             use_parent_shortcut=not opts.read_all,
-            progress=self._driver_progress,
+            progress=self.runner.advance,
             should_stop=opts.should_stop,
             consistency_retries=opts.consistency_retries,
             on_file=None if listing else opts.on_file,
@@ -354,25 +275,24 @@ class _Run:
         opts = self.opts
         self.settings = TaskSettings(
             plugin=plugin,
-            stop_event=self.stop_name,
-            progress_topic=self.topic,
+            stop_event=self.runner.stop_name,
+            progress_topic=self.runner.topic,
             workers=opts.workers,
             max_pending=opts.max_pending,
             read_all=opts.read_all,
             consistency_retries=opts.consistency_retries,
         )
         parent_tree = opts.parent.tree if opts.parent is not None else None
-        self.client.subscribe_topic(self.topic, self._on_progress)
+        runner = self.runner
         try:
-            listing = self._walker(ListingSink(repo.index), repo, {}, listing=True)
-            walk_sources(listing, self.prepared, parent_tree)
-            self._submit()
-            if self.callback is not None:
-                with self._lock:
-                    self.callback.set_size(self._listed_bytes + listing.stats.total_bytes)
-                    # Files taken unread from the parent are done already.
-                    self.callback.relative_update(listing.stats.total_bytes)
-            results = self._gather()
+            with runner.listening():
+                listing = self._walker(ListingSink(repo.index), repo, {}, listing=True)
+                walk_sources(listing, self.prepared, parent_tree)
+                self._submit()
+                runner.sized(self._listed_bytes + listing.stats.total_bytes)
+                # Files taken unread from the parent are done already.
+                runner.advance(listing.stats.total_bytes)
+                results = self._gather()
             with BlobSink(repo, workers=opts.workers, max_pending=opts.max_pending) as sink:
                 previous = listing if isinstance(listing, DeferringObjectWalker) else None
                 walker = self._walker(sink, repo, results, listing=False, previous=previous)
@@ -383,13 +303,11 @@ class _Run:
                     sink.abandon(keep=isinstance(e, Cancelled))
                     raise
         except Cancelled:
-            self._stop_workers()
+            runner.stop()
             raise JobCancelled("backup cancelled; no snapshot was written") from None
         except BaseException:
-            self._stop_workers()
+            runner.stop()
             raise
-        finally:
-            self.client.unsubscribe_topic(self.topic)
         walk = walker.stats
         walk.bytes_read += self.outcome.bytes_read
         walk.rereads += self.outcome.rereads

@@ -11,7 +11,6 @@ what it needs again (or reuses what the lost attempt indexed).
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -20,15 +19,11 @@ from snapvault.archiver.fsspec_source import ObjectWalker, _Object
 from snapvault.archiver.sink import BlobSink
 from snapvault.archiver.walker import Cancelled, Walker
 from snapvault.distributed.items import FileItem, FileResult, ObjectItem, TaskOutcome, file_ident, object_ident
+from snapvault.distributed.runner import ProgressRelay, StopPoll
 from snapvault.distributed.transport import worker_context
 from snapvault.pipeline.tree import Node
 
 __all__ = ["TaskSettings", "read_files", "read_objects"]
-
-# How often a task asks whether the run was cancelled, and sends its progress: each is a
-# message to the scheduler, so not per chunk.
-_POLL_S = 0.5
-_PROGRESS_S = 0.25
 
 
 class TaskSettings(NamedTuple):
@@ -41,51 +36,6 @@ class TaskSettings(NamedTuple):
     max_pending: int = 24 << 20
     read_all: bool = False
     consistency_retries: int | None = None
-
-
-class _StopPoll:
-    """``should_stop`` for a task: the run's cancel event, asked at most every ``_POLL_S``."""
-
-    def __init__(self, name: str) -> None:
-        from distributed import Event
-
-        self._event: Any = Event(name)  # type: ignore[no-untyped-call]
-        self._next = 0.0
-        self._stopped = False
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if not self._stopped and now >= self._next:
-            self._next = now + _POLL_S
-            with contextlib.suppress(Exception):  # a scheduler unreachable for a moment: go on
-                self._stopped = bool(self._event.is_set())
-        return self._stopped
-
-
-class _Progress:
-    """``progress`` for a task: bytes read, sent to the driver as worker events, batched."""
-
-    def __init__(self, topic: str) -> None:
-        from distributed import get_worker
-
-        self._worker: Any = get_worker()
-        self._topic = topic
-        self._pending = 0
-        self._sent_at = time.monotonic()
-        #: Every byte reported, sent or not (a file with none was taken unread).
-        self.total = 0
-
-    def __call__(self, n: int, path: str) -> None:
-        self._pending += n
-        self.total += n
-        if time.monotonic() - self._sent_at >= _PROGRESS_S:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._pending:
-            self._worker.log_event(self._topic, self._pending)
-            self._pending = 0
-        self._sent_at = time.monotonic()
 
 
 def _outcome(results: list[FileResult], walker: Walker | ObjectWalker, sink: BlobSink) -> TaskOutcome:
@@ -103,7 +53,7 @@ def _outcome(results: list[FileResult], walker: Walker | ObjectWalker, sink: Blo
 
 
 @contextlib.contextmanager
-def _flushed(sink: BlobSink, progress: _Progress) -> Any:
+def _flushed(sink: BlobSink, progress: ProgressRelay) -> Any:
     """Flush the sink at the end (packs and the task's index file); on failure keep what landed."""
     try:
         yield
@@ -119,7 +69,7 @@ def _flushed(sink: BlobSink, progress: _Progress) -> Any:
 def read_files(items: list[FileItem], settings: TaskSettings) -> TaskOutcome:
     """Read local files (on a filesystem the workers share with the driver) and store their chunks."""
     repo = worker_context(settings.plugin).repo
-    progress = _Progress(settings.progress_topic)
+    progress = ProgressRelay(settings.progress_topic)
     results: list[FileResult] = []
     with BlobSink(repo, workers=settings.workers, max_pending=settings.max_pending) as sink:
         walker = Walker(
@@ -128,7 +78,7 @@ def read_files(items: list[FileItem], settings: TaskSettings) -> TaskOutcome:
             repo.read_tree,
             use_parent_shortcut=not settings.read_all,
             progress=progress,
-            should_stop=_StopPoll(settings.stop_event),
+            should_stop=StopPoll(settings.stop_event),
             consistency_retries=settings.consistency_retries,
         )
         stats = walker.stats
@@ -165,7 +115,7 @@ def read_objects(items: list[ObjectItem], settings: TaskSettings) -> TaskOutcome
 
     context = worker_context(settings.plugin)
     repo = context.repo
-    progress = _Progress(settings.progress_topic)
+    progress = ProgressRelay(settings.progress_topic)
     filesystems: dict[str, Any] = {}
     results: list[FileResult] = []
     with BlobSink(repo, workers=settings.workers, max_pending=settings.max_pending) as sink:
@@ -176,7 +126,7 @@ def read_objects(items: list[ObjectItem], settings: TaskSettings) -> TaskOutcome
             use_parent_shortcut=not settings.read_all,
             workers=settings.workers,
             progress=progress,
-            should_stop=_StopPoll(settings.stop_event),
+            should_stop=StopPoll(settings.stop_event),
             consistency_retries=settings.consistency_retries,
         )
         stats = walker.stats

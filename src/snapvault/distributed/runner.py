@@ -1,0 +1,199 @@
+"""The driver's side of a run's tasks, shared by backups and restores: submitting, waiting
+(with cancellation), stopping every task, and one progress callback for all workers; and the
+workers' side of cancellation and progress."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from snapvault.archiver.walker import Cancelled
+
+__all__ = ["ProgressRelay", "StopPoll", "TaskRunner"]
+
+# How often the driver looks at its tasks and at should_stop while waiting.
+_WAIT_S = 0.1
+# How long a cancelled or failed run waits for its tasks still running on workers to stop
+# (each asks whether to stop twice a second, then settles what it did).
+_DRAIN_S = 60.0
+# How often a task asks whether the run was cancelled, and sends its progress: each is a
+# message to the scheduler, so not per chunk.
+_POLL_S = 0.5
+_PROGRESS_S = 0.25
+
+
+class TaskRunner:
+    """One run's tasks, seen from the driver.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    kind : str
+        Names the run's task keys (``snapvault-<kind>-<token>-<n>``), events and topics.
+    callback : fsspec.callbacks.Callback, optional
+        Gets the workers' progress (bytes), and the driver's own.
+    should_stop : callable, optional
+        Polled while waiting; True raises Cancelled.
+    retries : int
+        Times Dask runs a task again after it raised.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        kind: str,
+        *,
+        callback: Any = None,
+        should_stop: Callable[[], bool] | None = None,
+        retries: int = 1,
+    ) -> None:
+        self.client = client
+        self.callback = callback
+        self.should_stop = should_stop
+        self.retries = retries
+        token = secrets.token_hex(8)
+        self.prefix = f"snapvault-{kind}-{token}-"
+        #: The name of the run's cancel event (tasks poll it with :class:`StopPoll`).
+        self.stop_name = f"snapvault-stop-{token}"
+        #: The topic of the workers' progress events (:class:`ProgressRelay`).
+        self.topic = f"snapvault-progress-{token}"
+        self.futures: list[Any] = []
+        self._lock = threading.Lock()
+
+    # -- progress ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[None]:
+        """Pass the workers' progress events to the callback for the duration."""
+        self.client.subscribe_topic(self.topic, self._on_event)
+        try:
+            yield
+        finally:
+            self.client.unsubscribe_topic(self.topic)
+
+    def _on_event(self, event: Any) -> None:
+        """A worker's progress event (``(time, bytes)``), on the client's event thread."""
+        n = event[1] if isinstance(event, tuple) else event
+        if isinstance(n, int):
+            self.advance(n)
+
+    def advance(self, n: int, path: str = "") -> None:
+        """Count ``n`` bytes done (usable as a ``progress(n, path)`` hook on the driver)."""
+        if self.callback is not None:
+            with self._lock:
+                self.callback.relative_update(n)
+
+    def sized(self, total: int) -> None:
+        """Tell the callback the bytes the run covers."""
+        if self.callback is not None:
+            with self._lock:
+                self.callback.set_size(total)
+
+    def finish(self, total: int) -> None:
+        """Make the callback's value the exact total (retried tasks reported some bytes twice)."""
+        if self.callback is not None:
+            with self._lock:
+                self.callback.set_size(total)
+                self.callback.absolute_update(total)
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Submit one task ``fn(*args)``; its arguments must hold no secret."""
+        self.futures.append(
+            self.client.submit(fn, *args, key=f"{self.prefix}{len(self.futures)}", pure=False, retries=self.retries)
+        )
+
+    def results(self) -> Iterator[Any]:
+        """Each task's result as it finishes; raise Cancelled when ``should_stop`` says so, and
+        the task's error when one failed for good."""
+        pending = list(self.futures)
+        while pending:
+            if self.should_stop is not None and self.should_stop():
+                raise Cancelled
+            still = []
+            for f in pending:
+                if not f.done():
+                    still.append(f)
+                    continue
+                out = f.result()
+                f.release()
+                yield out
+            if len(still) == len(pending):
+                time.sleep(_WAIT_S)
+            pending = still
+
+    def stop(self) -> None:
+        """Stop every task of this run and wait (bounded) until none still runs on a worker.
+
+        Cancelling a future does not interrupt a task already running: the run's event asks
+        it to stop at its next chunk or file, and it then settles what it did (a backup's
+        task indexes what it stored, so the next backup reuses it). Waiting for that means
+        that when the run raises, nothing of it is still reading or writing.
+        """
+        from distributed import Event
+
+        prefix = self.prefix
+
+        def running(dask_worker: Any) -> int:
+            return sum(1 for ts in dask_worker.state.executing if str(ts.key).startswith(prefix))
+
+        try:
+            event: Any = Event(self.stop_name, client=self.client)  # type: ignore[no-untyped-call]
+            event.set()
+            self.client.cancel(self.futures)
+            deadline = time.monotonic() + _DRAIN_S
+            while any(self.client.run(running).values()) and time.monotonic() < deadline:
+                time.sleep(_WAIT_S)
+        except Exception:  # noqa: BLE001 - the original failure is the one to report
+            pass
+
+
+class StopPoll:
+    """``should_stop`` for a task: the run's cancel event, asked at most every ``_POLL_S``."""
+
+    def __init__(self, name: str) -> None:
+        from distributed import Event
+
+        self._event: Any = Event(name)  # type: ignore[no-untyped-call]
+        self._next = 0.0
+        self._stopped = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self._stopped and now >= self._next:
+            self._next = now + _POLL_S
+            with contextlib.suppress(Exception):  # a scheduler unreachable for a moment: go on
+                self._stopped = bool(self._event.is_set())
+        return self._stopped
+
+
+class ProgressRelay:
+    """``progress`` for a task: bytes done, sent to the driver as worker events, batched."""
+
+    def __init__(self, topic: str) -> None:
+        from distributed import get_worker
+
+        self._worker: Any = get_worker()
+        self._topic = topic
+        self._pending = 0
+        self._sent_at = time.monotonic()
+        #: Every byte reported, sent or not.
+        self.total = 0
+
+    def __call__(self, n: int, path: str) -> None:
+        self._pending += n
+        self.total += n
+        if time.monotonic() - self._sent_at >= _PROGRESS_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what was reported since the last event."""
+        if self._pending:
+            self._worker.log_event(self._topic, self._pending)
+            self._pending = 0
+        self._sent_at = time.monotonic()
