@@ -15,6 +15,8 @@ import uvicorn
 from examples.service.app import create_app
 from examples.service.config import ConfigFileError, settings_from_env
 
+import snapvault as sv
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.service", description=__doc__.splitlines()[0])
@@ -27,10 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = settings_from_env(os.environ)
-    except ConfigFileError as e:
+        app = create_app(settings, env=os.environ)
+    except (ConfigFileError, sv.SnapvaultError, OSError) as e:
+        # One line, as the CLI prints: a missing repository, a wrong password, an unreadable file.
         print(f"error: {e}", file=sys.stderr)
         return 1
-    app = create_app(settings, env=os.environ)
     if args.switch_interval_ms is not None:
         # Job threads (hashing, compressing, encrypting) hold the GIL in turns with the event
         # loop's thread; a shorter switch interval shortens the loop's wait for it.

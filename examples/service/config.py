@@ -166,7 +166,8 @@ class Settings(_Frozen):
 def load_settings(path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read and validate a TOML configuration file (see ``config.example.toml``).
 
-    Relative paths in the file are taken relative to the file's folder.
+    Relative paths in the file (a local repository, the password file, the roots) are taken
+    relative to the file's folder.
 
     Parameters
     ----------
@@ -194,6 +195,8 @@ def load_settings(path: str | os.PathLike[str], *, overrides: Mapping[str, Any] 
 
     if "password_file" in repo:
         repo["password_file"] = absolute(repo["password_file"])
+    if isinstance(repo.get("url"), str) and repo["url"] and "://" not in repo["url"]:
+        repo["url"] = absolute(repo["url"])  # a local folder
     if isinstance(data.get("restore_roots"), dict):
         data["restore_roots"] = {k: absolute(v) for k, v in data["restore_roots"].items()}
     if isinstance(data.get("backup_roots"), list):

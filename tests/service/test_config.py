@@ -24,7 +24,7 @@ def test_the_example_configuration_validates_with_paths_relative_to_it(tmp_path:
     copy.parent.mkdir()
     shutil.copy(EXAMPLE, copy)
     s = load_settings(copy)
-    assert s.repository.url == "vault"
+    assert s.repository.url == str(tmp_path / "conf" / "vault")
     assert s.repository.password_file == tmp_path / "conf" / "vault.password"
     assert s.restore_roots == {"restores": tmp_path / "conf" / "restores"}
     assert s.auth.tokens == []
@@ -36,6 +36,7 @@ def test_the_example_configuration_validates_with_paths_relative_to_it(tmp_path:
     }
     over = settings_from_env(env)
     assert over.repository.url == "memory://elsewhere"
+    assert load_settings(copy, overrides={"url": "s3://bucket/vault"}).repository.url == "s3://bucket/vault"
     assert over.repository.password_file == Path("/run/secrets/pw")
     assert over.restore_roots == s.restore_roots
 
