@@ -4,6 +4,8 @@ Nouns
 -----
 distributed_backup
     Back up sources with the workers of a ``dask.distributed.Client``.
+distributed_restore
+    Restore a snapshot with them, into a shared local directory or an fsspec URL.
 RepositoryPlugin
     The worker plugin that plants the repository (store and master keys) on each worker,
     outside the task graph.
@@ -13,6 +15,7 @@ package. See docs/howto-dask.md.
 """
 
 from snapvault.distributed.backup import DEFAULT_TASK_BYTES, DEFAULT_TASK_FILES, distributed_backup
+from snapvault.distributed.restore import distributed_restore
 from snapvault.distributed.transport import RepositoryPlugin
 
-__all__ = ["DEFAULT_TASK_BYTES", "DEFAULT_TASK_FILES", "RepositoryPlugin", "distributed_backup"]
+__all__ = ["DEFAULT_TASK_BYTES", "DEFAULT_TASK_FILES", "RepositoryPlugin", "distributed_backup", "distributed_restore"]

@@ -138,7 +138,7 @@ def read_objects(items: list[ObjectItem], settings: TaskSettings) -> TaskOutcome
                 for group in _directories(items):
                     source = group[0].source
                     if source not in filesystems:
-                        filesystems[source] = fsspec.core.url_to_fs(source, **context.source_options)[0]
+                        filesystems[source] = fsspec.core.url_to_fs(source, **context.options)[0]
                     fs = filesystems[source]
                     errors, inconsistent = len(stats.errors), len(stats.inconsistent)
                     nodes = walker._files(

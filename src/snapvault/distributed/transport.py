@@ -7,7 +7,8 @@ task could print:
 - the store (pickled: for an object store that includes its storage options, credentials
   among them, as the driver was given them);
 - the master keys (their JSON, as a key file seals it), never the password: the password may
-  open other things, and deriving it again on every worker would cost Argon2 each time.
+  open other things, and deriving it again on every worker would cost Argon2 each time;
+- the fsspec options of the run's URL sources (a backup) or target (a restore).
 
 Registered with ``client.register_plugin``, it reaches every worker, including workers that
 join or are restarted later (a retried task lands on one), and is removed when the run ends
@@ -45,11 +46,12 @@ _PLUGIN_PREFIX = "snapvault-repository-"
 
 
 class WorkerContext:
-    """What one worker holds for a run: the repository and the sources' options."""
+    """What one worker holds for a run: the repository, and the fsspec options of the run's
+    URL sources (a backup) or target (a restore)."""
 
-    def __init__(self, repo: Repository, source_options: dict[str, Any]) -> None:
+    def __init__(self, repo: Repository, options: dict[str, Any]) -> None:
         self.repo = repo
-        self.source_options = source_options
+        self.options = options
 
 
 class RepositoryPlugin(WorkerPlugin):
@@ -61,14 +63,15 @@ class RepositoryPlugin(WorkerPlugin):
         The pickled store.
     keys_json : bytes
         The master keys (:meth:`MasterKeys.to_json`).
-    source_options : dict
-        fsspec options of the URL sources (credentials too: they stay out of the graph).
+    options : dict
+        fsspec options of the URL sources or target (credentials too: they stay out of the
+        graph).
     """
 
-    def __init__(self, store_bytes: bytes, keys_json: bytes, source_options: dict[str, Any]) -> None:
+    def __init__(self, store_bytes: bytes, keys_json: bytes, options: dict[str, Any]) -> None:
         self.store_bytes = store_bytes
         self.keys_json = keys_json
-        self.source_options = source_options
+        self.options = options
         self.context: WorkerContext | None = None
 
     def setup(self, worker: Any) -> None:
@@ -79,18 +82,18 @@ class RepositoryPlugin(WorkerPlugin):
         # The same check Repository.open makes: keys that do not belong to this config
         # (another repository at that place now) are refused before anything is written.
         keys.check_config(config_bytes)
-        self.context = WorkerContext(Repository(store, RepoConfig.from_bytes(config_bytes), keys), self.source_options)
+        self.context = WorkerContext(Repository(store, RepoConfig.from_bytes(config_bytes), keys), self.options)
 
     def teardown(self, worker: Any) -> None:
         """Drop the handle and the secrets this worker held."""
         self.context = None
         self.keys_json = b""
         self.store_bytes = b""
-        self.source_options = {}
+        self.options = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # The opened handle never travels (it holds locks and caches); each worker opens its own.
-        return {"store_bytes": self.store_bytes, "keys_json": self.keys_json, "source_options": self.source_options}
+        return {"store_bytes": self.store_bytes, "keys_json": self.keys_json, "options": self.options}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -98,7 +101,7 @@ class RepositoryPlugin(WorkerPlugin):
 
 
 @contextmanager
-def planted(client: Any, repo: Repository, source_options: dict[str, Any] | None = None) -> Iterator[str]:
+def planted(client: Any, repo: Repository, options: dict[str, Any] | None = None) -> Iterator[str]:
     """Plant ``repo`` on every worker of ``client`` for the duration; yield the plugin's name.
 
     The name is random per run, so two runs on one cluster never share a handle, and a task
@@ -107,9 +110,7 @@ def planted(client: Any, repo: Repository, source_options: dict[str, Any] | None
     name = _PLUGIN_PREFIX + secrets.token_hex(8)
     # Parts of the format's handle, read here because this module is what moves a handle to
     # another process; nothing else outside the repository layer touches them.
-    plugin = RepositoryPlugin(
-        pickle.dumps(_portable(repo.store)), repo.master_keys.to_json(), dict(source_options or {})
-    )
+    plugin = RepositoryPlugin(pickle.dumps(_portable(repo.store)), repo.master_keys.to_json(), dict(options or {}))
     client.register_plugin(plugin, name=name)
     try:
         yield name
