@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from snapvault.archiver.walker import Cancelled
+from snapvault.distributed.backup import DEFAULT_TASK_BYTES, DEFAULT_TASK_FILES
 from snapvault.distributed.runner import ProgressRelay, StopPoll, TaskRunner
 from snapvault.distributed.transport import planted, worker_context
 from snapvault.errors import ConfigError, IntegrityError, JobCancelled, ObjectNotFound
@@ -35,8 +36,6 @@ from snapvault.restore.writer import local_target
 
 __all__ = ["DirWork", "directory_excludes", "distributed_restore"]
 
-_DEFAULT_TASK_BYTES = 256 << 20
-_DEFAULT_TASK_FILES = 2000
 _COUNTS = (
     "files",
     "dirs",
@@ -193,8 +192,8 @@ def distributed_restore(
     exclude: Iterable[str] = (),
     callback: Any = None,
     should_stop: Callable[[], bool] | None = None,
-    task_bytes: int = _DEFAULT_TASK_BYTES,
-    task_files: int = _DEFAULT_TASK_FILES,
+    task_bytes: int = DEFAULT_TASK_BYTES,
+    task_files: int = DEFAULT_TASK_FILES,
     workers: int | None = None,
     skip_existing: bool = True,
     verify_existing: bool = False,
