@@ -161,7 +161,11 @@ def test_progress_of_the_workers_reaches_one_callback_on_the_driver(
 ) -> None:
     src = _tree(tmp_path)
     cb = _Recorder()
-    m = distributed_backup(local_repo, [str(src)], client, callback=cb, task_files=3)
+    reported: list[int] = []
+    m = distributed_backup(
+        local_repo, [str(src)], client, callback=cb, progress=lambda n, path: reported.append(n), task_files=3
+    )
+    assert sum(reported) > 0
     # The bytes the workers read came as their events (none are read on the driver).
     assert sum(cb.updates) > 0
     assert max(cb.updates) > 0

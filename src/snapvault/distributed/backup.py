@@ -61,6 +61,7 @@ def distributed_backup(
     parent: Manifest | None = None,
     read_all: bool = False,
     callback: Any = None,
+    progress: Callable[[int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_file: Callable[[str, int, bool], None] | None = None,
     task_bytes: int = DEFAULT_TASK_BYTES,
@@ -102,6 +103,10 @@ def distributed_backup(
         Progress of the whole run, on the driver: ``set_size`` with the bytes the listing
         found, ``relative_update`` with the bytes of unchanged files, then with the bytes the
         workers read as they report them; at the end ``value == size``, the exact total.
+    progress : callable, optional
+        ``progress(bytes, path)`` on the driver as bytes are read: the workers' (``path`` is
+        "", from the same events as the callback) and the driver's own. Files taken unread
+        from the parent are not reported here (``on_file`` names them).
     should_stop : callable, optional
         Polled on the driver; True cancels the run: every worker stops at its next chunk,
         nothing is committed (JobCancelled).
@@ -156,7 +161,7 @@ def distributed_backup(
     )
     prepared = prepare_sources(opts)
     host = hostname or socket.gethostname()
-    run = _Run(client, opts, prepared, callback, task_bytes, task_files, retries)
+    run = _Run(client, opts, prepared, callback, progress, task_bytes, task_files, retries)
     # The driver is the writer prunes see, from before anything is deduplicated (its index
     # and every task's) until the commit: the workers' packs are covered by its records.
     with repo.writer_session(host=host) as session, planted(client, repo, opts.source_options) as plugin:
@@ -177,6 +182,7 @@ class _Run:
         opts: BackupOptions,
         prepared: PreparedSources,
         callback: Any,
+        progress: Callable[[int, str], None] | None,
         task_bytes: int,
         task_files: int,
         retries: int,
@@ -186,7 +192,9 @@ class _Run:
         self.prepared = prepared
         self.task_bytes = task_bytes
         self.task_files = task_files
-        self.runner = TaskRunner(client, "read", callback=callback, should_stop=opts.should_stop, retries=retries)
+        self.runner = TaskRunner(
+            client, "read", callback=callback, progress=progress, should_stop=opts.should_stop, retries=retries
+        )
         self._batch: list[FileItem | ObjectItem] = []
         self._batch_bytes = 0
         self._listed_bytes = 0
@@ -291,7 +299,7 @@ class _Run:
                 self._submit()
                 runner.sized(self._listed_bytes + listing.stats.total_bytes)
                 # Files taken unread from the parent are done already.
-                runner.advance(listing.stats.total_bytes)
+                runner.credit(listing.stats.total_bytes)
                 results = self._gather()
             with BlobSink(repo, workers=opts.workers, max_pending=opts.max_pending) as sink:
                 previous = listing if isinstance(listing, DeferringObjectWalker) else None

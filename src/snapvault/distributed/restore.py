@@ -191,6 +191,7 @@ def distributed_restore(
     target_options: Mapping[str, Any] | None = None,
     exclude: Iterable[str] = (),
     callback: Any = None,
+    progress: Callable[[int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     task_bytes: int = DEFAULT_TASK_BYTES,
     task_files: int = DEFAULT_TASK_FILES,
@@ -218,6 +219,9 @@ def distributed_restore(
         another task restores).
     callback : fsspec.callbacks.Callback, optional
         The bytes to restore, then the bytes each worker writes; ``value == size`` at the end.
+    progress : callable, optional
+        ``progress(bytes, path)`` on the driver as bytes are written (``path`` is "" for the
+        workers', reported by the same events as the callback's).
     should_stop : callable, optional
         Polled on the driver; True stops every worker between files (JobCancelled). No file
         is left half-written under its name.
@@ -250,7 +254,9 @@ def distributed_restore(
     m = snapshot if isinstance(snapshot, Manifest) else repo.resolve(snapshot)
     where = os.path.abspath(local) if local is not None else os.fspath(target)
     work, total_bytes = _plan(repo, m, PathFilter(exclude=exclude), local=local is not None)
-    runner = TaskRunner(client, "restore", callback=callback, should_stop=should_stop, retries=retries)
+    runner = TaskRunner(
+        client, "restore", callback=callback, progress=progress, should_stop=should_stop, retries=retries
+    )
     result = RestoreResult(snapshot_id=m.id, target=where)
     with planted(client, repo, dict(target_options or {})) as plugin, runner.listening():
         settings = RestoreSettings(

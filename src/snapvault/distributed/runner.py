@@ -36,6 +36,8 @@ class TaskRunner:
         Names the run's task keys (``snapvault-<kind>-<token>-<n>``), events and topics.
     callback : fsspec.callbacks.Callback, optional
         Gets the workers' progress (bytes), and the driver's own.
+    progress : callable, optional
+        Called as ``progress(bytes, path)`` with the same (``path`` is "" for a worker's).
     should_stop : callable, optional
         Polled while waiting; True raises Cancelled.
     retries : int
@@ -48,11 +50,13 @@ class TaskRunner:
         kind: str,
         *,
         callback: Any = None,
+        progress: Callable[[int, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         retries: int = 1,
     ) -> None:
         self.client = client
         self.callback = callback
+        self.progress = progress
         self.should_stop = should_stop
         self.retries = retries
         token = secrets.token_hex(8)
@@ -83,6 +87,14 @@ class TaskRunner:
 
     def advance(self, n: int, path: str = "") -> None:
         """Count ``n`` bytes done (usable as a ``progress(n, path)`` hook on the driver)."""
+        if self.callback is not None:
+            with self._lock:
+                self.callback.relative_update(n)
+        if self.progress is not None:
+            self.progress(n, path)
+
+    def credit(self, n: int) -> None:
+        """Count ``n`` bytes done on the callback alone (bytes no one reads: unchanged files)."""
         if self.callback is not None:
             with self._lock:
                 self.callback.relative_update(n)
