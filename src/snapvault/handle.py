@@ -52,7 +52,7 @@ class Repository(_FormatRepository):
         seed: int | None = None,
         callback: Any = None,
     ) -> CheckReport:
-        """Verify the repository; see :func:`snapvault.maintenance.check.check_repository`.
+        """Verify the repository; see :class:`snapvault.CheckReport`.
 
         Parameters
         ----------

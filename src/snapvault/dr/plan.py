@@ -96,7 +96,7 @@ def _error_line(e: BaseException) -> str:
 class DRPlan(PlanSpec):
     """A disaster-recovery plan: sites, objectives, replication, drills and failover.
 
-    The fields are :class:`~snapvault.dr.model.PlanSpec`'s. Build one, ``save`` it into the
+    The fields are those of its signature below. Build one, ``save`` it into the
     primary, ``bind`` it to the credentials of this process, then ``replicate``, ``status``,
     ``drill``, ``failover`` and ``report``, each with ``now``.
 

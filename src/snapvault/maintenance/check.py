@@ -116,7 +116,7 @@ class Problem:
 
 @dataclass
 class CheckReport:
-    """The outcome of :func:`check_repository`. ``ok`` is False if any problem was found."""
+    """The outcome of :meth:`Repository.check`. ``ok`` is False if any problem was found."""
 
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
