@@ -66,7 +66,7 @@ def distributed_backup(
     on_file: Callable[[str, int, bool], None] | None = None,
     task_bytes: int = DEFAULT_TASK_BYTES,
     task_files: int = DEFAULT_TASK_FILES,
-    workers: int = 2,
+    workers: int | None = None,
     max_pending_bytes: int = 24 << 20,
     consistency_retries: int | None = None,
     retries: int = 1,
@@ -116,8 +116,9 @@ def distributed_backup(
     task_bytes, task_files : int
         A task reads at most about ``task_bytes`` (a larger file is a task alone) and at most
         ``task_files`` files.
-    workers : int
-        Encode threads of each task's sink (and reads ahead for objects).
+    workers : int, optional
+        Encode threads of each task's sink (and reads ahead for objects); default the CPUs of
+        the worker's machine.
     max_pending_bytes : int
         Each task's bound on plaintext waiting to be encoded.
     consistency_retries : int, optional
@@ -153,7 +154,8 @@ def distributed_backup(
         read_all=read_all,
         hostname=hostname,
         now=now,
-        workers=workers,
+        # The driver's own threads: its trees, and reading a file that changed since listed.
+        workers=2,
         max_pending=max_pending_bytes,
         consistency_retries=consistency_retries,
         should_stop=should_stop,
@@ -162,6 +164,7 @@ def distributed_backup(
     prepared = prepare_sources(opts)
     host = hostname or socket.gethostname()
     run = _Run(client, opts, prepared, callback, progress, task_bytes, task_files, retries)
+    run.task_workers = workers
     # The driver is the writer prunes see, from before anything is deduplicated (its index
     # and every task's) until the commit: the workers' packs are covered by its records.
     with repo.writer_session(host=host) as session, planted(client, repo, opts.source_options) as plugin:
@@ -199,6 +202,8 @@ class _Run:
         self._batch_bytes = 0
         self._listed_bytes = 0
         self.settings: TaskSettings | None = None
+        #: Encode threads of each task (None: the worker's CPUs).
+        self.task_workers: int | None = None
         #: The finished tasks' counters, summed.
         self.outcome = TaskOutcome()
 
@@ -285,7 +290,7 @@ class _Run:
             plugin=plugin,
             stop_event=self.runner.stop_name,
             progress_topic=self.runner.topic,
-            workers=opts.workers,
+            workers=self.task_workers,
             max_pending=opts.max_pending,
             read_all=opts.read_all,
             consistency_retries=opts.consistency_retries,

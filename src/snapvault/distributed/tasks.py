@@ -11,6 +11,7 @@ what it needs again (or reuses what the lost attempt indexed).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -32,10 +33,16 @@ class TaskSettings(NamedTuple):
     plugin: str
     stop_event: str
     progress_topic: str
-    workers: int = 2
+    workers: int | None = None
     max_pending: int = 24 << 20
     read_all: bool = False
     consistency_retries: int | None = None
+
+
+def _threads(settings: TaskSettings) -> int:
+    """A task's encode threads: as asked, else the worker machine's CPUs (as ``Engine`` uses
+    the CPUs of the machine it runs on)."""
+    return settings.workers or os.cpu_count() or 2
 
 
 def _outcome(results: list[FileResult], walker: Walker | ObjectWalker, sink: BlobSink) -> TaskOutcome:
@@ -71,7 +78,7 @@ def read_files(items: list[FileItem], settings: TaskSettings) -> TaskOutcome:
     repo = worker_context(settings.plugin).repo
     progress = ProgressRelay(settings.progress_topic)
     results: list[FileResult] = []
-    with BlobSink(repo, workers=settings.workers, max_pending=settings.max_pending) as sink:
+    with BlobSink(repo, workers=_threads(settings), max_pending=settings.max_pending) as sink:
         walker = Walker(
             sink,
             repo.chunker,
@@ -118,13 +125,13 @@ def read_objects(items: list[ObjectItem], settings: TaskSettings) -> TaskOutcome
     progress = ProgressRelay(settings.progress_topic)
     filesystems: dict[str, Any] = {}
     results: list[FileResult] = []
-    with BlobSink(repo, workers=settings.workers, max_pending=settings.max_pending) as sink:
+    with BlobSink(repo, workers=_threads(settings), max_pending=settings.max_pending) as sink:
         walker = ObjectWalker(
             sink,
             repo.chunker,
             repo.read_tree,
             use_parent_shortcut=not settings.read_all,
-            workers=settings.workers,
+            workers=_threads(settings),
             progress=progress,
             should_stop=StopPoll(settings.stop_event),
             consistency_retries=settings.consistency_retries,
