@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import snapvault as sv
 
-__all__ = ["API_VERSION", "create_app", "open_repository"]
+__all__ = ["API_VERSION", "create_app", "default_max_running", "open_repository"]
 
 #: The API's own version (the OpenAPI document's ``info.version``), not the library's.
 API_VERSION = "1.0.0"
@@ -40,6 +40,17 @@ def open_repository(settings: Settings) -> sv.Repository:
         with open(cfg.password_file, encoding="utf-8") as f:
             password = f.readline().rstrip("\r\n")
     return sv.Repository.open(cfg.url, password, storage_options=cfg.options or None, append_only=cfg.append_only)
+
+
+def default_max_running() -> int:
+    """Half as many running jobs as CPUs (at least one).
+
+    Each backup already runs one encoder thread per CPU; more jobs at once only contend for
+    the CPUs and the interpreter's lock with the event loop. On two CPUs, one job at a time
+    finished 20 queued 75 MiB backups sooner (5.2 s against 7.0 s) and kept the 99th
+    percentile of status polls at 27 ms against 118 ms (``bench/service_load.py``).
+    """
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def create_app(
@@ -75,7 +86,7 @@ def create_app(
         restorer=sv.Restorer(repo),
         jobs=JobRegistry(
             max_active=jobs.max_active,
-            max_running=jobs.max_running or os.cpu_count() or 1,
+            max_running=jobs.max_running or default_max_running(),
             history=jobs.history,
             clock=clock,
         ),

@@ -107,7 +107,8 @@ class JobSettings(_Frozen):
     max_active : int
         Jobs queued or running; another request is refused (503) until one ends.
     max_running : int, optional
-        Jobs running at once (default: the number of CPUs); the others wait in a queue.
+        Jobs running at once (default: half the CPUs, at least one); the others wait in a
+        queue.
     history : int
         Finished jobs kept for ``GET /jobs``.
     workers : int, optional
