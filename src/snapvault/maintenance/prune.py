@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -106,6 +107,10 @@ class PruneRepository(SinkRepository, RecordStore, Protocol):
 
     def index_files(self) -> list[str]:
         """Keys of every index file."""
+        ...
+
+    def index_file_cache(self) -> AbstractContextManager[None]:
+        """Keep decoded index files for reuse inside the block (a prune reads each several times)."""
         ...
 
     def read_index_file(self, key: str) -> list[tuple[bytes, list[PackEntry]]]:
@@ -255,7 +260,8 @@ def prune(
     if repo.append_only and not dry_run:
         raise AppendOnlyError(f"the repository at {repo.url} is opened append-only: prune deletes, so it is refused")
     run = _Run(repo, now, dry_run, writer_timeout, Meter(callback))
-    result = run.go(max_repack, max_unused, rekey)
+    with repo.index_file_cache():
+        result = run.go(max_repack, max_unused, rekey)
     run.meter.finish()
     return result
 

@@ -146,6 +146,8 @@ class Repository:
         self.chunker = ChunkerParams.from_dict(config.chunker.to_dict(), seed=keys.chunker_seed)
         self._index: Index | None = None
         self._index_files: set[str] = set()
+        # Decoded index files by key while index_file_cache() is on (None: off).
+        self._index_cache: dict[str, list[tuple[bytes, list[PackEntry]]]] | None = None
         self._marks: dict[str, DeletionMark] = {}
         self._lock = threading.Lock()
 
@@ -577,11 +579,36 @@ class Repository:
             keys = self.index_files()
 
     def read_index_file(self, key: str) -> list[tuple[bytes, list[PackEntry]]]:
-        """Decode one index file."""
+        """Decode one index file (kept while :meth:`index_file_cache` is on)."""
+        cache = self._index_cache
+        if cache is not None and key in cache:
+            return cache[key]
         try:
-            return decode_index(self.read_sealed(key, INDEX_AD))
+            packs = decode_index(self.read_sealed(key, INDEX_AD))
         except IntegrityError as e:
             raise IntegrityError(str(e) if key in str(e) else f"{key}: {e}", key=key) from None
+        if cache is not None:
+            cache[key] = packs
+        return packs
+
+    @contextlib.contextmanager
+    def index_file_cache(self) -> Iterator[None]:
+        """Keep every index file decoded inside the block, for reuse.
+
+        A prune reads each index file several times (to load the index, to survey the packs,
+        and to rebuild the index each time the set of marked packs changes). Index files are
+        create-only and named by their content's hash, so a key always decodes the same; the
+        cost is the decoded entries' memory for the block's duration, which is why it is not
+        always on.
+        """
+        outer = self._index_cache
+        if outer is None:
+            self._index_cache = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._index_cache = None
 
     def write_index(self, packs: Iterable[tuple[bytes, list[PackEntry]]]) -> str:
         """Write index files for ``packs`` and add them to the loaded index; return the last
