@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -117,3 +119,32 @@ def test_cancelling_stops_the_workers(client: Any, local_repo: sv.Repository, tm
         if p.is_file() and not p.is_symlink():
             rel = p.relative_to(tmp_path / "out" / str(src).lstrip("/"))
             assert p.read_bytes() == (src / rel).read_bytes()
+
+
+def test_a_worker_killed_mid_restore_leaves_no_trace(local_repo: sv.Repository, tmp_path: Path) -> None:
+    src = _tree(tmp_path)
+    for i in range(8):
+        (src / "large" / str(i)).parent.mkdir(exist_ok=True)
+        (src / "large" / str(i)).write_bytes(random.Random(i).randbytes(3 << 20))
+    m = run_backup(local_repo, BackupOptions(paths=[str(src)])).manifest
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = sorted(client.run(os.getpid).values())
+        killed: list[int] = []
+
+        def kill_once(rec: _Recorder) -> None:
+            if not killed and sum(rec.updates) > 0:
+                killed.append(pids[0])
+                os.kill(pids[0], signal.SIGKILL)
+
+        result = distributed_restore(
+            local_repo, m, tmp_path / "out", client, task_files=1, callback=_Recorder(kill_once)
+        )
+        assert killed
+    assert result.errors == []
+    # Every file whole, and no temporary file of the lost task left behind.
+    assert_same_tree(src, tmp_path / "out" / str(src).lstrip("/"))

@@ -17,6 +17,7 @@ every entry but directories, which such targets do not keep.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -32,7 +33,7 @@ from snapvault.repository.manifest import Manifest
 from snapvault.repository.repo import Repository
 from snapvault.restore.restorer import Restorer
 from snapvault.restore.result import RestoreResult
-from snapvault.restore.writer import local_target
+from snapvault.restore.writer import TEMP_PREFIX, local_target
 
 __all__ = ["DirWork", "directory_excludes", "distributed_restore"]
 
@@ -286,6 +287,7 @@ def distributed_restore(
             runner.stop()
             raise
     if local is not None:
+        _remove_leftovers(where, work)
         result = _finish_local(repo, m, where, exclude, result, runner, should_stop, settings)
     result.errors.sort(key=lambda e: e.path)
     runner.finish(total_bytes)
@@ -306,6 +308,25 @@ def _batches(work: list[DirWork], task_bytes: int, task_files: int) -> list[list
     if batch:
         out.append(batch)
     return out
+
+
+def _remove_leftovers(where: str, work: list[DirWork]) -> None:
+    """Remove the temporary files of tasks whose worker died mid-file.
+
+    A restore writes each file under a temporary name and renames it once verified; a worker
+    killed in between leaves that name behind (its task ran again elsewhere). Every task of
+    this run has ended, so the restore's temporary names in the directories it restored are
+    all such leftovers.
+    """
+    for d in work:
+        path = os.path.join(where, *d.parts)
+        try:
+            names = [n for n in os.listdir(path) if n.startswith(TEMP_PREFIX)]
+        except OSError:
+            continue
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(path, name))
 
 
 def _finish_local(
