@@ -14,6 +14,9 @@ TEST_DEPS = [
     "pytest-xdist>=3.5",
     "pandas>=2",
     "pyarrow>=15",
+    # zarr and xarray reading array stores through snapvault://
+    "zarr>=3",
+    "xarray>=2024.10",
     # the progress bars, the notebook (run by nbclient on an ipykernel) and the docs site build
     "tqdm>=4.66",
     "matplotlib>=3.8",
