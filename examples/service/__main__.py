@@ -23,9 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
-    parser.add_argument(
-        "--switch-interval-ms", type=float, default=None, help="the interpreter's thread switch interval (default 5)"
-    )
     args = parser.parse_args(argv)
     try:
         settings = settings_from_env(os.environ)
@@ -34,10 +31,6 @@ def main(argv: list[str] | None = None) -> int:
         # One line, as the CLI prints: a missing repository, a wrong password, an unreadable file.
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if args.switch_interval_ms is not None:
-        # Job threads (hashing, compressing, encrypting) hold the GIL in turns with the event
-        # loop's thread; a shorter switch interval shortens the loop's wait for it.
-        sys.setswitchinterval(args.switch_interval_ms / 1000)
     uvicorn.run(
         app,
         host=args.host,
