@@ -127,7 +127,10 @@ def test_s3_source_into_s3_repository(client: Any, s3_bucket: Any, tmp_path: Pat
     for key, data in objects.items():
         s3_bucket.fs.pipe_file(s3_bucket.path(key), data)
     url = s3_bucket.url_for("src")
-    m = distributed_backup(repo, [url], client, source_options=opts, task_files=3)
+    with distributed.get_task_stream(client) as stream:
+        m = distributed_backup(repo, [url], client, source_options=opts, task_files=3)
+    # The listing was split: a task listed each of the two prefixes.
+    assert sum(1 for t in stream.data if t["key"].startswith("snapvault-list")) == 2
     assert m.paths == [url]
     assert m.stats.files_new == len(objects)
     assert _single(repo, [url], source_options=opts).tree == m.tree

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from snapvault.archiver.fsspec_source import ObjectSource
 from snapvault.archiver.session import (
     BackupOptions,
     PreparedSources,
@@ -27,7 +28,7 @@ from snapvault.archiver.sink import BlobSink, SinkStats
 from snapvault.archiver.walker import Cancelled, WalkStats
 from snapvault.distributed.items import FileItem, FileResult, ObjectItem, TaskOutcome
 from snapvault.distributed.runner import TaskRunner
-from snapvault.distributed.tasks import TaskSettings, read_files, read_objects
+from snapvault.distributed.tasks import TaskSettings, list_prefix, read_files, read_objects
 from snapvault.distributed.transport import planted
 from snapvault.distributed.walkers import DeferringObjectWalker, DeferringWalker, ListingSink
 from snapvault.errors import ConfigError, JobCancelled
@@ -70,6 +71,7 @@ def distributed_backup(
     max_pending_bytes: int = 24 << 20,
     consistency_retries: int | None = None,
     retries: int = 1,
+    split_listing: bool = True,
 ) -> Manifest:
     """Back up ``sources`` with the workers of a Dask ``client``; return the committed snapshot.
 
@@ -125,6 +127,10 @@ def distributed_backup(
         As for a ``snapshot`` backup: re-read a file that changed while read.
     retries : int
         Times Dask runs a task again after it raised (a worker that died is retried anyway).
+    split_listing : bool
+        List an object source with the workers: the driver lists its first level of
+        prefixes and a task lists each (``fs.find``), in parallel. A local source is walked
+        by the driver.
 
     Returns
     -------
@@ -165,6 +171,7 @@ def distributed_backup(
     host = hostname or socket.gethostname()
     run = _Run(client, opts, prepared, callback, progress, task_bytes, task_files, retries)
     run.task_workers = workers
+    run.split_listing = split_listing
     # The driver is the writer prunes see, from before anything is deduplicated (its index
     # and every task's) until the commit: the workers' packs are covered by its records.
     with repo.writer_session(host=host) as session, planted(client, repo, opts.source_options) as plugin:
@@ -204,6 +211,8 @@ class _Run:
         self.settings: TaskSettings | None = None
         #: Encode threads of each task (None: the worker's CPUs).
         self.task_workers: int | None = None
+        #: Whether an object source's listing is split across the workers, by prefix.
+        self.split_listing = True
         #: The finished tasks' counters, summed.
         self.outcome = TaskOutcome()
 
@@ -226,6 +235,27 @@ class _Run:
             return
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         self.runner.submit(read_files if isinstance(batch[0], FileItem) else read_objects, batch, self.settings)
+
+    def _list_split(self, src: ObjectSource) -> dict[str, Any]:
+        """List a source with the workers: the driver lists its first level, each prefix there
+        is listed by a task."""
+        top = src.fs.ls(src.path, detail=True)
+        prefixes = [e["name"] for e in top if e.get("type") == "directory"]
+        if len(prefixes) < 2:
+            found: dict[str, Any] = src.fs.find(src.path, detail=True)
+            return found
+        listing = {e["name"]: e for e in top if e.get("type") == "file"}
+        runner = TaskRunner(self.client, "list", should_stop=self.opts.should_stop, retries=self.runner.retries)
+        assert self.settings is not None
+        for prefix in prefixes:
+            runner.submit(list_prefix, src.url, prefix, self.settings.plugin)
+        try:
+            for part in runner.results():
+                listing.update(part)
+        except BaseException:
+            runner.stop()
+            raise
+        return listing
 
     def _gather(self) -> dict[str, FileResult]:
         """Every task's results by path (or URL); raise Cancelled when asked to stop."""
@@ -259,6 +289,7 @@ class _Run:
                 results=results,
                 record=record,
                 listing=None if previous is None else previous.listing,
+                lister=self._list_split if listing and self.split_listing else None,
                 use_parent_shortcut=not opts.read_all,
                 workers=opts.workers,
                 progress=self.runner.advance,

@@ -24,7 +24,7 @@ from snapvault.distributed.runner import ProgressRelay, StopPoll
 from snapvault.distributed.transport import worker_context
 from snapvault.pipeline.tree import Node
 
-__all__ = ["TaskSettings", "read_files", "read_objects"]
+__all__ = ["TaskSettings", "list_prefix", "read_files", "read_objects"]
 
 
 class TaskSettings(NamedTuple):
@@ -186,3 +186,15 @@ def _object_results(
             )
         )
     return out
+
+
+def list_prefix(source: str, path: str, plugin: str) -> dict[str, Any]:
+    """Every object below ``path`` on the filesystem of URL ``source``: ``fs.find``'s details."""
+    import fsspec
+
+    fs = fsspec.core.url_to_fs(source, **worker_context(plugin).options)[0]
+    # fsspec shares filesystem instances within a process: a listing cached by an earlier
+    # run on this worker would hide what changed since.
+    fs.invalidate_cache()
+    found: dict[str, Any] = fs.find(path, detail=True)
+    return found

@@ -18,11 +18,13 @@ Object sources are listed once: the final pass reuses the listing pass's listing
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from snapvault.archiver.fsspec_source import ObjectSource, ObjectWalker
 from snapvault.archiver.walker import Cancelled, Walker, WalkStats
 from snapvault.distributed.items import FileItem, FileResult, ObjectItem, file_ident, object_ident
+from snapvault.errors import SourceError
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.index import Index
 from snapvault.pipeline.patterns import PathFilter
@@ -47,6 +49,21 @@ class ListingSink:
     def add(self, btype: BlobType, data: bytes | memoryview, bid: bytes | None = None) -> tuple[bytes, bool]:
         """Keep nothing; a placeholder ID (the listing pass's trees are thrown away)."""
         return _NO_ID, False
+
+
+class _Listed:
+    """A source's filesystem whose listing was made already: ``find`` gives it, everything
+    else is the filesystem's own."""
+
+    def __init__(self, fs: Any, listing: dict[str, Any]) -> None:
+        self._fs = fs
+        self._listing = listing
+
+    def find(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self._listing
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fs, name)
 
 
 def account(
@@ -115,6 +132,9 @@ class DeferringObjectWalker(ObjectWalker):
         As for :class:`DeferringWalker` (results by URL).
     listing : tuple, optional
         The listing pass's objects and listing errors (the final pass lists nothing again).
+    lister : callable, optional
+        Lists a source (path to info, as ``fs.find(path, detail=True)`` gives) in its stead,
+        for example split across workers.
     *args, **kwargs
         As for :class:`ObjectWalker`.
     """
@@ -125,12 +145,14 @@ class DeferringObjectWalker(ObjectWalker):
         results: dict[str, FileResult],
         record: Callable[[ObjectItem], None] | None = None,
         listing: tuple[dict[tuple[str, ...], Any], list[FileError]] | None = None,
+        lister: Callable[[ObjectSource], dict[str, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.results = results
         self.record = record
         self.listing = listing
+        self.lister = lister
         self._sources: Sequence[ObjectSource] = ()
 
     # The overrides below use the object walker's private steps (its listing, its check of an
@@ -143,9 +165,18 @@ class DeferringObjectWalker(ObjectWalker):
             self.stats.errors.extend(errors)
             return objects
         before = len(self.stats.errors)
+        if self.lister is not None:
+            sources = [s if s.is_file else replace(s, fs=_Listed(s.fs, self._listed(s))) for s in sources]
         objects = super()._list(sources, flt)
         self.listing = (objects, list(self.stats.errors[before:]))
         return objects
+
+    def _listed(self, src: ObjectSource) -> dict[str, Any]:
+        assert self.lister is not None
+        try:
+            return self.lister(src)
+        except (OSError, ValueError) as e:
+            raise SourceError(f"cannot list source {src.url}: {e}", path=src.url) from None
 
     def _files(self, entries: list[tuple[Any, Node | None]]) -> list[Node]:
         nodes: list[Node] = []
