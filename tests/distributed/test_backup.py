@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 import base64
-import os
 import pickle
 import random
-import signal
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fsspec.callbacks import Callback
 
 import snapvault as sv
 from snapvault.archiver.session import BackupOptions, run_backup
 from snapvault.errors import JobCancelled
 from tests.conftest import FAST_KDF, PASSWORD
+from tests.distributed.helpers import Recorder, cluster_with_a_killer, source_tree
 from tests.treecompare import assert_same_tree
 
 distributed = pytest.importorskip("distributed")
 
 from snapvault.distributed import distributed_backup  # noqa: E402 - after the skip
-
-
-def _tree(root: Path, seed: int = 1) -> Path:
-    """Files of many sizes (empty, small, several chunks), nested, with a symlink and an empty dir."""
-    rnd = random.Random(seed)
-    src = root / "src"
-    for d in range(3):
-        (src / f"d{d}" / "sub").mkdir(parents=True)
-        for f in range(8):
-            (src / f"d{d}" / f"f{f}.bin").write_bytes(rnd.randbytes(rnd.choice([0, 10, 5000, 200_000])))
-        (src / f"d{d}" / "sub" / "big").write_bytes(rnd.randbytes(1_500_000))
-    (src / "empty").mkdir()
-    (src / "link").symlink_to("d0/f1.bin")
-    os.link(src / "d1" / "sub" / "big", src / "d1" / "hardlink")
-    with open(src / "d2" / "sparse", "wb") as f:
-        f.seek(3 << 20)
-        f.write(b"end of a sparse file")
-    return src
 
 
 def _same_source_tree(repo: sv.Repository, a: sv.Manifest, b: sv.Manifest, src: Path) -> bool:
@@ -67,7 +47,7 @@ def _single(repo: sv.Repository, paths: list[str], **kw: Any) -> sv.Manifest:
 def test_local_source_gives_the_single_process_trees_and_restores_exactly(
     client: Any, local_repo: sv.Repository, tmp_path: Path
 ) -> None:
-    src = _tree(tmp_path)
+    src = source_tree(tmp_path)
     m = distributed_backup(local_repo, [str(src)], client, task_files=4, task_bytes=1 << 20)
     assert m.paths == [str(src)]
     assert m.stats.files_new == 3 * 9 + 2
@@ -86,7 +66,7 @@ def test_local_source_gives_the_single_process_trees_and_restores_exactly(
 def test_incremental_skips_unchanged_files_and_matches_single_process(
     client: Any, local_repo: sv.Repository, tmp_path: Path
 ) -> None:
-    src = _tree(tmp_path)
+    src = source_tree(tmp_path)
     first = distributed_backup(local_repo, [str(src)], client, task_files=5)
     (src / "d1" / "f3.bin").write_bytes(b"changed content")
     (src / "d2" / "new.txt").write_bytes(b"new file")
@@ -106,7 +86,7 @@ def test_incremental_skips_unchanged_files_and_matches_single_process(
 
 
 def test_exclusion_rules_apply_as_in_one_process(client: Any, local_repo: sv.Repository, tmp_path: Path) -> None:
-    src = _tree(tmp_path)
+    src = source_tree(tmp_path)
     (src / "d1" / "cache").mkdir()
     (src / "d1" / "cache" / "CACHEDIR.TAG").write_bytes(b"Signature: 8a477f597d28d172789f06886806bc55")
     (src / "d1" / "cache" / "junk").write_bytes(b"junk")
@@ -146,24 +126,11 @@ def test_s3_source_into_s3_repository(client: Any, s3_bucket: Any, tmp_path: Pat
     assert repo.check().ok
 
 
-class _Recorder(Callback):  # type: ignore[misc]
-    def __init__(self, on_update: Any = None) -> None:
-        super().__init__()
-        self.updates: list[int] = []
-        self.on_update = on_update
-
-    def relative_update(self, inc: int = 1) -> None:
-        self.updates.append(inc)
-        if self.on_update is not None:
-            self.on_update(self)
-        super().relative_update(inc)
-
-
 def test_progress_of_the_workers_reaches_one_callback_on_the_driver(
     client: Any, local_repo: sv.Repository, tmp_path: Path
 ) -> None:
-    src = _tree(tmp_path)
-    cb = _Recorder()
+    src = source_tree(tmp_path)
+    cb = Recorder()
     reported: list[int] = []
     m = distributed_backup(
         local_repo, [str(src)], client, callback=cb, progress=lambda n, path: reported.append(n), task_files=3
@@ -176,7 +143,7 @@ def test_progress_of_the_workers_reaches_one_callback_on_the_driver(
 
 
 def test_no_secret_stays_on_the_workers_after_the_run(client: Any, local_repo: sv.Repository, tmp_path: Path) -> None:
-    src = _tree(tmp_path)
+    src = source_tree(tmp_path)
     distributed_backup(local_repo, [str(src)], client)
     plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
     assert all(not any(name.startswith("snapvault") for name in names) for names in plugins.values())
@@ -196,7 +163,7 @@ class _GraphRecorder(distributed.diagnostics.plugin.SchedulerPlugin):  # type: i
 
 
 def test_the_task_graph_holds_no_key(client: Any, local_repo: sv.Repository, tmp_path: Path) -> None:
-    src = _tree(tmp_path)
+    src = source_tree(tmp_path)
     client.register_plugin(_GraphRecorder(), name="graph-recorder")
     try:
         distributed_backup(local_repo, [str(src)], client, task_files=5)
@@ -216,9 +183,9 @@ def test_the_task_graph_holds_no_key(client: Any, local_repo: sv.Repository, tmp
 def test_cancelling_stops_the_workers_and_commits_nothing(
     client: Any, local_repo: sv.Repository, tmp_path: Path
 ) -> None:
-    src = _tree(tmp_path)
+    src = source_tree(tmp_path)
     stop = threading.Event()
-    cb = _Recorder(lambda rec: stop.set() if sum(rec.updates) > 0 else None)
+    cb = Recorder(lambda rec: stop.set() if sum(rec.updates) > 0 else None)
     with pytest.raises(JobCancelled):
         distributed_backup(local_repo, [str(src)], client, callback=cb, should_stop=stop.is_set, task_files=1)
     assert local_repo.snapshot_ids() == []
@@ -237,22 +204,9 @@ def test_cancelling_stops_the_workers_and_commits_nothing(
 def test_a_worker_killed_mid_run_is_replaced_and_the_snapshot_commits(
     local_repo: sv.Repository, tmp_path: Path
 ) -> None:
-    src = _tree(tmp_path)
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        pids = sorted(client.run(os.getpid).values())
-        killed: list[int] = []
-
-        def kill_once(rec: _Recorder) -> None:
-            if not killed and sum(rec.updates) > 0:
-                killed.append(pids[0])
-                os.kill(pids[0], signal.SIGKILL)
-
-        m = distributed_backup(local_repo, [str(src)], client, callback=_Recorder(kill_once), task_files=1)
+    src = source_tree(tmp_path)
+    with cluster_with_a_killer() as (cluster, client, killer, killed):
+        m = distributed_backup(local_repo, [str(src)], client, callback=killer, task_files=1)
         assert killed
         # At least one task was running on the killed worker, and ran again elsewhere.
         lost = [t for t in cluster.scheduler.transition_log if t[1] == "processing" and t[2] == "released"]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from snapvault.archiver.session import BackupOptions, run_backup
 from snapvault.errors import ConfigError, JobCancelled
 from snapvault.pipeline.patterns import PathFilter
 from tests.conftest import FAST_KDF, PASSWORD
-from tests.distributed.test_backup import _Recorder, _tree
+from tests.distributed.helpers import Recorder, cluster_with_a_killer, source_tree
 from tests.treecompare import assert_same_tree
 
 distributed = pytest.importorskip("distributed")
@@ -54,11 +52,11 @@ def test_directory_excludes_leave_exactly_one_directory() -> None:
 
 
 def test_local_target_restores_the_snapshot_exactly(client: Any, local_repo: sv.Repository, tmp_path: Path) -> None:
-    src = _tree(tmp_path)
+    src = source_tree(tmp_path)
     _odd_names(src)
     m = run_backup(local_repo, BackupOptions(paths=[str(src)])).manifest
     target = tmp_path / "out"
-    cb = _Recorder()
+    cb = Recorder()
     result = distributed_restore(local_repo, m.id, target, client, task_files=3, callback=cb)
     assert result.errors == []
     assert_same_tree(src, target / str(src).lstrip("/"))
@@ -78,7 +76,7 @@ def test_local_target_restores_the_snapshot_exactly(client: Any, local_repo: sv.
 
 
 def test_excludes_apply(client: Any, local_repo: sv.Repository, tmp_path: Path) -> None:
-    src = _tree(tmp_path)
+    src = source_tree(tmp_path)
     m = run_backup(local_repo, BackupOptions(paths=[str(src)])).manifest
     result = distributed_restore(local_repo, m, tmp_path / "out", client, exclude=["*.bin", "d2/"])
     single = sv.Restorer(local_repo).restore(m, tmp_path / "single", exclude=["*.bin", "d2/"])
@@ -106,10 +104,10 @@ def test_s3_target(client: Any, s3_bucket: Any, tmp_path: Path) -> None:
 
 
 def test_cancelling_stops_the_workers(client: Any, local_repo: sv.Repository, tmp_path: Path) -> None:
-    src = _tree(tmp_path)
+    src = source_tree(tmp_path)
     m = run_backup(local_repo, BackupOptions(paths=[str(src)])).manifest
     stop = threading.Event()
-    cb = _Recorder(lambda rec: stop.set() if sum(rec.updates) > 0 else None)
+    cb = Recorder(lambda rec: stop.set() if sum(rec.updates) > 0 else None)
     with pytest.raises(JobCancelled):
         distributed_restore(local_repo, m, tmp_path / "out", client, task_files=1, callback=cb, should_stop=stop.is_set)
     running = client.run(lambda dask_worker: [str(ts.key) for ts in dask_worker.state.executing])
@@ -122,28 +120,13 @@ def test_cancelling_stops_the_workers(client: Any, local_repo: sv.Repository, tm
 
 
 def test_a_worker_killed_mid_restore_leaves_no_trace(local_repo: sv.Repository, tmp_path: Path) -> None:
-    src = _tree(tmp_path)
+    src = source_tree(tmp_path)
     for i in range(8):
         (src / "large" / str(i)).parent.mkdir(exist_ok=True)
         (src / "large" / str(i)).write_bytes(random.Random(i).randbytes(3 << 20))
     m = run_backup(local_repo, BackupOptions(paths=[str(src)])).manifest
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        pids = sorted(client.run(os.getpid).values())
-        killed: list[int] = []
-
-        def kill_once(rec: _Recorder) -> None:
-            if not killed and sum(rec.updates) > 0:
-                killed.append(pids[0])
-                os.kill(pids[0], signal.SIGKILL)
-
-        result = distributed_restore(
-            local_repo, m, tmp_path / "out", client, task_files=1, callback=_Recorder(kill_once)
-        )
+    with cluster_with_a_killer() as (_, client, killer, killed):
+        result = distributed_restore(local_repo, m, tmp_path / "out", client, task_files=1, callback=killer)
         assert killed
     assert result.errors == []
     # Every file whole, and no temporary file of the lost task left behind.
