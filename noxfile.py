@@ -58,8 +58,10 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package."""
-    session.install("-e", ".[cli]", "mypy>=1.10")
+    session.install("-e", ".[cli,service]", "mypy>=1.10")
     session.run("mypy")
+    # The service example is typed as strictly as the package it embeds.
+    session.run("mypy", "--strict", "--explicit-package-bases", "examples/service")
 
 
 @nox.session

@@ -95,6 +95,26 @@ def test_job_moves_pending_running_completed() -> None:
     assert job.started <= job.ended
 
 
+def test_a_finished_status_means_the_result_can_be_taken() -> None:
+    # The job's clock is read for ``ended`` after the work returned and before the job is
+    # marked done: what an observer sees then must not already say "completed".
+    jobs: list[Job[Any]] = []
+    at_end: list[tuple[sv.JobStatus, bool]] = []
+
+    def clock() -> datetime:
+        job = jobs[0]
+        if job.started is not None:
+            at_end.append((job.status, job.done))
+        return datetime.now(UTC)
+
+    job = sv.BackupJob(lambda _job: "done", clock=clock)
+    jobs.append(job)
+    job.start()
+    assert job.wait(5) is sv.JobStatus.COMPLETED
+    assert at_end == [(sv.JobStatus.RUNNING, False)]
+    assert job.result(timeout=0) == "done"
+
+
 def test_backup_job_statuses_and_progress_totals(local_repo: sv.Repository, tmp_path: Path) -> None:
     src = tmp_path / "src"
     files = make_tree(src)

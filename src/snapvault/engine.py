@@ -421,9 +421,15 @@ class Engine:
         hostname, now
             As for :meth:`run_policy`.
         """
+        from snapvault.dr.records import check_write_target
         from snapvault.policy.run import run_policy
 
         def work(job: Job[Any]) -> Manifest:
+            # As run_policy does: a policy a DR plan moved elsewhere is refused here (the
+            # job fails with StalePrimaryError, nothing written).
+            check_write_target(
+                self.repo, self.repo.config.repository_id, policy.name, list(policy.tags), now, self.settings.clock
+            )
             scan_totals(job, policy.sources, policy.exclude)
 
             def on_read(n: int, path: str) -> None:

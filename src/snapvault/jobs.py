@@ -133,7 +133,7 @@ class Job(Generic[T]):
     ) -> None:
         self.id = uuid.uuid4().hex
         self.name = name
-        self.status = JobStatus.PENDING
+        self._status = JobStatus.PENDING
         self.started: datetime | None = None
         self.ended: datetime | None = None
         self.error: BaseException | None = None
@@ -153,23 +153,31 @@ class Job(Generic[T]):
 
     def _run(self) -> None:
         self.started = self._clock()
-        self.status = JobStatus.RUNNING
+        self._status = JobStatus.RUNNING
         self._notify()
         try:
             self._result = self._work(self)
             # The work finished (a cancel that came after its commit point changes nothing).
-            self.status = JobStatus.COMPLETED
+            self._status = JobStatus.COMPLETED
         except JobCancelled:
-            self.status = JobStatus.CANCELLED
+            self._status = JobStatus.CANCELLED
         except BaseException as e:  # noqa: BLE001 - reported through .error and .result()
             self.error = e
-            self.status = JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.FAILED
+            self._status = JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.FAILED
         finally:
             self.ended = self._clock()
             self._done.set()
             self._notify()
             if self._callback is not None and hasattr(self._callback, "close"):
                 self._callback.close()
+
+    @property
+    def status(self) -> JobStatus:
+        """Where the job is; a finished status only once the job has ended (``done``), so
+        whoever sees one can take :meth:`result` at once."""
+        status = self._status
+        # The work sets its outcome a moment before the job is marked done.
+        return status if not status.finished or self._done.is_set() else JobStatus.RUNNING
 
     # -- control -------------------------------------------------------------------------
 

@@ -96,10 +96,6 @@ async def test_an_admin_fails_over_and_backups_here_are_then_refused(world: Worl
     assert events[-1][0] == "completed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library: Engine.submit_policy runs the policy without the stale-primary check Engine.run_policy makes",
-)
 def test_library_submit_policy_refuses_a_stale_primary_as_run_policy_does(world: World) -> None:
     plan = _plan(world).bind(env={"DR_PASSWORD": PASSWORD})
     plan.failover(to="spare", reason="test", now=datetime.now(UTC))
