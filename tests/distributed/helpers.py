@@ -17,7 +17,8 @@ distributed = pytest.importorskip("distributed")
 
 
 def source_tree(root: Path, seed: int = 1) -> Path:
-    """Files of many sizes (empty, small, several chunks), nested, with a symlink and an empty dir."""
+    """Files of many sizes (empty, small, several chunks), nested, with a symlink, an empty
+    directory, a hardlink and a sparse file."""
     rnd = random.Random(seed)
     src = root / "src"
     for d in range(3):
