@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from pathlib import Path
@@ -131,3 +132,39 @@ def test_a_worker_killed_mid_restore_leaves_no_trace(local_repo: sv.Repository, 
     assert result.errors == []
     # Every file whole, and no temporary file of the lost task left behind.
     assert_same_tree(src, tmp_path / "out" / str(src).lstrip("/"))
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_an_unreadable_directory_is_reported_and_the_rest_restored(
+    client: Any, local_repo: sv.Repository, tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
+    src = tmp_path / "src"
+    (src / "kept").mkdir(parents=True)
+    (src / "lost").mkdir()
+    (src / "kept" / "a").write_bytes(b"kept")
+    (src / "lost" / "b").write_bytes(b"lost")
+    first = run_backup(local_repo, BackupOptions(paths=[str(src)])).manifest
+    (src / "kept" / "c").write_bytes(b"new")
+    second = run_backup(local_repo, BackupOptions(paths=[str(src)], parent=first)).manifest
+    # "lost" did not change: the second snapshot reuses its tree, stored by the first backup in
+    # a pack of its own. Deleting that pack damages that directory alone.
+    lost_tree = _tree_of(local_repo, second.tree, [*src.parts[1:], "lost"])
+    pack = local_repo.locate(bytes.fromhex(lost_tree)).pack_id.hex()
+    os.unlink(Path(local_repo.url) / "data" / pack[:2] / pack)
+    if where == "local":
+        target, options, read = str(tmp_path / "out"), None, lambda rel: (tmp_path / "out" / rel).read_bytes()
+    else:
+        bucket = request.getfixturevalue("s3_bucket")
+        target, options = bucket.url_for("out"), bucket.storage_options
+        read = lambda rel: bucket.fs.cat_file(bucket.path("out", rel))  # noqa: E731
+    result = distributed_restore(local_repo, second, target, client, target_options=options)
+    base = str(src).lstrip("/")
+    assert [(e.path, e.kind, e.type) for e in result.errors] == [(f"{base}/lost", "damaged", "dir")]
+    assert read(f"{base}/kept/a") == b"kept"
+    assert read(f"{base}/kept/c") == b"new"
+
+
+def _tree_of(repo: sv.Repository, tree: str, parts: list[str]) -> str:
+    for name in parts:
+        tree = next(n.subtree for n in repo.read_tree(tree) if n.name == name and n.subtree is not None)
+    return tree

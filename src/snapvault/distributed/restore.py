@@ -32,7 +32,7 @@ from snapvault.pipeline.patterns import PathFilter
 from snapvault.repository.manifest import Manifest
 from snapvault.repository.repo import Repository
 from snapvault.restore.restorer import Restorer
-from snapvault.restore.result import RestoreResult
+from snapvault.restore.result import RestoreFileError, RestoreResult
 from snapvault.restore.writer import TEMP_PREFIX, local_target
 
 __all__ = ["DirWork", "directory_excludes", "distributed_restore"]
@@ -145,19 +145,29 @@ def _add(total: RestoreResult, got: RestoreResult) -> None:
     total.errors.extend(got.errors)
 
 
-def _plan(repo: Repository, m: Manifest, flt: PathFilter, *, local: bool) -> tuple[list[DirWork], int]:
-    """The directories holding work, and the bytes of the files to restore (a hardlink
-    group's once)."""
+def _plan(
+    repo: Repository, m: Manifest, flt: PathFilter, *, local: bool
+) -> tuple[list[DirWork], int, list[RestoreFileError]]:
+    """The directories holding work, the bytes of the files to restore (a hardlink group's
+    once), and the directories whose trees cannot be read (the root's raises, as a restore's
+    does: nothing can be restored)."""
     work: list[DirWork] = []
     total = 0
     linked: set[tuple[int, int]] = set()
+    unreadable: list[RestoreFileError] = []
     stack: list[tuple[tuple[str, ...], str]] = [((), m.tree)]
     while stack:
         parts, tree = stack.pop()
         try:
             nodes = repo.read_tree(tree)
-        except (IntegrityError, ObjectNotFound):
-            continue  # reported by the restores that reach it
+        except (IntegrityError, ObjectNotFound) as e:
+            if not parts:
+                raise
+            error = f"directory cannot be read: {e}"
+            unreadable.append(
+                RestoreFileError(path="/".join(parts), error=error, kind="damaged", type="dir", blob_id=tree)
+            )
+            continue
         files = size = 0
         skip: list[str] = []
         for n in nodes:
@@ -180,7 +190,7 @@ def _plan(repo: Repository, m: Manifest, flt: PathFilter, *, local: bool) -> tup
             size += n.size if n.type == "file" else 0
         if files:
             work.append(DirWork(parts, tuple(skip), files, size))
-    return work, total
+    return work, total, unreadable
 
 
 def distributed_restore(
@@ -254,7 +264,7 @@ def distributed_restore(
         raise ConfigError("target_options are for URL targets; the target is a local directory")
     m = snapshot if isinstance(snapshot, Manifest) else repo.resolve(snapshot)
     where = os.path.abspath(local) if local is not None else os.fspath(target)
-    work, total_bytes = _plan(repo, m, PathFilter(exclude=exclude), local=local is not None)
+    work, total_bytes, unreadable = _plan(repo, m, PathFilter(exclude=exclude), local=local is not None)
     runner = TaskRunner(
         client, "restore", callback=callback, progress=progress, should_stop=should_stop, retries=retries
     )
@@ -288,7 +298,10 @@ def distributed_restore(
             raise
     if local is not None:
         _remove_leftovers(where, work)
+        # The driver's pass walks the whole snapshot: it reports unreadable directories itself.
         result = _finish_local(repo, m, where, exclude, result, runner, should_stop, settings)
+    else:
+        result.errors.extend(unreadable)
     result.errors.sort(key=lambda e: e.path)
     runner.finish(total_bytes)
     return result
