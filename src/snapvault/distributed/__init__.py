@@ -10,8 +10,8 @@ RepositoryPlugin
     The worker plugin that plants the repository (store and master keys) on each worker,
     outside the task graph.
 
-Needs the ``dask`` extra (``dask[distributed]``); nothing else in snapvault imports this
-package. See docs/howto-dask.md.
+Needs the ``dask`` extra (``dask[distributed]``). Nothing imports this package when snapvault
+starts: it is loaded when a distributed run is asked for. See docs/howto-dask.md.
 """
 
 from snapvault.distributed.backup import DEFAULT_TASK_BYTES, DEFAULT_TASK_FILES, distributed_backup
