@@ -15,7 +15,7 @@ from snapvault.archiver.session import BackupOptions, run_backup
 from snapvault.errors import ConfigError, JobCancelled
 from snapvault.pipeline.patterns import PathFilter
 from tests.conftest import FAST_KDF, PASSWORD
-from tests.distributed.helpers import Recorder, cluster_with_a_killer, source_tree
+from tests.distributed.common import Recorder, cluster_with_a_killer, source_tree
 from tests.treecompare import assert_same_tree
 
 distributed = pytest.importorskip("distributed")
