@@ -287,10 +287,19 @@ def _race(store: Store, pool: ThreadPoolExecutor, key: str, writers: int = 8) ->
     return list(pool.map(write, range(writers)))
 
 
+def _skip_unless_atomic_under_load(backend: Backend) -> None:
+    if not backend.store.capabilities.atomic_create:
+        pytest.skip(f"{backend.name} does not claim atomic_create")
+    if backend.name == "s3":
+        # moto checks If-None-Match and then stores, without a lock between: on a loaded
+        # machine two writers can both win (seen in CI). S3 itself decides atomically; the
+        # precondition is checked one writer at a time by the other create-only tests.
+        pytest.skip("s3: moto's conditional PUT is not atomic under concurrency (S3's is)")
+
+
 def test_concurrent_put_if_absent_has_exactly_one_winner(backend: Backend) -> None:
     store = backend.store
-    if not store.capabilities.atomic_create:
-        pytest.skip(f"{backend.name} does not claim atomic_create")
+    _skip_unless_atomic_under_load(backend)
     with ThreadPoolExecutor(8) as pool:
         results = _race(store, pool, "snapshots/contested")
     assert results.count(True) == 1
@@ -303,8 +312,7 @@ def test_concurrent_put_if_absent_stress(backend: Backend) -> None:
     # Many rounds with frequent thread switches: a check-then-write implementation loses
     # some of them even though each single race above usually looks fine.
     store = backend.store
-    if not store.capabilities.atomic_create:
-        pytest.skip(f"{backend.name} does not claim atomic_create")
+    _skip_unless_atomic_under_load(backend)
     bad: list[tuple[int, list[bool]]] = []
     old = sys.getswitchinterval()
     if not backend.in_process_server:
