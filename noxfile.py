@@ -29,6 +29,8 @@ TEST_DEPS = [
     "fastapi>=0.110",
     "uvicorn>=0.29",
     "httpx>=0.27",
+    # Engine.backup / Restorer.restore on a dask.distributed LocalCluster
+    "dask[distributed]>=2026.8",
 ]
 
 
@@ -58,7 +60,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package."""
-    session.install("-e", ".[cli,service]", "mypy>=1.10")
+    session.install("-e", ".[cli,service,dask]", "mypy>=1.10")
     session.run("mypy")
     # The service example is typed as strictly as the package it embeds.
     session.run("mypy", "--strict", "--explicit-package-bases", "examples/service")
@@ -83,6 +85,11 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmark against restic and borg (see docs/benchmarks.md)."""
+    if "--dask" in session.posargs:
+        # One backup by 1 and 2 Dask workers against one process (bench/dask_bench.py).
+        session.install("-e", ".", "dask[distributed]>=2026.8")
+        session.run("python", "bench/dask_bench.py", *(a for a in session.posargs if a != "--dask"))
+        return
     session.install("-e", ".[cli,s3]", "moto[server]", "boto3")
     session.run("python", "bench/run.py", *session.posargs)
 

@@ -12,7 +12,7 @@
    processes (one thread each). Reported: wall time (cluster start-up apart), MB/s, bytes
    stored, packs, the space duplicates stored at once cost against one process, and whether
    the source's tree ID equals the single-process snapshot's. Workers run with
-   ``MALLOC_MMAP_THRESHOLD_`` raised (docs/howto-dask.md, "Worker memory settings"); one more
+   ``MALLOC_MMAP_THRESHOLD_`` raised (docs/howto/dask.md, "Worker memory settings"); one more
    row runs 2 workers with Dask's defaults alone, to show what that setting is worth.
 2. Driver memory per file, measured. ``--memory-files`` tiny files backed up by one process
    and by a cluster whose scheduler runs in another process (as a real cluster's does), with

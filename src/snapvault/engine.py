@@ -140,6 +140,7 @@ class Engine:
         should_stop: Callable[[], bool] | None = None,
         on_file: Callable[[str, int, bool], None] | None = None,
         callback: Any = None,
+        executor: Any = None,
     ) -> Manifest:
         """Back up files and directories and return the new snapshot's manifest.
 
@@ -200,6 +201,12 @@ class Engine:
             and so no early size, for URL sources), then ``relative_update`` with the bytes
             read and the size of each file taken unread from the parent. When the backup
             completes, ``set_size`` makes the size the exact count, so ``value == size``.
+        executor : distributed.Client, optional
+            Back up with the workers of this Dask cluster (the ``dask`` extra): this process
+            lists the sources and commits, the workers read, chunk, seal and upload (local
+            sources must be at the same path on every worker). The snapshot is the one this
+            process would have made. ``callback`` and ``progress`` get the workers' bytes. See
+            :func:`snapvault.distributed.distributed_backup` and docs/howto/dask.md.
 
         Returns
         -------
@@ -241,6 +248,30 @@ class Engine:
             parent_m = self.find_parent(sources, host)
         elif parent is not None:
             parent_m = self.repo.resolve(parent)
+        if executor is not None:
+            from snapvault.distributed import distributed_backup
+
+            return distributed_backup(
+                self.repo,
+                sources,
+                executor,
+                source_options=source_options,
+                exclude=exclude,
+                exclude_if_present=exclude_if_present,
+                exclude_caches=exclude_caches,
+                exclude_larger_than=exclude_larger_than,
+                one_file_system=one_file_system,
+                tags=tags,
+                hostname=host,
+                now=now or self.settings.clock(),
+                parent=parent_m,
+                read_all=full,
+                callback=callback,
+                progress=progress,
+                should_stop=should_stop,
+                on_file=on_file,
+                max_pending_bytes=self.settings.max_pending_bytes,
+            )
         meter = Meter(callback)
         progress, on_file = meter.backup_hooks(progress, on_file)
         if meter:

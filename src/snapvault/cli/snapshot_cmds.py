@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -52,6 +53,11 @@ if TYPE_CHECKING:
 @click.option(
     "--source-option", "source_option", multiple=True, metavar="KEY=VALUE", help="fsspec option of URL sources."
 )
+@click.option(
+    "--dask-scheduler",
+    metavar="ADDRESS",
+    help="Run on the workers of this Dask cluster (tcp://host:8786; needs snapvault[dask]).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.pass_obj
 def backup(
@@ -67,6 +73,7 @@ def backup(
     host: str | None,
     full: bool,
     source_option: tuple[str, ...],
+    dask_scheduler: str | None,
     as_json: bool,
 ) -> Outcome:
     """Back up PATHS (local paths, or fsspec URLs of one protocol: s3://bucket/prefix) into a
@@ -76,7 +83,7 @@ def backup(
 
     patterns = [*exclude, *exclude_file_patterns(exclude_file)]
     repo = obj.open()
-    with bar("backup") as b:
+    with _dask_client(dask_scheduler) as client, bar("backup") as b:
         m = Engine(repo).backup(
             list(paths),
             exclude=patterns,
@@ -90,8 +97,25 @@ def backup(
             source_options=parse_options(source_option) or None,
             callback=b,
             on_file=_file_done(b),
+            executor=client,
         )
     return report_backup(m, as_json)
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None) -> Iterator[Any]:
+    """A Dask client of the scheduler at ``address`` for the command's duration (None: none)."""
+    if address is None:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise click.UsageError("--dask-scheduler needs Dask: python -m pip install 'snapvault[dask]'") from None
+    # Any: distributed ships no types the strict check could rely on in every environment.
+    client: Any = cast(Any, Client)(address)
+    with client:
+        yield client
 
 
 def _file_done(b: Bar | None) -> Any:
@@ -214,6 +238,11 @@ def snapshots(
     help="Skip an existing file only when its content hashes to the snapshot's chunks (reads it), "
     "not on size and mtime alone.",
 )
+@click.option(
+    "--dask-scheduler",
+    metavar="ADDRESS",
+    help="Run on the workers of this Dask cluster (tcp://host:8786; needs snapvault[dask]).",
+)
 @filter_options
 @click.option(
     "--at",
@@ -238,6 +267,7 @@ def restore(
     sparse: bool,
     skip_existing: bool,
     verify_existing: bool,
+    dask_scheduler: str | None,
     hosts: tuple[str, ...],
     tags: tuple[str, ...],
     paths: tuple[str, ...],
@@ -269,14 +299,17 @@ def restore(
     else:
         assert snapshot is not None
         chosen = _find(repo, snapshot, hosts, tags, paths, policy_name)
-    with bar("restore") as b:
+    if dask_scheduler is not None and (include or stop_on_error or devices):
+        raise click.UsageError("--dask-scheduler takes no --include, --stop-on-error or --devices.")
+    with _dask_client(dask_scheduler) as client, bar("restore") as b:
         r = Restorer(repo).restore(
             chosen,
             target,
             include=include,
             exclude=exclude,
             callback=b,
-            on_file=_restored(b),
+            on_file=None if client is not None else _restored(b),
+            executor=client,
             stop_on_error=stop_on_error,
             devices=devices,
             setuid=setuid,

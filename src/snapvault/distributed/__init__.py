@@ -11,7 +11,7 @@ RepositoryPlugin
     outside the task graph.
 
 Needs the ``dask`` extra (``dask[distributed]``). Nothing imports this package when snapvault
-starts: it is loaded when a distributed run is asked for. See docs/howto-dask.md.
+starts: it is loaded when a distributed run is asked for. See docs/howto/dask.md.
 """
 
 from snapvault.distributed.backup import DEFAULT_TASK_BYTES, DEFAULT_TASK_FILES, distributed_backup

@@ -4,7 +4,7 @@ The driver lists the sources (the archiver's walk, storing nothing), cuts the fi
 into tasks of bounded bytes and file counts, and submits them as it goes; workers read, chunk,
 seal and upload their own packs and index files and return content IDs. The driver then walks
 again with the workers' results, builds and stores the trees exactly as a backup on one
-machine does, and commits one manifest. See docs/howto-dask.md for the cost model.
+machine does, and commits one manifest. See docs/howto/dask.md for the cost model.
 """
 
 from __future__ import annotations

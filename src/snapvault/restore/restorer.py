@@ -16,6 +16,7 @@ so damaged bytes never appear under a final name.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -144,6 +145,7 @@ class Restorer:
         numeric_owner: bool = False,
         sparse: bool = True,
         callback: Any = None,
+        executor: Any = None,
     ) -> RestoreResult:
         """Restore a snapshot into ``target``.
 
@@ -225,6 +227,13 @@ class Restorer:
             ``set_size`` with the bytes to restore (``on_plan``'s, before the first file is
             written), then ``relative_update`` as ``progress`` is called (bytes written, and
             a damaged file's bytes not written); once the restore completes ``value == size``.
+        executor : distributed.Client, optional
+            Spread the file restores over the workers of this Dask cluster (the ``dask``
+            extra): each directory's files are restored by a worker, into an fsspec URL or a
+            local directory every worker mounts at the same path; see
+            :func:`snapvault.distributed.distributed_restore` and docs/howto/dask.md. Takes
+            neither ``include``, ``on_plan``, ``on_file``, ``stop_on_error`` nor ``devices``
+            (``ConfigError``).
 
         Raises
         ------
@@ -241,6 +250,31 @@ class Restorer:
         """
         if target is None:
             raise ConfigError("restore needs a target directory")
+        if executor is not None:
+            if list(include) or on_plan or on_file or stop_on_error or devices:
+                raise ConfigError("a restore on Dask takes no include, on_plan, on_file, stop_on_error or devices")
+            # Scale-out is a plugin above this layer (it drives Restorers on the workers):
+            # it is imported by name only when asked for, the one late-bound edge of the
+            # layer map (docs/design.md).
+            plugin = importlib.import_module("snapvault.distributed")
+            chosen = self.resolve(snapshot, policy=policy, at=at, hostname=hostname, paths=paths)
+            result: RestoreResult = plugin.distributed_restore(
+                self.repo,
+                chosen,
+                target,
+                executor,
+                target_options=target_options,
+                exclude=exclude,
+                callback=callback,
+                progress=progress,
+                should_stop=should_stop,
+                skip_existing=skip_existing,
+                verify_existing=verify_existing,
+                sparse=sparse,
+                numeric_owner=numeric_owner,
+                setuid=setuid,
+            )
+            return result
         where = open_target(target, target_options)
         m = self.resolve(snapshot, policy=policy, at=at, hostname=hostname, paths=paths)
         # A handle loads its index once; a snapshot written since (by another process or
