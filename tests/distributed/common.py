@@ -1,4 +1,5 @@
-"""What the distributed tests share: a source tree, a recording callback, a cluster with a killer."""
+"""What the distributed tests share: a source tree, a comparison of snapshots, a recording
+callback, a cluster with a killer."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 from fsspec.callbacks import Callback
+
+import snapvault as sv
 
 distributed = pytest.importorskip("distributed")
 
@@ -33,6 +36,23 @@ def source_tree(root: Path, seed: int = 1) -> Path:
         f.seek(3 << 20)
         f.write(b"end of a sparse file")
     return src
+
+
+def same_source_tree(repo: sv.Repository, a: sv.Manifest, b: sv.Manifest, src: Path) -> bool:
+    """Whether two snapshots hold the same tree for ``src`` below the same directories.
+
+    The directories above the source are compared by their entries' names only: their
+    metadata is the temporary folder's, which anything on this machine may touch between two
+    backups (a worker started in place of a killed one writes its scratch space there).
+    """
+    ta, tb = a.tree, b.tree
+    for name in src.parts[1:]:
+        na, nb = repo.read_tree(ta), repo.read_tree(tb)
+        if [n.name for n in na] != [n.name for n in nb]:
+            return False
+        ta = next(n.subtree for n in na if n.name == name and n.subtree is not None)
+        tb = next(n.subtree for n in nb if n.name == name and n.subtree is not None)
+    return ta == tb
 
 
 class Recorder(Callback):  # type: ignore[misc]

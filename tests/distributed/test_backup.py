@@ -15,29 +15,12 @@ import snapvault as sv
 from snapvault.archiver.session import BackupOptions, run_backup
 from snapvault.errors import JobCancelled
 from tests.conftest import FAST_KDF, PASSWORD
-from tests.distributed.common import Recorder, cluster_with_a_killer, source_tree
+from tests.distributed.common import Recorder, cluster_with_a_killer, same_source_tree, source_tree
 from tests.treecompare import assert_same_tree
 
 distributed = pytest.importorskip("distributed")
 
 from snapvault.distributed import distributed_backup  # noqa: E402 - after the skip
-
-
-def _same_source_tree(repo: sv.Repository, a: sv.Manifest, b: sv.Manifest, src: Path) -> bool:
-    """Whether two snapshots hold the same tree for ``src`` below the same directories.
-
-    The directories above the source are compared by their entries' names only: their
-    metadata is the temporary folder's, which anything on this machine may touch between two
-    backups (a worker started in place of a killed one writes its scratch space there).
-    """
-    ta, tb = a.tree, b.tree
-    for name in src.parts[1:]:
-        na, nb = repo.read_tree(ta), repo.read_tree(tb)
-        if [n.name for n in na] != [n.name for n in nb]:
-            return False
-        ta = next(n.subtree for n in na if n.name == name and n.subtree is not None)
-        tb = next(n.subtree for n in nb if n.name == name and n.subtree is not None)
-    return ta == tb
 
 
 def _single(repo: sv.Repository, paths: list[str], **kw: Any) -> sv.Manifest:
@@ -55,7 +38,7 @@ def test_local_source_gives_the_single_process_trees_and_restores_exactly(
     # The workers stored the data (more than one task's packs), the driver the trees.
     assert m.stats.data_blobs_added > 0
     assert m.stats.packs_written >= 2
-    assert _same_source_tree(local_repo, _single(local_repo, [str(src)]), m, src)
+    assert same_source_tree(local_repo, _single(local_repo, [str(src)]), m, src)
     target = tmp_path / "restored"
     result = sv.Restorer(local_repo).restore(m.id, str(target))
     assert not result.errors
@@ -77,7 +60,7 @@ def test_incremental_skips_unchanged_files_and_matches_single_process(
     # Only the two new contents were read.
     assert second.stats.bytes_read == len(b"changed content") + len(b"new file")
     single = _single(local_repo, [str(src)], parent=first)
-    assert _same_source_tree(local_repo, single, second, src)
+    assert same_source_tree(local_repo, single, second, src)
     assert (single.stats.files_new, single.stats.files_changed, single.stats.files_unchanged) == (
         second.stats.files_new,
         second.stats.files_changed,
@@ -93,7 +76,7 @@ def test_exclusion_rules_apply_as_in_one_process(client: Any, local_repo: sv.Rep
     rules: dict[str, Any] = {"exclude": ["*.bin", "!f1.bin"], "exclude_caches": True, "exclude_larger_than": 1 << 20}
     m = distributed_backup(local_repo, [str(src)], client, task_files=2, **rules)
     single = _single(local_repo, [str(src)], **rules)
-    assert _same_source_tree(local_repo, single, m, src)
+    assert same_source_tree(local_repo, single, m, src)
     assert (m.stats.files_new, m.stats.total_bytes) == (single.stats.files_new, single.stats.total_bytes)
     assert m.stats.files_new == 3 + 1  # f1.bin in each directory and the tag (the rest over 1 MiB)
 
@@ -211,7 +194,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_snapshot_commits(
         # At least one task was running on the killed worker, and ran again elsewhere.
         lost = [t for t in cluster.scheduler.transition_log if t[1] == "processing" and t[2] == "released"]
         assert any(str(t[0]).startswith("snapvault-read") for t in lost)
-    assert _same_source_tree(local_repo, _single(local_repo, [str(src)]), m, src)
+    assert same_source_tree(local_repo, _single(local_repo, [str(src)]), m, src)
     sv.Restorer(local_repo).restore(m.id, str(tmp_path / "out"))
     assert_same_tree(src, tmp_path / "out" / str(src).lstrip("/"))
     assert local_repo.check(read_data=True).ok

@@ -4,7 +4,12 @@ The driver lists the sources (the archiver's walk, storing nothing), cuts the fi
 into tasks of bounded bytes and file counts, and submits them as it goes; workers read, chunk,
 seal and upload their own packs and index files and return content IDs. The driver then walks
 again with the workers' results, builds and stores the trees exactly as a backup on one
-machine does, and commits one manifest. See docs/howto/dask.md for the cost model.
+machine does, and commits one manifest.
+
+A local source's walk is split too (``split_walk``): the driver explores the top of the
+source breadth first, hands the directories it stops at to workers, which back each up whole
+(walk, read, store its files and trees) and return its tree ID; the driver walks only the
+levels above them. See docs/howto/dask.md for the cost model.
 """
 
 from __future__ import annotations
@@ -26,23 +31,25 @@ from snapvault.archiver.session import (
 )
 from snapvault.archiver.sink import BlobSink, SinkStats
 from snapvault.archiver.walker import Cancelled, WalkStats
-from snapvault.distributed.items import FileItem, FileResult, ObjectItem, TaskOutcome
+from snapvault.distributed.items import FileItem, FileResult, ObjectItem, SubtreeItem, SubtreeResult, TaskOutcome
 from snapvault.distributed.runner import TaskRunner
-from snapvault.distributed.tasks import TaskSettings, list_prefix, read_files, read_objects
+from snapvault.distributed.tasks import TaskSettings, WalkRules, list_prefix, read_files, read_objects, walk_subtrees
 from snapvault.distributed.transport import planted
-from snapvault.distributed.walkers import DeferringObjectWalker, DeferringWalker, ListingSink
+from snapvault.distributed.walkers import DeferringObjectWalker, DeferringWalker, ListingSink, explore
 from snapvault.errors import ConfigError, JobCancelled
 from snapvault.pipeline.patterns import parse_size, tag_rules
 from snapvault.repository.lifecycle import check_before_commit
 from snapvault.repository.manifest import Manifest
 from snapvault.repository.repo import Repository
 
-__all__ = ["DEFAULT_TASK_BYTES", "DEFAULT_TASK_FILES", "distributed_backup"]
+__all__ = ["DEFAULT_SPLIT_DEPTH", "DEFAULT_TASK_BYTES", "DEFAULT_TASK_FILES", "distributed_backup"]
 
 #: A task reads at most about this many bytes (a larger file is a task of its own)...
 DEFAULT_TASK_BYTES = 256 << 20
 #: ... and at most this many files.
 DEFAULT_TASK_FILES = 2000
+#: A split walk explores at most this many levels below a local source.
+DEFAULT_SPLIT_DEPTH = 4
 
 
 def distributed_backup(
@@ -72,6 +79,9 @@ def distributed_backup(
     consistency_retries: int | None = None,
     retries: int = 1,
     split_listing: bool = True,
+    split_walk: bool = True,
+    split_subtrees: int | None = None,
+    split_depth: int = DEFAULT_SPLIT_DEPTH,
 ) -> Manifest:
     """Back up ``sources`` with the workers of a Dask ``client``; return the committed snapshot.
 
@@ -129,8 +139,19 @@ def distributed_backup(
         Times Dask runs a task again after it raised (a worker that died is retried anyway).
     split_listing : bool
         List an object source with the workers: the driver lists its first level of
-        prefixes and a task lists each (``fs.find``), in parallel. A local source is walked
-        by the driver.
+        prefixes and a task lists each (``fs.find``), in parallel.
+    split_walk : bool
+        Split the walk of a local source: the driver explores its top breadth first (see
+        ``split_subtrees``, ``split_depth``) and hands each directory where it stops to a
+        task that backs it up whole (walks it, reads and stores its files, stores its trees)
+        and returns its tree ID; the driver walks only the levels above, whose files tasks
+        read as without a split. Off: the driver walks the whole source (twice). Same
+        snapshot either way.
+    split_subtrees : int, optional
+        How many directories a split walk looks for (default: 4 per thread of the cluster);
+        they are cut into about this many tasks.
+    split_depth : int
+        A split walk explores at most this many levels below a source.
 
     Returns
     -------
@@ -146,6 +167,8 @@ def distributed_backup(
     """
     if task_bytes < 1 or task_files < 1:
         raise ConfigError(f"task_bytes and task_files must be positive, not {task_bytes} and {task_files}")
+    if split_depth < 1 or (split_subtrees is not None and split_subtrees < 1):
+        raise ConfigError(f"split_depth and split_subtrees must be positive, not {split_depth} and {split_subtrees}")
     started = time.monotonic()
     opts = BackupOptions(
         paths=[os.fspath(p) for p in sources],
@@ -172,6 +195,9 @@ def distributed_backup(
     run = _Run(client, opts, prepared, callback, progress, task_bytes, task_files, retries)
     run.task_workers = workers
     run.split_listing = split_listing
+    run.split_walk = split_walk
+    run.split_subtrees = split_subtrees
+    run.split_depth = split_depth
     # The driver is the writer prunes see, from before anything is deduplicated (its index
     # and every task's) until the commit: the workers' packs are covered by its records.
     with repo.writer_session(host=host) as session, planted(client, repo, opts.source_options) as plugin:
@@ -213,6 +239,17 @@ class _Run:
         self.task_workers: int | None = None
         #: Whether an object source's listing is split across the workers, by prefix.
         self.split_listing = True
+        #: Whether a local source's walk is split across the workers, by directory.
+        self.split_walk = True
+        self.split_subtrees: int | None = None
+        self.split_depth = DEFAULT_SPLIT_DEPTH
+        #: The directories handed to workers whole (path -> path relative to its source).
+        self.split: dict[str, str] = {}
+        self._subtree_batch: list[SubtreeItem] = []
+        self._subtrees_per_task = 1
+        self.rules = WalkRules()
+        #: The callback's size: what the listing found, plus each finished subtree's bytes.
+        self._size = 0
         #: The finished tasks' counters, summed.
         self.outcome = TaskOutcome()
 
@@ -236,6 +273,33 @@ class _Run:
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         self.runner.submit(read_files if isinstance(batch[0], FileItem) else read_objects, batch, self.settings)
 
+    def _delegate(self, item: SubtreeItem) -> None:
+        self._subtree_batch.append(item)
+        if len(self._subtree_batch) >= self._subtrees_per_task:
+            self._submit_subtrees()
+
+    def _submit_subtrees(self) -> None:
+        if self._subtree_batch:
+            batch, self._subtree_batch = self._subtree_batch, []
+            self.runner.submit(walk_subtrees, batch, self.settings, self.rules)
+
+    def _explore(self) -> None:
+        """Choose the directories of local sources that workers back up whole."""
+        opts = self.opts
+        if self.prepared.sources is not None or not self.split_walk:
+            return
+        want = self.split_subtrees or 4 * max(1, sum(self.client.nthreads().values()))
+        self.split = explore(self.prepared.kept, self.prepared.flt, want, self.split_depth, opts.should_stop)
+        self._subtrees_per_task = max(1, -(-len(self.split) // want))
+        self.rules = WalkRules(
+            exclude=tuple(opts.exclude),
+            exclude_if_present=tuple(opts.exclude_if_present),
+            exclude_caches=opts.exclude_caches,
+            larger_than=None if opts.exclude_larger_than is None else parse_size(opts.exclude_larger_than),
+            one_file_system=opts.one_file_system,
+            events=opts.on_file is not None,
+        )
+
     def _list_split(self, src: ObjectSource) -> dict[str, Any]:
         """List a source with the workers: the driver lists its first level, each prefix there
         is listed by a task."""
@@ -257,15 +321,24 @@ class _Run:
             raise
         return listing
 
-    def _gather(self) -> dict[str, FileResult]:
-        """Every task's results by path (or URL); raise Cancelled when asked to stop."""
+    def _gather(self) -> tuple[dict[str, FileResult], dict[str, SubtreeResult]]:
+        """Every task's results by path (or URL), and every subtree's by its directory's path;
+        raise Cancelled when asked to stop."""
         results: dict[str, FileResult] = {}
+        subtrees: dict[str, SubtreeResult] = {}
         for out in self.runner.results():
             for r in out.results:
                 results[r.key] = r
+            for t in out.subtrees:
+                subtrees[t.path] = t
+                # The listing did not see a subtree's bytes: the size grows by them, and the
+                # bytes its task took unread from the parent are done.
+                self._size += t.stats.total_bytes
+                self.runner.sized(self._size)
+                self.runner.credit(t.unread_bytes)
             for name in ("bytes_read", "rereads", *_SINK_FIELDS):
                 setattr(self.outcome, name, getattr(self.outcome, name) + getattr(out, name))
-        return results
+        return results, subtrees
 
     # -- the two passes ----------------------------------------------------------------------
 
@@ -277,6 +350,7 @@ class _Run:
         *,
         listing: bool,
         previous: DeferringObjectWalker | None = None,
+        subtrees: dict[str, SubtreeResult] | None = None,
     ) -> DeferringWalker | DeferringObjectWalker:
         opts = self.opts
         larger = None if opts.exclude_larger_than is None else parse_size(opts.exclude_larger_than)
@@ -304,6 +378,9 @@ class _Run:
             repo.read_tree,
             results=results,
             record=record,
+            split=self.split if listing else None,
+            delegate=self._delegate if listing else None,
+            subtrees=subtrees,
             use_parent_shortcut=not opts.read_all,
             progress=self.runner.advance,
             should_stop=opts.should_stop,
@@ -330,16 +407,19 @@ class _Run:
         runner = self.runner
         try:
             with runner.listening():
+                self._explore()
                 listing = self._walker(ListingSink(repo.index), repo, {}, listing=True)
                 walk_sources(listing, self.prepared, parent_tree)
                 self._submit()
-                runner.sized(self._listed_bytes + listing.stats.total_bytes)
+                self._submit_subtrees()
+                self._size = self._listed_bytes + listing.stats.total_bytes
+                runner.sized(self._size)
                 # Files taken unread from the parent are done already.
                 runner.credit(listing.stats.total_bytes)
-                results = self._gather()
+                results, subtrees = self._gather()
             with BlobSink(repo, workers=opts.workers, max_pending=opts.max_pending) as sink:
                 previous = listing if isinstance(listing, DeferringObjectWalker) else None
-                walker = self._walker(sink, repo, results, listing=False, previous=previous)
+                walker = self._walker(sink, repo, results, listing=False, previous=previous, subtrees=subtrees)
                 try:
                     root = walk_sources(walker, self.prepared, parent_tree)
                     sink.flush()

@@ -1,7 +1,8 @@
-"""What travels between the driver and the workers: files to read, and what was found.
+"""What travels between the driver and the workers: files to read, directories to back up
+whole, and what was found.
 
-Every value here is plain data (named tuples of strings, integers and tree nodes): no
-filesystem, no repository, no secret. A task's arguments are a list of items; its result a
+Every value here is plain data (named tuples of strings, integers, counters and tree nodes):
+no filesystem, no repository, no secret. A task's arguments are a list of items; its result a
 :class:`TaskOutcome`.
 """
 
@@ -10,9 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from snapvault.archiver.walker import WalkStats
 from snapvault.pipeline.tree import Node
 
-__all__ = ["FileItem", "FileResult", "ObjectItem", "TaskOutcome", "file_ident", "object_ident"]
+__all__ = [
+    "FileItem",
+    "FileResult",
+    "ObjectItem",
+    "SubtreeItem",
+    "SubtreeResult",
+    "TaskOutcome",
+    "file_ident",
+    "object_ident",
+]
 
 #: What identifies the state of a local file the driver listed: size, times, inode, device.
 LocalIdent = tuple[int, int, int, int, int]
@@ -51,6 +62,35 @@ def object_ident(size: int, mtime_ns: int, xattrs: tuple[tuple[str, str], ...]) 
     return (size, mtime_ns, xattrs)
 
 
+class SubtreeItem(NamedTuple):
+    """A directory of a local source that a worker backs up whole: its path, its path relative
+    to its source (what exclude patterns match), its tree in the parent snapshot, and the
+    (inode, device) the driver saw (to match the result to the final walk)."""
+
+    path: str
+    rel: str
+    parent_tree: str | None
+    ident: tuple[int, int]
+
+
+class SubtreeResult(NamedTuple):
+    """What a worker made of one :class:`SubtreeItem`.
+
+    ``tree`` is the directory's tree ID (None when the walk left the directory out: unreadable,
+    too deep, or its tree over the format's limit; ``stats`` then holds the error). ``stats``
+    are the walk's counters below the directory (not the directory itself, which the driver
+    counts). ``events`` are the ``on_file`` calls the walk made, in order, when the run has an
+    ``on_file``; ``unread_bytes`` the bytes of the files taken from the parent unread.
+    """
+
+    path: str
+    ident: tuple[int, int]
+    tree: str | None
+    stats: WalkStats
+    events: tuple[tuple[str, int, bool], ...] = ()
+    unread_bytes: int = 0
+
+
 class FileResult(NamedTuple):
     """What a worker found for one file.
 
@@ -75,6 +115,7 @@ class TaskOutcome:
     """One task's results, and what its reads and its sink added (the manifest's counters)."""
 
     results: list[FileResult] = field(default_factory=list)
+    subtrees: list[SubtreeResult] = field(default_factory=list)
     bytes_read: int = 0
     rereads: int = 0
     data_blobs_added: int = 0

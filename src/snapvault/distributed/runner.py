@@ -151,18 +151,35 @@ class TaskRunner:
 
         prefix = self.prefix
 
-        def running(dask_worker: Any) -> int:
-            return sum(1 for ts in dask_worker.state.executing if str(ts.key).startswith(prefix))
+        def held(dask_worker: Any) -> int:
+            # Running (cancelled ones still run until they return), or about to: a task
+            # queued on a worker starts the moment the one before it ends.
+            state = dask_worker.state
+            ready = sum(1 for ts in state.tasks.values() if ts.state in _QUEUED and str(ts.key).startswith(prefix))
+            running = state.executing | state.long_running
+            return ready + sum(1 for ts in running if str(ts.key).startswith(prefix))
+
+        def scheduled(dask_scheduler: Any) -> int:
+            return sum(1 for k, ts in dask_scheduler.tasks.items() if str(k).startswith(prefix) and ts.state in _QUEUED)
 
         try:
             event: Any = Event(self.stop_name, client=self.client)  # type: ignore[no-untyped-call]
             event.set()
             self.client.cancel(self.futures)
             deadline = time.monotonic() + _DRAIN_S
-            while any(self.client.run(running).values()) and time.monotonic() < deadline:
+            # Cancelling reaches the scheduler and the workers in their own time: done when
+            # neither holds a task of the run, seen twice in a row.
+            quiet = 0
+            while quiet < 2 and time.monotonic() < deadline:
+                busy = self.client.run_on_scheduler(scheduled) or any(self.client.run(held).values())
+                quiet = 0 if busy else quiet + 1
                 time.sleep(_WAIT_S)
         except Exception:  # noqa: BLE001 - the original failure is the one to report
             pass
+
+
+# Task states, on the scheduler or a worker, of a task that is to run or runs.
+_QUEUED = frozenset({"waiting", "queued", "no-worker", "processing", "ready", "constrained", "executing"})
 
 
 class StopPoll:

@@ -13,17 +13,35 @@ order, same directories above the sources, same parent shortcuts), and so the sa
    in between is read here, on the driver. This pass stores the trees and yields the root.
 
 Object sources are listed once: the final pass reuses the listing pass's listing.
+
+A local source's walk can be split (:func:`explore`): the driver looks at the top of the
+source breadth first and picks directories that workers back up whole. Both passes stop at
+those directories: the listing pass hands each to ``delegate`` (batched into tasks) instead of
+entering it, and the final pass takes the worker's tree ID for it and adds the worker's
+counters where the directory lies in the walk. The archiver's nodes depend on nothing outside
+their own file (a hardlink's node records its inode, device and link count; its content is
+read under each name), so a directory's tree is the same whoever walks it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+import os
+import stat
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields, replace
 from typing import Any
 
 from snapvault.archiver.fsspec_source import ObjectSource, ObjectWalker
 from snapvault.archiver.walker import Cancelled, Walker, WalkStats
-from snapvault.distributed.items import FileItem, FileResult, ObjectItem, file_ident, object_ident
+from snapvault.distributed.items import (
+    FileItem,
+    FileResult,
+    ObjectItem,
+    SubtreeItem,
+    SubtreeResult,
+    file_ident,
+    object_ident,
+)
 from snapvault.errors import SourceError
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.index import Index
@@ -31,9 +49,74 @@ from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.tree import Node
 from snapvault.repository.manifest import FileError
 
-__all__ = ["DeferringObjectWalker", "DeferringWalker", "ListingSink", "account"]
+__all__ = ["DeferringObjectWalker", "DeferringWalker", "ListingSink", "account", "add_stats", "explore"]
 
 _NO_ID = bytes(32)
+
+
+def explore(
+    sources: Sequence[str],
+    flt: PathFilter,
+    want: int,
+    max_depth: int,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, str]:
+    """The directories of local ``sources`` to hand to workers whole: path -> path relative to
+    its source.
+
+    Breadth first from the sources (together), one level at a time, until a level holds at
+    least ``want`` directories or lies ``max_depth`` below the sources; a level with no
+    directory ends it at the one above. Only directories are looked at (``scandir``'s entry
+    types: no ``lstat`` per file on filesystems that report types); excluded ones are left
+    out. The sources themselves are never handed out.
+    """
+    level = [(p, "") for p in sources if _is_dir(p)]
+    chosen: list[tuple[str, str]] = []
+    for _ in range(max_depth):
+        below: list[tuple[str, str]] = []
+        for path, rel in level:
+            if should_stop is not None and should_stop():
+                raise Cancelled
+            below.extend(_subdirectories(path, rel, flt))
+        if not below:
+            break
+        chosen = level = below
+        if len(chosen) >= want:
+            break
+    return dict(chosen)
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _subdirectories(path: str, rel: str, flt: PathFilter) -> list[tuple[str, str]]:
+    """The directories in ``path`` (not through symlinks), sorted, minus excluded ones; none
+    when it cannot be listed (the walk reports that)."""
+    try:
+        with os.scandir(path) as it:
+            names = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        child_rel = f"{rel}/{name}" if rel else name
+        if flt.selects_all or not flt.excluded(child_rel, True):
+            out.append((os.path.join(path, name), child_rel))
+    return out
+
+
+def add_stats(into: WalkStats, more: WalkStats) -> None:
+    """Add a walk's counters (and its errors, after those already there) to another's."""
+    for f in fields(WalkStats):
+        value = getattr(more, f.name)
+        if isinstance(value, list):
+            getattr(into, f.name).extend(value)
+        else:
+            setattr(into, f.name, getattr(into, f.name) + value)
 
 
 class ListingSink:
@@ -96,6 +179,13 @@ class DeferringWalker(Walker):
         Workers' results by path (consumed); empty for the listing pass.
     record : callable, optional
         The listing pass: called with each file to read instead of reading it.
+    split : mapping, optional
+        The listing pass of a split walk: directories (path -> path relative to its source)
+        handed to ``delegate`` instead of being entered.
+    delegate : callable, optional
+        Called with each directory of ``split`` the walk reaches (on the source's file system).
+    subtrees : dict, optional
+        The final pass of a split walk: the workers' results by directory path (consumed).
     *args, **kwargs
         As for :class:`Walker`.
     """
@@ -105,11 +195,40 @@ class DeferringWalker(Walker):
         *args: Any,
         results: dict[str, FileResult],
         record: Callable[[FileItem], None] | None = None,
+        split: Mapping[str, str] | None = None,
+        delegate: Callable[[SubtreeItem], None] | None = None,
+        subtrees: dict[str, SubtreeResult] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.results = results
         self.record = record
+        self.split = split or {}
+        self.delegate = delegate
+        self.subtrees = subtrees or {}
+
+    def _visit(self, name: str, path: str, parent: Node | None, dev: int | None = None) -> Node | None:
+        """The walker's visit; a directory a worker backs up whole comes back with its
+        subtree (the worker's, or a placeholder while listing), so the walk does not enter it."""
+        rel = self.split.get(path) if self.split else None
+        done = self.subtrees.pop(path, None) if self.subtrees else None
+        node = super()._visit(name, path, parent, dev)
+        # A mount point below a one_file_system source stays the walker's (recorded empty).
+        if node is None or node.type != "dir" or (dev is not None and node.dev != dev):
+            return node
+        if rel is not None and self.delegate is not None:
+            ptree = parent.subtree if parent is not None and parent.type == "dir" else None
+            self.delegate(SubtreeItem(path, rel, ptree, (node.inode, node.dev)))
+            return node._replace(subtree=_NO_ID.hex())
+        if done is None or done.ident != (node.inode, node.dev):
+            # Not handed out, or another directory there now: walked here.
+            return node
+        add_stats(self.stats, done.stats)
+        if self.on_file is not None:
+            for path_, size, unchanged in done.events:
+                self.on_file(path_, size, unchanged)
+        # None: the worker's walk left it out (its error is among the counters just added).
+        return None if done.tree is None else node._replace(subtree=done.tree)
 
     def file(self, path: str, node: Node, parent: Node | None) -> tuple[tuple[str, ...], int] | None:
         """A file's chunks: the worker's, or a placeholder while listing, or read here if it
