@@ -203,7 +203,8 @@ class Engine:
             completes, ``set_size`` makes the size the exact count, so ``value == size``.
         executor : distributed.Client, optional
             Back up with the workers of this Dask cluster (the ``dask`` extra): this process
-            lists the sources and commits, the workers read, chunk, seal and upload (local
+            lists the sources (only the top of a local source; workers walk whole
+            directories below it) and commits, the workers read, chunk, seal and upload (local
             sources must be at the same path on every worker). The snapshot is the one this
             process would have made. ``callback`` and ``progress`` get the workers' bytes. See
             :func:`snapvault.distributed.distributed_backup` and docs/howto/dask.md.
