@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import struct
+import threading
 
 import pytest
 import zstandard
@@ -243,3 +245,75 @@ def test_locations_come_back_with_their_blob_type() -> None:
     assert loc == BlobLocation(b"P" * 32, BlobType.TREE, 10, 5, 3)
     assert loc is not None
     assert loc.type is BlobType.TREE
+
+
+def test_the_table_grows_through_many_packs_and_keeps_every_location() -> None:
+    # Thousands of blobs in small packs make the slot table grow many times (from 16 slots);
+    # every blob must come back with its own location afterwards, and IDs never added not at all.
+    rng = random.Random(15)
+    idx = Index()
+    model: dict[bytes, BlobLocation] = {}
+    for _p in range(300):
+        pid = rng.randbytes(32)
+        es = [PackEntry(BlobType.DATA, rng.randbytes(32), i * 7, i + 1, i + 2) for i in range(rng.randint(0, 40))]
+        idx.add_pack(pid, es)
+        model.update((e.id, BlobLocation(pid, e.type, e.offset, e.length, e.raw_length)) for e in es)
+    assert len(idx) == len(model) > 5000
+    assert all(idx.get(bid) == loc for bid, loc in model.items())
+    assert dict(idx.items()) == model
+    assert not any(rng.randbytes(32) in idx for _ in range(2000))
+
+
+def test_keys_of_another_length_or_type_are_not_found() -> None:
+    idx = Index()
+    bid = b"k" * 32
+    idx.add_pack(b"P" * 32, [PackEntry(BlobType.DATA, bid, 0, 1, 1)])
+    # A longer key starting with a stored ID must not match it (nor run into its location).
+    for other in (bid + b"\0", bid[:31], bytearray(bid), memoryview(bid), None, 5):
+        assert other not in idx
+    assert idx.get(bid + b"x") is None
+    assert not idx.reusable(bid[:16])
+    with pytest.raises(IntegrityError, match="not 32 bytes"):
+        idx.add_pack(b"Q" * 32, [PackEntry(BlobType.DATA, b"short", 0, 1, 1)])
+
+
+def test_a_copy_outside_the_marked_packs_displaces_the_marked_one() -> None:
+    marked, kept = b"M" * 32, b"K" * 32
+    idx = Index(avoid=frozenset({marked}))
+    bid = b"b" * 32
+    idx.add_pack(marked, [PackEntry(BlobType.DATA, bid, 0, 5, 5)])
+    assert bid in idx
+    assert not idx.reusable(bid)
+    idx.add_pack(kept, [PackEntry(BlobType.DATA, bid, 40, 6, 6)])
+    assert idx.get(bid) == BlobLocation(kept, BlobType.DATA, 40, 6, 6)
+    assert idx.reusable(bid)
+    assert len(idx) == 1
+
+
+def test_readers_on_other_threads_see_every_blob_added_before_they_look() -> None:
+    # Readers take no lock: while one thread adds packs (growing the table), lookups of
+    # blobs added earlier must always succeed.
+    idx = Index()
+    rng = random.Random(7)
+    batches = [[PackEntry(BlobType.DATA, rng.randbytes(32), 0, 1, 1) for _ in range(50)] for _ in range(200)]
+    done = threading.Event()
+    failures: list[bytes] = []
+    published: list[bytes] = []
+
+    def read() -> None:
+        while not done.is_set():
+            for bid in list(published):
+                if bid not in idx:
+                    failures.append(bid)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    for i, es in enumerate(batches):
+        idx.add_pack(bytes([i % 256]) * 31 + bytes([i // 256]), es)
+        published.extend(e.id for e in es)
+    done.set()
+    for t in readers:
+        t.join()
+    assert failures == []
+    assert len(idx) == 10_000

@@ -13,6 +13,8 @@ one.
 from __future__ import annotations
 
 import struct
+import threading
+from array import array
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
@@ -111,25 +113,43 @@ def decode_index(data: bytes | memoryview) -> list[tuple[bytes, list[PackEntry]]
     return out
 
 
-_M32 = (1 << 32) - 1
 _TYPES = {int(t): t for t in BlobType}
+#: A record of the in-memory index: the blob ID, then its pack's number in the index's pack
+#: list, type, offset, length and raw length.
+_RECORD = struct.Struct("<32sIBIII")
+_VALUE = struct.Struct("<IBIII")
+_R = _RECORD.size
+_ID_ONLY = struct.Struct("<32s17x")
+#: The slot table grows (doubling) when more than this share of its slots is used: linear
+#: probing then costs under two probes a hit and under four a miss.
+_MAX_LOAD = 0.6
 
 
 class Index:
     """In-memory map from blob ID to location. Adding the same blob twice keeps the first
     (unless the first is in a pack to avoid and the second is not).
 
-    Each location is held as one integer (pack number, type, offset, length and raw length
-    packed into bit fields) rather than a tuple of objects: 158 bytes a blob instead of 290
-    (measured with 200,000 blobs), which is most of a backup's memory for millions of small
-    files. Lookups
-    (``in``) cost the same; :meth:`get` unpacks a :class:`BlobLocation` on demand.
+    The layout is compact, as the index is most of a backup's memory for millions of small
+    files: every blob is one 49-byte record (ID, pack number, type, offset, lengths) appended
+    to one ``bytearray``, found through an open-addressing table of 4-byte record numbers
+    (linear probing on the ID's ``hash()``, which Python keys per process, so crafted IDs
+    cannot make probe chains long). About 58 bytes a blob (49 for the record, 4 per slot at
+    0.3-0.6 load), against 158 for a dict of packed integers and 290 for a dict of tuples
+    (measured with 200,000 blobs). A lookup costs about 0.3 microseconds more than a dict's;
+    :meth:`get` unpacks a :class:`BlobLocation` on demand.
+
+    Readers need no lock: a record is complete before its slot points to it, and a grown
+    slot table replaces the old one in one assignment. Writers are serialised by a lock.
     """
 
     def __init__(self, excluded: frozenset[bytes] = frozenset(), avoid: frozenset[bytes] = frozenset()) -> None:
-        self._blobs: dict[bytes, int] = {}
+        self._records = bytearray()
+        self._count = 0
+        # (slots, capacity) together, so a reader never pairs a new table with an old size.
+        self._table: tuple[array[int], int] = (array("I", bytes(4 * 16)), 16)
         self._pack_ids: list[bytes] = []
         self._pack_numbers: dict[bytes, int] = {}
+        self._write_lock = threading.Lock()
         #: Packs whose blobs are never added (quarantined as damaged).
         self.excluded = excluded
         #: Packs a prune has marked for deletion: their blobs stay readable, but a copy in
@@ -137,47 +157,108 @@ class Index:
         self.avoid = avoid
 
     def __len__(self) -> int:
-        return len(self._blobs)
+        return self._count
+
+    def _find(self, bid: object) -> int:
+        """The byte offset of ``bid``'s record, or -1."""
+        if type(bid) is not bytes or len(bid) != 32:
+            return -1
+        slots, cap = self._table
+        records = self._records
+        s = hash(bid) % cap
+        while True:
+            r = slots[s]
+            if r == 0:
+                return -1
+            o = (r - 1) * _R
+            # startswith at an offset compares in place (no slice is made); the length check
+            # above keeps the comparison inside the record's ID.
+            if records.startswith(bid, o):
+                return o
+            s += 1
+            if s == cap:
+                s = 0
 
     def __contains__(self, bid: object) -> bool:
-        return bid in self._blobs
-
-    def _unpack(self, v: int) -> BlobLocation:
-        return BlobLocation(
-            self._pack_ids[v >> 104], _TYPES[(v >> 96) & 0xFF], (v >> 64) & _M32, (v >> 32) & _M32, v & _M32
-        )
+        return self._find(bid) >= 0
 
     def get(self, bid: bytes) -> BlobLocation | None:
         """Return the blob's location, or None."""
-        v = self._blobs.get(bid)
-        return None if v is None else self._unpack(v)
+        o = self._find(bid)
+        return None if o < 0 else self._location(o)
+
+    def _location(self, o: int) -> BlobLocation:
+        number, t, offset, length, raw_length = _VALUE.unpack_from(self._records, o + 32)
+        return BlobLocation(self._pack_ids[number], _TYPES[t], offset, length, raw_length)
 
     def add_pack(self, pack_id: bytes, entries: Iterable[PackEntry]) -> None:
         """Record the blobs of one pack (ignored for an excluded pack)."""
         if pack_id in self.excluded:
             return
-        number = self._pack_numbers.get(pack_id)
-        if number is None:
-            number = self._pack_numbers[pack_id] = len(self._pack_ids)
-            self._pack_ids.append(pack_id)
-        base = number << 104
-        blobs = self._blobs
-        # A copy outside the marked packs replaces one inside them, so reads and dedup go to
-        # the pack that stays.
-        displace = bool(self.avoid) and pack_id not in self.avoid
-        for e in entries:
-            old = blobs.get(e.id)
-            if old is None or (displace and self._pack_ids[old >> 104] in self.avoid):
-                if (e.offset | e.length | e.raw_length) >> 32 or e.offset < 0 or e.length < 0 or e.raw_length < 0:
+        entries = list(entries)
+        with self._write_lock:
+            number = self._pack_numbers.get(pack_id)
+            if number is None:
+                number = self._pack_numbers[pack_id] = len(self._pack_ids)
+                self._pack_ids.append(pack_id)
+            # A copy outside the marked packs replaces one inside them, so reads and dedup go
+            # to the pack that stays.
+            displace = bool(self.avoid) and pack_id not in self.avoid
+            slots, cap = self._table
+            if self._count + len(entries) > cap * _MAX_LOAD:
+                while self._count + len(entries) > cap * _MAX_LOAD:
+                    cap *= 2
+                slots, cap = self._grow(cap)
+            # The loop of _find and _insert written out: loading a million-blob index is a
+            # million of these.
+            records, pack, count = self._records, _RECORD.pack, self._count
+            for e in entries:
+                bid, offset, length, raw_length = e.id, e.offset, e.length, e.raw_length
+                if (offset | length | raw_length) >> 32 or offset < 0 or length < 0 or raw_length < 0:
                     # The index format stores these as u32; a pack never comes near that.
-                    raise IntegrityError(f"blob {e.id.hex()} has a location out of range")
-                blobs[e.id] = base | (int(e.type) << 96) | (e.offset << 64) | (e.length << 32) | e.raw_length
+                    raise IntegrityError(f"blob {bid.hex()} has a location out of range")
+                if type(bid) is not bytes or len(bid) != 32:
+                    raise IntegrityError(f"blob ID {bid!r} is not 32 bytes")
+                s = hash(bid) % cap
+                while True:
+                    r = slots[s]
+                    if r == 0:
+                        # The record first, then the slot that points to it (readers take no lock).
+                        records += pack(bid, number, int(e.type), offset, length, raw_length)
+                        count += 1
+                        self._count = count
+                        slots[s] = count
+                        break
+                    o = (r - 1) * _R
+                    if records.startswith(bid, o):
+                        if displace and self._pack_ids[_VALUE.unpack_from(records, o + 32)[0]] in self.avoid:
+                            _VALUE.pack_into(records, o + 32, number, int(e.type), offset, length, raw_length)
+                        break
+                    s += 1
+                    if s == cap:
+                        s = 0
+
+    def _grow(self, cap: int) -> tuple[array[int], int]:
+        """A slot table of ``cap`` slots for the records so far, installed and returned."""
+        slots = array("I", bytes(4 * cap))
+        # iter_unpack makes each ID's bytes in C: a third of the time of slicing them out.
+        for r, (bid,) in enumerate(_ID_ONLY.iter_unpack(self._records), 1):
+            s = hash(bid) % cap
+            while slots[s]:
+                s += 1
+                if s == cap:
+                    s = 0
+            slots[s] = r
+        self._table = (slots, cap)
+        return slots, cap
 
     def reusable(self, bid: bytes) -> bool:
         """Whether a writer may reference blob ``bid`` without storing it: indexed, and in a
         pack no prune has marked for deletion."""
-        v = self._blobs.get(bid)
-        return v is not None and (not self.avoid or self._pack_ids[v >> 104] not in self.avoid)
+        o = self._find(bid)
+        if o < 0:
+            return False
+        return not self.avoid or self._pack_ids[_VALUE.unpack_from(self._records, o + 32)[0]] not in self.avoid
 
     @property
     def packs(self) -> frozenset[bytes]:
@@ -186,5 +267,7 @@ class Index:
 
     def items(self) -> Iterator[tuple[bytes, BlobLocation]]:
         """Iterate over (blob_id, location)."""
-        unpack = self._unpack
-        return ((bid, unpack(v)) for bid, v in self._blobs.items())
+        records, count, pack_ids = self._records, self._count, self._pack_ids
+        for r in range(count):
+            bid, number, t, offset, length, raw_length = _RECORD.unpack_from(records, r * _R)
+            yield bid, BlobLocation(pack_ids[number], _TYPES[t], offset, length, raw_length)
