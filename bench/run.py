@@ -1,7 +1,9 @@
-"""Side-by-side benchmark of snapvault, restic and borg on the shared datasets.
+"""Side-by-side benchmark of snapvault, restic and borg on the shared datasets, large trees and real trees.
 
-    python bench/run.py [--reps 3] [--data DIR] [--work DIR] [--skip-scale] [--scale-files N]
-                        [--skip-s3] [--skip-prune] [--only prune]
+    python bench/run.py [--reps 3] [--data DIR] [--work DIR] [--cache DIR]
+                        [--skip-scale] [--scale-files 200000,1000000] [--skip-real]
+                        [--skip-s3] [--skip-prune] [--only prune|scale|real]
+                        [--out docs/benchmarks.md] [--results bench/results.json]
 
 Builds v1 and v2 with ../shared/bench/make_datasets.py (unless --data has them), then for each
 repetition and each tool (interleaved, fresh repositories, encryption on, borg at zstd,3,
@@ -10,11 +12,23 @@ of v2 from the same source path, full restore of the latest snapshot into an emp
 check --read-data, repository size, and the peak RSS of every step (wait4 rusage of the child).
 ``cp -a v1`` is the reference for how fast this disk takes writes. Medians over repetitions;
 ratios snapvault/peer are computed within this run. Writes docs/benchmarks.md and
-bench/results.json.
+bench/results.json (``--out`` elsewhere puts the results next to it, unless ``--results``).
 
-Then forget and prune (bench/prune_bench.py): ten snapshots (v1, v2 and eight days of
-bench/days.py) forgotten down to the latest two and pruned, timed per tool. ``--only prune``
-runs just that and keeps every other section of bench/results.json as it was.
+Then, each in its own module:
+
+- scale (bench/scale.py): 200,000 and 1,000,000 small files (``--scale-files``), first backup
+  and unchanged re-backup with peak RSS, one run per tool; the trees are generated once into
+  the cache (``--cache``, default ~/.cache/snapvault-bench) and reused while their generator and
+  parameters are the same;
+- real trees (bench/realtrees.py): a copy of this interpreter's site-packages and 100,000
+  generated text files, first / unchanged / changed backup and restore, ``cp -a`` of the same
+  tree once a repetition (``--real-limit N`` shrinks both to N files, to try the harness);
+- forget and prune (bench/prune_bench.py): ten snapshots (v1, v2 and eight days of
+  bench/days.py) forgotten down to the latest two and pruned, timed per tool.
+
+``--only prune|scale|real`` runs just that section and keeps every other one as the results
+file has it; a section a run skips is carried over from the last run, marked with its date.
+"Against the targets" (bench/targets.py) is computed from whatever the results hold.
 """
 
 from __future__ import annotations
@@ -31,13 +45,23 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from carry import carry_over, uncarry, upgrade_scales
 from prune_bench import VARIANTS, bench_prune, render_prune
+from realtrees import REAL_TREES, backup_steps, bench_real, render_real
+from scale import bench_scale_size, render_scales
+from targets import render_targets
 
 ROOT = Path(__file__).resolve().parent.parent
 MAKE_DATASETS = ROOT.parent / "shared" / "bench" / "make_datasets.py"
 PASSWORD = "benchmark password"
-STEPS = ["backup_v1", "rebackup_v1", "backup_v2", "restore", "check_read_data"]
+STEPS4 = ("backup_v1", "rebackup_v1", "backup_v2", "restore")
+STEPS = [*STEPS4, "check_read_data"]
+DEFAULT_OUT = ROOT / "docs" / "benchmarks.md"
+DEFAULT_RESULTS = ROOT / "bench" / "results.json"
+CACHE_HINT = "$XDG_CACHE_HOME/snapvault-bench or ~/.cache/snapvault-bench"
+ONLY = ("prune", "scale", "real")
 
 
 @dataclass
@@ -205,19 +229,8 @@ def bench_tool(tool: Tool, data: Path, work: Path) -> dict[str, float | int]:
     src, repo, target = base / "src", base / "repo", base / "restore"
     shutil.copytree(data / "v1", src, symlinks=True)
     tool.init(repo)
-    out: dict[str, float | int] = {}
-    env = tool.env()
-    for step, n in (("backup_v1", 1), ("rebackup_v1", 2)):
-        m = run(tool.backup(repo, src, n), env=env)
-        out[step], out[f"{step}_rss"] = m.seconds, m.max_rss_kib
-    sync_tree(data / "v2", src)
-    m = run(tool.backup(repo, src, 3), env=env)
-    out["backup_v2"], out["backup_v2_rss"] = m.seconds, m.max_rss_kib
-    target.mkdir()
-    cmd, cwd = tool.restore(repo, target, 3)
-    m = run(cmd, env=env, cwd=cwd)
-    out["restore"], out["restore_rss"] = m.seconds, m.max_rss_kib
-    m = run(tool.check(repo), env=env)
+    out = backup_steps(tool, repo, src, target, lambda: sync_tree(data / "v2", src), STEPS4, run=run)
+    m = run(tool.check(repo), env=tool.env())
     out["check_read_data"], out["check_read_data_rss"] = m.seconds, m.max_rss_kib
     out["repo_bytes"] = du(repo)
     shutil.rmtree(base)
@@ -229,42 +242,6 @@ def bench_cp(data: Path, work: Path) -> float:
     m = run(["cp", "-a", str(data / "v1"), str(dst)])
     shutil.rmtree(dst)
     return m.seconds
-
-
-def make_scale_tree(root: Path, files: int) -> None:
-    """Small files of a few KiB: half in one wide directory, half in a deep chain."""
-    import random
-
-    rng = random.Random(200_000)
-    wide = root / "wide"
-    wide.mkdir(parents=True)
-    half = files // 2
-    for i in range(half):
-        (wide / f"f{i:06d}.txt").write_bytes(rng.randbytes(rng.randint(1024, 4096)))
-    # The deep half: chains of 40 nested directories, 100 files in each directory.
-    for i in range(files - half):
-        d = i // 100
-        chain, level = divmod(d, 40)
-        deep = root / "deep" / f"c{chain:03d}" / "/".join(f"l{j:02d}" for j in range(level + 1))
-        if i % 100 == 0:
-            deep.mkdir(parents=True, exist_ok=True)
-        (deep / f"f{i:06d}.txt").write_bytes(rng.randbytes(rng.randint(1024, 4096)))
-
-
-def bench_scale(tool: Tool, tree: Path, work: Path) -> dict[str, float | int]:
-    base = Path(tempfile.mkdtemp(prefix=f"scale-{tool.name}-", dir=work))
-    repo = base / "repo"
-    tool.init(repo)
-    env = tool.env()
-    first = run(tool.backup(repo, tree, 1), env=env)
-    again = run(tool.backup(repo, tree, 2), env=env)
-    shutil.rmtree(base)
-    return {
-        "first": first.seconds,
-        "first_rss": first.max_rss_kib,
-        "rebackup": again.seconds,
-        "rebackup_rss": again.max_rss_kib,
-    }
 
 
 def bench_s3(data: Path, work: Path, tools: list[Tool]) -> dict[str, dict[str, float]]:
@@ -371,20 +348,24 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
-def render(results: dict[str, object]) -> str:
-    tools: dict[str, dict[str, float]] = results["medians"]  # type: ignore[assignment]
+def render(results: dict[str, Any]) -> str:
+    tools: dict[str, dict[str, float]] = results["medians"]
     peers = [t for t in ("restic", "borg") if t in tools]
     sv = tools.get("snapvault", {})
     lines = [
         "# Benchmarks",
         "",
         f"Measured by `nox -s bench` on {results['machine']}, {results['date']}.",
-        f"Tools: {', '.join(results['versions'][t] for t in tools)}.",  # type: ignore[index]
+        f"Tools: {', '.join(results['versions'][t] for t in tools)}.",
         f"Datasets: `make_datasets.py` v1 ({results['v1']}) and v2 ({results['v2']}).",
         f"Medians of {results['reps']} repetitions, tools interleaved, fresh repositories each time, encryption on;",
         "borg at `zstd,3`, restic at its default compression, snapvault at its default (zstd 3).",
         "Times in seconds (whole command, start-up included), RSS in MiB, sizes in MiB.",
         f"`cp -a v1` (the disk's pace for the same tree): {results['cp_a_v1']:.2f} s.",
+        "",
+        *render_targets(results),
+        "",
+        "## Shared datasets",
         "",
     ]
     head = "| step | " + " | ".join(tools) + " | " + " | ".join(f"snapvault/{p}" for p in peers) + " |"
@@ -402,40 +383,10 @@ def render(results: dict[str, object]) -> str:
     rat = [ratio(sv.get("repo_bytes", 0), tools[p]["repo_bytes"]) for p in peers]
     lines.append("| repository size | " + " | ".join(row) + " | " + " | ".join(rat) + " |")
     if "restore" in sv:
-        lines += ["", f"snapvault restore / `cp -a`: {ratio(sv['restore'], float(results['cp_a_v1']))}"]  # type: ignore[arg-type]
-    scale: dict[str, dict[str, float]] = results.get("scale", {})  # type: ignore[assignment]
-    if scale:
-        n = results["scale_files"]
-        lines += [
-            "",
-            f"## Scale: {n} small files (1-4 KiB; a wide directory and a deep one)",
-            "",
-            "| measure | " + " | ".join(scale) + " |",
-            "|" + "---|" * (1 + len(scale)),
-        ]
-        for key, label in (("first", "first backup (s)"), ("rebackup", "unchanged re-backup (s)")):
-            lines.append(f"| {label} | " + " | ".join(f"{scale[t][key]:.2f}" for t in scale) + " |")
-        for key, label in (("first_rss", "first backup peak RSS (MiB)"), ("rebackup_rss", "re-backup peak RSS (MiB)")):
-            lines.append(f"| {label} | " + " | ".join(f"{scale[t][key] / 1024:.0f}" for t in scale) + " |")
-        lines.append(
-            "| re-backup peak RSS per file (bytes) | "
-            + " | ".join(f"{scale[t]['rebackup_rss'] * 1024 / float(n):.0f}" for t in scale)  # type: ignore[arg-type]
-            + " |"
-        )
-        # The same, above what the tool needs for the 7,736-file v1 re-backup: the cost of
-        # each further file, without the interpreter or binary that any tree pays for.
-        marginal = {
-            t: (scale[t]["rebackup_rss"] - tools[t]["rebackup_v1_rss"]) * 1024 / float(n)  # type: ignore[arg-type]
-            for t in scale
-            if t in tools
-        }
-        if len(marginal) == len(scale):
-            lines.append(
-                "| re-backup peak RSS per file above the v1 re-backup (bytes) | "
-                + " | ".join(f"{marginal[t]:.0f}" for t in scale)
-                + " |"
-            )
-    s3: dict[str, dict[str, float]] = results.get("s3", {})  # type: ignore[assignment]
+        lines += ["", f"snapvault restore / `cp -a`: {ratio(sv['restore'], float(results['cp_a_v1']))}"]
+    lines += render_scales(results)
+    lines += render_real(results)
+    s3: dict[str, dict[str, float]] = results.get("s3", {})
     if s3:
         lines += [
             "",
@@ -454,8 +405,8 @@ def render(results: dict[str, object]) -> str:
             lines.append(f"| {t} | " + " | ".join(cells) + " |")
     carried = results.get("carried")
     if carried:
-        lines += ["", f"Sections carried over from an earlier run of this harness: {', '.join(carried)}."]  # type: ignore[arg-type]
-    prune: dict[str, object] = results.get("prune", {})  # type: ignore[assignment]
+        lines += ["", f"Sections carried over from an earlier run of this harness: {', '.join(carried)}."]
+    prune: dict[str, object] = results.get("prune", {})
     if prune:
         lines += render_prune(prune)
     notes = ROOT / "bench" / "notes.md"
@@ -464,30 +415,44 @@ def render(results: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def _options() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--data", type=Path, help="folder holding v1 and v2 (built if missing)")
     ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
-    ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--cache", type=Path, help=f"where generated trees are kept between runs (default: {CACHE_HINT})")
+    ap.add_argument("--skip-scale", action="store_true", help="skip the scale rows (every size)")
+    ap.add_argument("--skip-real", action="store_true", help="skip the real trees (site-packages, text)")
     ap.add_argument("--skip-s3", action="store_true", help="skip the S3 (moto) throughput run")
     ap.add_argument("--skip-prune", action="store_true", help="skip the forget-and-prune run")
-    ap.add_argument(
-        "--only", choices=["prune"], help="run only this section; the others stay as bench/results.json has them"
-    )
-    ap.add_argument("--scale-files", type=int, default=200_000)
+    ap.add_argument("--only", choices=ONLY, help="run only this section; the others stay as the results file has them")
+    ap.add_argument("--scale-files", default="200000,1000000", help="sizes of the scale trees, comma-separated")
+    ap.add_argument("--real-limit", type=int, help="shrink the real trees to this many files (to try the harness)")
+    ap.add_argument("--real-small", action="store_const", const=400, dest="real_limit", help=argparse.SUPPRESS)
     ap.add_argument("--tools", default="snapvault,restic,borg")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    ap.add_argument("--render", action="store_true", help="only rewrite the markdown from bench/results.json")
-    args = ap.parse_args()
-    if args.render:
-        print(_write(json.loads((ROOT / "bench" / "results.json").read_text()), args.out))
-        return 0
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument(
+        "--results", type=Path, help="results file (default: bench/results.json, or next to --out when that is given)"
+    )
+    ap.add_argument("--render", action="store_true", help="only rewrite the markdown from the results file")
+    return ap.parse_args()
 
+
+def main() -> int:
+    args = _options()
+    results_file: Path = args.results or (DEFAULT_RESULTS if args.out == DEFAULT_OUT else args.out.with_suffix(".json"))
+    if args.render:
+        text = render(json.loads(results_file.read_text()))
+        args.out.write_text(text)
+        print(text)
+        return 0
+    cache = _cache_dir(args.cache)
+    sizes = [] if args.skip_scale else [int(n) for n in args.scale_files.split(",") if n.strip()]
+    real = [] if args.skip_real else list(REAL_TREES)
     work = args.work or Path(tempfile.mkdtemp(prefix="snapvault-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     data = args.data or work / "data"
-    if not (data / "v1").exists():
+    if args.only in (None, "prune") and not (data / "v1").exists():
         print(f"building datasets in {data} ...", flush=True)
         subprocess.run([sys.executable, str(MAKE_DATASETS), str(data)], check=True)
     all_tools = {"snapvault": Snapvault(work), "restic": Restic(work), "borg": Borg(work)}
@@ -498,63 +463,77 @@ def main() -> int:
             tools.append(t)
         else:
             print(f"notice: {name} is not installed; skipped (apt-get install restic borgbackup)", flush=True)
-    previous_file = ROOT / "bench" / "results.json"
+    # The last run's results: those of --results when it has some, else bench/results.json (read only).
+    previous_file = results_file if results_file.exists() else DEFAULT_RESULTS
     previous = json.loads(previous_file.read_text()) if previous_file.exists() else {}
-    if args.only == "prune":
+    if args.only:
         if not previous:
-            print("--only prune needs bench/results.json from a full run", file=sys.stderr)
+            print(f"--only {args.only} needs the results of a full run", file=sys.stderr)
             return 1
-        previous["prune"] = bench_prunes(data, work, tools, args.reps)
-        print(_write(previous, args.out))
-        return 0
+        results = previous
+        upgrade_scales(results)
+        if args.only == "prune":
+            results["prune"] = bench_prunes(data, work, tools, args.reps)
+    else:
+        results = bench_shared(data, work, tools, args.reps)
+        carry_over(results, previous, skip_s3=args.skip_s3, skip_prune=args.skip_prune, sizes=sizes, real=real)
+        _write(results, args.out, results_file)
+        if not args.skip_s3:
+            print("S3 throughput against moto ...", flush=True)
+            results["s3"] = bench_s3(data, work, tools)
+            _write(results, args.out, results_file)
+    if args.only in (None, "scale"):
+        for n in sizes:
+            results["scales"][str(n)] = bench_scale_size(tools, n, cache, work, run=run)
+            uncarry(results, f"scale {n:,} files")
+            _write(results, args.out, results_file)
+    if args.only in (None, "real"):
+        results.setdefault("real", {})
+        for name in real:
+            results["real"][name] = bench_real(
+                name, tools, cache, work, args.reps, run=run, du=du, limit=args.real_limit
+            )
+            uncarry(results, f"real tree {name}")
+            _write(results, args.out, results_file)
+    if args.only is None and not args.skip_prune:
+        results["prune"] = bench_prunes(data, work, tools, args.reps)
+    print(_write(results, args.out, results_file))
+    return 0
+
+
+def bench_shared(data: Path, work: Path, tools: list[Tool], reps: int) -> dict[str, object]:
+    """The shared datasets' section: ``reps`` repetitions, tools interleaved, ``cp -a`` once each."""
     rows: dict[str, list[dict[str, float | int]]] = {t.name: [] for t in tools}
     cps = []
-    for rep in range(args.reps):
+    for rep in range(reps):
         cps.append(bench_cp(data, work))
         for t in tools if rep % 2 == 0 else list(reversed(tools)):
-            print(f"rep {rep + 1}/{args.reps}: {t.name} ...", flush=True)
+            print(f"rep {rep + 1}/{reps}: {t.name} ...", flush=True)
             rows[t.name].append(bench_tool(t, data, work))
-    medians = {name: {k: median(r, k) for k in r[0]} for name, r in rows.items() if r}
-    results: dict[str, object] = {
+    return {
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
-        "reps": args.reps,
+        "reps": reps,
         "versions": {t.name: t.version() for t in tools},
         "v1": _describe(data / "v1"),
         "v2": _describe(data / "v2"),
         "cp_a_v1": statistics.median(cps),
-        "medians": medians,
+        "cp_a_v1_runs": cps,
+        "medians": {name: {k: median(r, k) for k in r[0]} for name, r in rows.items() if r},
         "runs": rows,
     }
-    for key, flag in (("s3", args.skip_s3), ("scale", args.skip_scale), ("prune", args.skip_prune)):
-        # A section this run skips is carried over from the last run, marked as such.
-        if flag and key in previous:
-            results[key] = previous[key]
-            if key == "scale":
-                results["scale_files"] = previous.get("scale_files")
-            date = previous[key].get("date") if key == "prune" else None
-            results.setdefault("carried", []).append(f"{key} ({date or previous.get('date', '?')})")
-    _write(results, args.out)
-    if not args.skip_s3:
-        print("S3 throughput against moto ...", flush=True)
-        results["s3"] = bench_s3(data, work, tools)
-        _write(results, args.out)
-    if not args.skip_scale:
-        tree = work / "scale"
-        if not tree.exists():
-            print(f"building {args.scale_files} small files ...", flush=True)
-            make_scale_tree(tree, args.scale_files)
-        results["scale_files"] = args.scale_files
-        results["scale"] = {t.name: bench_scale(t, tree, work) for t in tools}
-        _write(results, args.out)
-    if not args.skip_prune:
-        results["prune"] = bench_prunes(data, work, tools, args.reps)
-    print(_write(results, args.out))
-    return 0
 
 
-def _write(results: dict[str, object], out: Path) -> str:
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+def _cache_dir(arg: Path | None) -> Path:
+    cache = (arg or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "snapvault-bench").resolve()
+    if cache.is_relative_to(ROOT):
+        raise SystemExit(f"--cache {cache} is inside the repository; the trees take gigabytes: choose a folder outside")
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
+def _write(results: dict[str, Any], out: Path, results_file: Path) -> str:
+    results_file.write_text(json.dumps(results, indent=1, default=str) + "\n")
     text = render(results)
     out.write_text(text)
     return text
