@@ -30,7 +30,7 @@ def test_a_backup_run_needs_only_backup_repository(any_repo: sv.Repository, tmp_
     assert second.stats.files_unchanged == 2
     assert any_repo.check(read_data=True).ok
     # The sink's part of the interface is used, and the run's own on top of it.
-    assert {"save_manifest", "read_tree", "chunker", "write_index", "finish_pack", "seal_blob"} <= view.used
+    assert {"save_manifest", "tree_nodes", "chunker", "write_index", "finish_pack", "seal_blob"} <= view.used
 
 
 def test_the_sink_needs_only_sink_repository(any_repo: sv.Repository) -> None:

@@ -8,7 +8,7 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -54,6 +54,10 @@ class BackupRepository(SinkRepository, CommitRepository, Protocol):
 
     def read_tree(self, tree_id: str) -> list[Node]:
         """Fetch and parse a tree blob."""
+        ...
+
+    def tree_nodes(self, tree_id: str) -> Iterable[Node]:
+        """A tree blob's nodes in order, parsed as they are iterated (each iteration again)."""
         ...
 
     def save_manifest(self, manifest: Manifest) -> Manifest:
@@ -283,7 +287,7 @@ def _run(
             walker = Walker(
                 sink,
                 repo.chunker,
-                repo.read_tree,
+                repo.tree_nodes,
                 use_parent_shortcut=not opts.read_all,
                 progress=opts.progress,
                 should_stop=opts.should_stop,

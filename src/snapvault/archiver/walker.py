@@ -10,10 +10,11 @@ import grp
 import os
 import pwd
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from snapvault.archiver.dirstate import OpenDir, ParentNodes
 from snapvault.archiver.holes import file_pieces, may_have_holes
 from snapvault.archiver.sink import BlobSink
 from snapvault.pipeline.blob import MAX_TREE_BLOB
@@ -114,7 +115,9 @@ class Walker:
     chunker : ChunkerParams
         How to cut files.
     read_parent : callable
-        Returns the nodes of a parent tree by hex ID (used for the unchanged-file shortcut).
+        Returns the nodes of a parent tree by hex ID (used for the unchanged-file shortcut),
+        in the tree's order; iterated once as the walk goes and again only for a directory
+        that changed (``Repository.tree_nodes`` parses them from the blob's text each time).
     use_parent_shortcut : bool
         When False every file is read (a ``full`` backup).
     on_file : callable, optional
@@ -140,7 +143,7 @@ class Walker:
         self,
         sink: BlobSink,
         chunker: ChunkerParams,
-        read_parent: Callable[[str], list[Node]],
+        read_parent: Callable[[str], Iterable[Node]],
         *,
         use_parent_shortcut: bool = True,
         progress: Callable[[int, str], None] | None = None,
@@ -290,7 +293,7 @@ class Walker:
         while stack:
             d = stack[-1]
             # The per-file loop: locals, not attributes (this is the backup's hot path).
-            names, i, dpath, drel, pnodes, out = d.names, d.i, d.path, d.rel, d.parent_nodes, d.nodes
+            names, i, dpath, drel, take, emit, drop = d.names, d.i, d.path, d.rel, d.take, d.emit, d.drop
             while i < len(names):
                 name = names[i]
                 i += 1
@@ -303,27 +306,30 @@ class Walker:
                         is_dir = False
                     if flt.excluded(child_rel, is_dir):
                         continue
-                pnode = pnodes.get(name)
+                pnode = take(name)
                 node = self._visit(os.fsdecode(name), child, pnode, dev)
                 if node is None:
+                    drop(pnode)
                     continue
                 if node.type == "dir" and node.subtree is None:
                     if d.depth + 1 >= MAX_DEPTH:
                         self.stats.errors.append(FileError(path=os.fsdecode(child), error=str(depth_error(child))))
+                        drop(pnode)
                         continue
                     if dev is not None and node.dev != dev:
                         # A mount point: recorded as an empty directory, as restic does, so a
                         # restore recreates the place to mount on.
-                        out.append(node._replace(subtree=self.empty_tree()))
+                        emit(node._replace(subtree=self.empty_tree()), pnode)
                         continue
                     ptree = pnode.subtree if pnode is not None and pnode.type == "dir" else None
-                    sub = self._open(child, child_rel, ptree, node, d.depth + 1)
+                    sub = self._open(child, child_rel, ptree, node, d.depth + 1, pnode)
                     if sub is not None:
                         d.i = i
                         stack.append(sub)
                         break
+                    drop(pnode)
                     continue
-                out.append(node)
+                emit(node, pnode)
             else:
                 stack.pop()
                 tree = self._close(d)
@@ -331,11 +337,15 @@ class Walker:
                     return tree
                 assert d.node is not None
                 if tree is not None:
-                    stack[-1].nodes.append(d.node._replace(subtree=tree))
+                    stack[-1].emit(d.node._replace(subtree=tree), d.pnode)
+                else:
+                    stack[-1].drop(d.pnode)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _open(self, path: str, rel: str, parent_tree: str | None, node: Node | None, depth: int) -> _OpenDir | None:
-        """Start backing up a directory: list its names and its parent's nodes."""
+    def _open(
+        self, path: str, rel: str, parent_tree: str | None, node: Node | None, depth: int, pnode: Node | None = None
+    ) -> OpenDir | None:
+        """Start backing up a directory: list its names and open its parent's nodes."""
         try:
             with os.scandir(path) as it:
                 names = sorted(e.name for e in it)
@@ -346,13 +356,13 @@ class Walker:
             tags = self._tags(path, names)
             if tags:
                 names = tags
-        parent_nodes: dict[str, Node] = {}
+        parent = None
         if parent_tree is not None:
             try:
-                parent_nodes = {n.name: n for n in self.read_parent(parent_tree)}
+                parent = ParentNodes(self.read_parent(parent_tree))
             except Exception:  # noqa: BLE001 - a damaged parent only costs the shortcut
-                parent_nodes = {}
-        return _OpenDir(path, rel, node, depth, parent_tree, parent_nodes, names)
+                parent = None
+        return OpenDir(path, rel, node, depth, parent_tree, parent, names, pnode)
 
     def _tags(self, path: str, names: list[str]) -> list[str]:
         """The tag files among ``names`` that mark ``path`` as excluded (sorted; none: kept)."""
@@ -368,22 +378,17 @@ class Walker:
             self._empty_tree = self.store_tree([])
         return self._empty_tree
 
-    def _close(self, d: _OpenDir) -> str | None:
+    def _close(self, d: OpenDir) -> str | None:
         """Finish a directory whose children are all backed up: its tree's hex ID (None when
         its tree would be over the format's limit; the directory is then an error)."""
-        nodes, parent_nodes, parent_tree = d.nodes, d.parent_nodes, d.parent_tree
-        if parent_nodes:
-            if (
-                parent_tree is not None
-                and nodes == list(parent_nodes.values())
-                and self.sink.has(bytes.fromhex(parent_tree))
-            ):
-                # Nothing in this directory changed: its tree is the parent's, byte for byte
-                # (encoding is canonical), so skip encoding and hashing it again.
-                return parent_tree
-            kept = {n.name for n in nodes}
-            for gone in (n for name, n in parent_nodes.items() if name not in kept):
-                self.stats.files_removed += self._count_files(gone)
+        parent_tree = d.parent_tree
+        if d.finish() and parent_tree is not None and self.sink.has(bytes.fromhex(parent_tree)):
+            # Nothing in this directory changed: its tree is the parent's, byte for byte
+            # (encoding is canonical), so skip encoding and hashing it again.
+            return parent_tree
+        for gone in d.gone:
+            self.stats.files_removed += self._count_files(gone)
+        nodes = d.diverge()
         raw = encode_tree(nodes)
         if len(raw) > MAX_TREE_BLOB:
             error = (
@@ -535,32 +540,6 @@ class Walker:
 
     def _error(self, path: str, e: OSError) -> None:
         self.stats.errors.append(FileError(path=os.fsdecode(path), error=e.strerror or str(e)))
-
-
-class _OpenDir:
-    """A directory being backed up: its names, the next one to visit, and the nodes so far."""
-
-    __slots__ = ("depth", "i", "names", "node", "nodes", "parent_nodes", "parent_tree", "path", "rel")
-
-    def __init__(
-        self,
-        path: str,
-        rel: str,
-        node: Node | None,
-        depth: int,
-        parent_tree: str | None,
-        parent_nodes: dict[str, Node],
-        names: list[str],
-    ) -> None:
-        self.path = path
-        self.rel = rel
-        self.node = node  # its own node, without the subtree (None for the directory asked for)
-        self.depth = depth  # components in its path: its tree is at level depth + 1
-        self.parent_tree = parent_tree
-        self.parent_nodes = parent_nodes
-        self.names = names
-        self.i = 0
-        self.nodes: list[Node] = []
 
 
 def _starts_with(path: str, header: bytes) -> bool:

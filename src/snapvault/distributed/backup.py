@@ -375,7 +375,7 @@ class _Run:
         return DeferringWalker(
             sink,
             repo.chunker,
-            repo.read_tree,
+            repo.tree_nodes,
             results=results,
             record=record,
             split=self.split if listing else None,

@@ -113,7 +113,7 @@ def _local_walker(
     return Walker(
         sink,
         repo.chunker,
-        repo.read_tree,
+        repo.tree_nodes,
         use_parent_shortcut=not settings.read_all,
         progress=progress,
         should_stop=StopPoll(settings.stop_event),

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_TARGET",
     "NODE_TYPES",
     "Node",
+    "TreeNodes",
     "check_shape",
     "decode_tree",
     "depth_error",
@@ -327,30 +328,46 @@ _VERSION_AT_END = re.compile(r'"v":(-?[0-9]{1,20})\}\Z')
 _NODE_DECODER = json.JSONDecoder(object_hook=_node_hook)
 
 
-def iter_tree(data: bytes) -> Iterator[Node]:
-    """Parse and validate a tree blob one node at a time.
+class TreeNodes:
+    """A tree blob's nodes, parsed and validated one at a time on each iteration.
 
-    The document's framing (version, the ``nodes`` list) is checked before this returns; each
-    node is parsed, validated and checked to sort after the one before it as it is yielded, so
-    an :class:`IntegrityError` about a node comes from the iteration. Memory is the blob's text
-    and one node: a walk over a directory of 780,000 entries never holds 780,000 nodes.
+    The document's framing (version, the ``nodes`` list) is checked when this is made; each
+    node is checked as it is yielded, so an :class:`IntegrityError` about a node comes from the
+    iteration. Only the blob's text is held, never a list of nodes: a backup walking a parent
+    directory of 500,000 entries holds 500,000 nodes' text (about 250 bytes each), not 500,000
+    :class:`Node` objects (about 700 bytes each). Iterating again parses again.
     """
-    if len(data) > MAX_TREE_BLOB:
-        raise IntegrityError(f"tree blob is {len(data)} bytes, over the format's limit of {MAX_TREE_BLOB}")
-    try:
-        # Canonical trees are ASCII (JSON escapes for the rest), so this is the one copy.
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        raise IntegrityError("tree blob is malformed: not ASCII") from None
-    del data
-    if not text.startswith(_PREFIX) or not text.endswith(_SUFFIX):
-        # Not this version's framing. Only the tail is read for the version, never the whole
-        # document: a blob of 32 MiB of "[]," would parse into 700 MiB of empty lists.
-        m = _VERSION_AT_END.search(text)
-        if m is not None and int(m.group(1)) != TREE_VERSION:
-            raise IntegrityError(f"unknown tree version {int(m.group(1))}")
-        raise IntegrityError('tree blob is malformed: not a version 1 tree\'s canonical {"nodes":[...],"v":1}')
-    return _nodes(text)
+
+    __slots__ = ("_text",)
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) > MAX_TREE_BLOB:
+            raise IntegrityError(f"tree blob is {len(data)} bytes, over the format's limit of {MAX_TREE_BLOB}")
+        try:
+            # Canonical trees are ASCII (JSON escapes for the rest), so this is the one copy.
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            raise IntegrityError("tree blob is malformed: not ASCII") from None
+        if not text.startswith(_PREFIX) or not text.endswith(_SUFFIX):
+            # Not this version's framing. Only the tail is read for the version, never the
+            # whole document: a blob of 32 MiB of "[]," would parse into 700 MiB of empty lists.
+            m = _VERSION_AT_END.search(text)
+            if m is not None and int(m.group(1)) != TREE_VERSION:
+                raise IntegrityError(f"unknown tree version {int(m.group(1))}")
+            raise IntegrityError('tree blob is malformed: not a version 1 tree\'s canonical {"nodes":[...],"v":1}')
+        self._text = text
+
+    def __iter__(self) -> Iterator[Node]:
+        return _nodes(self._text)
+
+
+def iter_tree(data: bytes) -> Iterator[Node]:
+    """Parse and validate a tree blob one node at a time (see :class:`TreeNodes`).
+
+    The document's framing is checked before this returns; memory is the blob's text and one
+    node: a walk over a directory of 780,000 entries never holds 780,000 nodes.
+    """
+    return iter(TreeNodes(data))
 
 
 def _nodes(text: str) -> Iterator[Node]:

@@ -36,7 +36,7 @@ from snapvault.pipeline.crypto import AEADSealer, PlainSealer, make_sealer
 from snapvault.pipeline.ids import BlobType, blob_id, object_hash
 from snapvault.pipeline.index import INDEX_AD, MAX_INDEX_ENTRIES, BlobLocation, Index, decode_index, encode_index
 from snapvault.pipeline.pack import TRAILER_SIZE, PackEntry, header_length, parse_pack, read_header
-from snapvault.pipeline.tree import Node, decode_tree, iter_tree
+from snapvault.pipeline.tree import Node, TreeNodes, decode_tree, iter_tree
 from snapvault.repository import layout
 from snapvault.repository.config import (
     KDF_MEMORY_LIMIT_KIB,
@@ -772,6 +772,15 @@ class Repository:
         except ValueError:
             raise IntegrityError(f"bad tree ID {tree_id!r}") from None
         return decode_tree(self.read_blob(bid, BlobType.TREE))
+
+    def tree_nodes(self, tree_id: str) -> TreeNodes:
+        """Fetch a tree blob as :class:`~snapvault.pipeline.tree.TreeNodes`: its nodes parsed
+        one at a time on each iteration, only its text held (how a backup reads its parent)."""
+        try:
+            bid = bytes.fromhex(tree_id)
+        except ValueError:
+            raise IntegrityError(f"bad tree ID {tree_id!r}") from None
+        return TreeNodes(self.read_blob(bid, BlobType.TREE))
 
     def iter_tree(self, tree_id: str) -> Iterator[Node]:
         """Fetch a tree blob and walk its nodes one at a time (see :func:`~snapvault.pipeline.tree.iter_tree`).
