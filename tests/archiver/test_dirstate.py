@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import snapvault as sv
+import snapvault.repository.repo as repo_module
 from snapvault.archiver.dirstate import OpenDir, ParentNodes
 from snapvault.errors import IntegrityError
 from snapvault.pipeline.tree import Node, TreeNodes, encode_tree
@@ -131,37 +132,46 @@ def _root_of(repo: sv.Repository, m: sv.Manifest, src: Path) -> str:
     return tree
 
 
-def test_an_unchanged_wide_directory_is_read_once_and_keeps_its_tree(repo: sv.Repository, tmp_path: Path) -> None:
+@pytest.mark.parametrize("streamed_above", [None, 1000])
+def test_an_unchanged_wide_directory_is_read_once_and_keeps_its_tree(
+    repo: sv.Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed_above: int | None
+) -> None:
+    # Held as text (small trees), or compressed and decompressed as the walk goes (large ones,
+    # the threshold lowered here so a test-sized directory is one).
+    if streamed_above is not None:
+        monkeypatch.setattr(repo_module, "_STREAMED_TREE", streamed_above)
     src = tmp_path / "src"
     src.mkdir()
     for i in range(3000):
         (src / f"f{i:05d}").write_bytes(b"x%d" % i)
-    first = sv.Engine(repo).backup([str(src)], now=None)
+    first = sv.Engine(repo).backup([str(src)])
     readings: list[str] = []
+    kinds: list[bool] = []
     original = repo.tree_nodes
 
-    def counting(tree_id: str) -> TreeNodes:
-        nodes = original(tree_id)
+    class Counted:
+        def __init__(self, tree_id: str) -> None:
+            self.tree_id, self.nodes = tree_id, original(tree_id)
+            kinds.append(self.nodes._text is None)  # type: ignore[attr-defined]
 
-        class Counted(TreeNodes):
-            __slots__ = ()
+        def __iter__(self) -> Iterator[Node]:
+            readings.append(self.tree_id)
+            return iter(self.nodes)
 
-            def __iter__(self) -> Iterator[Node]:
-                readings.append(tree_id)
-                return super().__iter__()
-
-        c = Counted.__new__(Counted)
-        c._text = nodes._text  # type: ignore[attr-defined]
-        return c
-
-    repo.tree_nodes = counting  # type: ignore[method-assign]
+    repo.tree_nodes = Counted  # type: ignore[assignment,method-assign]
+    (src / "f01500").touch()  # one change in the middle: the run before it is parsed again
     second = sv.Engine(repo).backup([str(src)])
     wide = _root_of(repo, first, src)
-    assert _root_of(repo, second, src) == wide
-    assert second.tree == first.tree
-    assert second.stats.files_unchanged == 3000
-    # The wide directory's parent tree was parsed once, alongside the walk; never a second time.
-    assert readings.count(wide) == 1
+    assert second.tree != first.tree  # the touched file's new mtime
+    assert readings.count(wide) == 2
+    third = sv.Engine(repo).backup([str(src)])
+    assert third.tree == second.tree
+    assert third.stats.files_unchanged == 3000
+    # Unchanged: the wide directory's parent tree was parsed once, alongside the walk.
+    assert readings.count(_root_of(repo, second, src)) == 1
+    assert any(kinds) is (streamed_above is not None)
+    # And every snapshot reads back whole.
+    assert repo.check(read_data=True).ok
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import collections
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import snapvault as sv
@@ -14,7 +14,6 @@ from snapvault.storage import open_store
 from snapvault.storage.wrappers import _Wrapper
 from tests.conftest import FAST_KDF, PASSWORD
 
-NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
 class CountingIndexReads(_Wrapper):
@@ -54,9 +53,12 @@ def test_a_prune_fetches_each_index_file_once(tmp_path: Path) -> None:
     url = _repo_with_history(tmp_path)
     store = CountingIndexReads(open_store(url))
     repo = sv.Repository.open(url, PASSWORD, store=store)
-    repo.forget(keep_last=1, now=NOW)
+    # The backups carry the machine's time; the prune runs a day later, past the age under
+    # which it leaves a new pack alone.
+    now = datetime.now(UTC) + timedelta(days=1)
+    repo.forget(keep_last=1, now=now)
     before = set(store.reads)
-    result = repo.prune(now=NOW, max_repack=1.0, max_unused=0.0)
+    result = repo.prune(now=now, max_repack=1.0, max_unused=0.0)
     # The run wrote a deletion mark and carried it out: the index was rebuilt twice over.
     assert result.marks_written == result.marks_carried_out == 1
     assert result.deleted.packs > 0

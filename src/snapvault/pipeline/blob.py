@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from snapvault.errors import IntegrityError
-from snapvault.pipeline.codecs import Codec, decode, encode
+from snapvault.pipeline.codecs import Codec, decode, decode_pieces, encode
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer
-from snapvault.pipeline.ids import BlobType, blob_id
+from snapvault.pipeline.ids import BlobType, blob_hasher, blob_id
 from snapvault.pipeline.pack import blob_ad
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "blob_limit",
     "blob_size_error",
     "open_blob",
+    "open_frame",
     "seal_blob",
 ]
 
@@ -95,3 +96,36 @@ def open_blob(
     if blob_id(id_key, plain) != bid:
         raise IntegrityError("blob content does not match its ID", blob_id=bid.hex())
     return plain
+
+
+def open_frame(
+    sealer: AEADSealer | PlainSealer,
+    id_key: bytes,
+    btype: BlobType,
+    bid: bytes,
+    sealed: bytes | memoryview,
+    raw_length: int,
+) -> bytes:
+    """Unseal a blob and verify it against its ID, returning its codec frame (still compressed).
+
+    What :func:`open_blob` checks, with the plaintext decompressed a piece at a time to be
+    hashed and never held whole; :func:`~snapvault.pipeline.codecs.decode_pieces` gives it
+    back from the frame as often as it is needed. A parent tree of 500,000 entries is about
+    50 MB compressed against 135 MB of plaintext.
+
+    Raises
+    ------
+    IntegrityError
+        If authentication fails, a size is over its limit, the frame is bad, or the
+        plaintext's keyed hash is not ``bid``.
+    """
+    error = blob_size_error(btype, len(sealed), raw_length)
+    if error is not None:
+        raise IntegrityError(error, blob_id=bid.hex())
+    frame = sealer.open(sealed, blob_ad(btype, bid))
+    hasher = blob_hasher(id_key)
+    for piece in decode_pieces(frame, size=raw_length):
+        hasher.update(piece)
+    if hasher.digest() != bid:
+        raise IntegrityError("blob content does not match its ID", blob_id=bid.hex())
+    return bytes(frame)

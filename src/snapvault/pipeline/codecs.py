@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, Self
@@ -39,6 +39,7 @@ __all__ = [
     "codec_from_dict",
     "codec_from_spec",
     "decode",
+    "decode_pieces",
     "encode",
 ]
 
@@ -338,6 +339,47 @@ def encode(codec: Codec, data: bytes | memoryview) -> bytes:
     if out is None:
         return _WIRE_NONE + data
     return codec.frame_prefix + out
+
+
+def decode_pieces(frame: bytes | memoryview, *, size: int, piece: int = 1 << 20) -> Iterator[bytes]:
+    """Invert :func:`encode` a piece of at most ``piece`` bytes at a time; the whole must be
+    exactly ``size`` bytes (checked against a zstd frame's declared size before anything is
+    decompressed, and against what comes out).
+
+    For a caller that reads a large plaintext once in order and need not hold it whole (a
+    backup's cursor over a parent tree of hundreds of thousands of entries).
+    """
+    if len(frame) < 1:
+        raise IntegrityError("empty blob frame")
+    wire = frame[0]
+    body = memoryview(frame)[1:]
+    if wire == NoCompression.wire_id:
+        if len(body) != size:
+            raise IntegrityError("blob length differs from the index")
+        for i in range(0, size, piece):
+            yield bytes(body[i : i + piece])
+        return
+    if wire != Zstd.wire_id:
+        decode(frame, max_size=0)  # raises the error decode gives for this wire ID
+        raise IntegrityError(f"unknown codec wire ID {wire}")  # pragma: no cover - decode raised
+    try:
+        params = zstandard.get_frame_parameters(body)
+        if params.content_size != size:
+            raise IntegrityError("compressed blob declares a size other than the index's")
+        total = 0
+        with zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=False) as reader:
+            while True:
+                out = reader.read(piece)
+                if not out:
+                    break
+                total += len(out)
+                if total > size:
+                    raise IntegrityError("blob decompresses past its declared size")
+                yield out
+    except zstandard.ZstdError as e:
+        raise IntegrityError(f"blob does not decompress: {e}") from e
+    if total != size:
+        raise IntegrityError("blob length differs from the index")
 
 
 def decode(frame: bytes | memoryview, *, max_size: int) -> bytes:

@@ -11,7 +11,7 @@ import enum
 
 import blake3
 
-__all__ = ["ID_SIZE", "BlobType", "blob_id", "derive_key", "object_hash", "object_hasher"]
+__all__ = ["ID_SIZE", "BlobType", "blob_hasher", "blob_id", "derive_key", "object_hash", "object_hasher"]
 
 ID_SIZE = 32
 
@@ -30,6 +30,11 @@ def blob_id(key: bytes, data: bytes | bytearray | memoryview) -> bytes:
     """Return the 32-byte keyed ID of ``data``."""
     threads = blake3.blake3.AUTO if len(data) >= _MULTITHREAD_FROM else 1
     return blake3.blake3(data, key=key, max_threads=threads).digest()
+
+
+def blob_hasher(key: bytes) -> blake3.blake3:
+    """An incremental :func:`blob_id`: ``update`` with the plaintext in order, then ``digest``."""
+    return blake3.blake3(key=key)
 
 
 def object_hash(data: bytes | bytearray | memoryview) -> bytes:

@@ -25,6 +25,7 @@ from typing import Any, Literal, NamedTuple
 
 from snapvault.errors import IntegrityError, UnsafePathError
 from snapvault.pipeline.blob import MAX_TREE_BLOB
+from snapvault.pipeline.codecs import decode_pieces
 
 __all__ = [
     "MAX_DEPTH",
@@ -338,9 +339,11 @@ class TreeNodes:
     :class:`Node` objects (about 700 bytes each). Iterating again parses again.
     """
 
-    __slots__ = ("_text",)
+    __slots__ = ("_frame", "_size", "_text")
 
     def __init__(self, data: bytes) -> None:
+        self._frame: bytes | None = None
+        self._size = len(data)
         if len(data) > MAX_TREE_BLOB:
             raise IntegrityError(f"tree blob is {len(data)} bytes, over the format's limit of {MAX_TREE_BLOB}")
         try:
@@ -355,10 +358,25 @@ class TreeNodes:
             if m is not None and int(m.group(1)) != TREE_VERSION:
                 raise IntegrityError(f"unknown tree version {int(m.group(1))}")
             raise IntegrityError('tree blob is malformed: not a version 1 tree\'s canonical {"nodes":[...],"v":1}')
-        self._text = text
+        self._text: str | None = text
+
+    @classmethod
+    def streamed(cls, frame: bytes, size: int) -> TreeNodes:
+        """The nodes of a verified tree blob given by its codec frame (see
+        :func:`~snapvault.pipeline.blob.open_frame`), decompressed a piece at a time on each
+        iteration: only the compressed frame is held, about 100 bytes a file's node against
+        250 for the text. The framing is checked as the iteration reaches it."""
+        if size > MAX_TREE_BLOB:
+            raise IntegrityError(f"tree blob is {size} bytes, over the format's limit of {MAX_TREE_BLOB}")
+        self = cls.__new__(cls)
+        self._frame, self._size, self._text = frame, size, None
+        return self
 
     def __iter__(self) -> Iterator[Node]:
-        return _nodes(self._text)
+        if self._text is not None:
+            return _nodes(self._text)
+        assert self._frame is not None
+        return _stream_nodes(decode_pieces(self._frame, size=self._size))
 
 
 def iter_tree(data: bytes) -> Iterator[Node]:
@@ -408,6 +426,86 @@ def _nodes(text: str) -> Iterator[Node]:
                 raise IntegrityError("tree blob is malformed: a comma after the last node")
     if i != end:
         raise IntegrityError("tree blob is malformed: a node runs past the list's end")
+
+
+def _stream_nodes(pieces: Iterator[bytes]) -> Iterator[Node]:
+    """:func:`_nodes` over a document given in pieces: the same checks and errors, with the
+    text held only from the node being parsed to the end of the pieces read so far."""
+    scan: Callable[[str, int], tuple[object, int]] = _NODE_DECODER.scan_once  # type: ignore[attr-defined]
+    buf, i = "", 0
+    exhausted = False
+
+    def more(count: int) -> None:
+        # Up to ``count`` more pieces onto what is left of the buffer.
+        nonlocal buf, i, exhausted
+        parts = [buf[i:]]
+        for _ in range(count):
+            piece = next(pieces, None)
+            if piece is None:
+                exhausted = True
+                break
+            try:
+                parts.append(piece.decode("ascii"))
+            except UnicodeDecodeError:
+                raise IntegrityError("tree blob is malformed: not ASCII") from None
+        buf, i = "".join(parts), 0
+
+    while len(buf) < len(_PREFIX) and not exhausted:
+        more(1)
+    if not buf.startswith(_PREFIX):
+        raise IntegrityError('tree blob is malformed: not a version 1 tree\'s canonical {"nodes":[...],"v":1}')
+    i = len(_PREFIX)
+    previous: str | None = None
+    comma = False
+    while True:
+        while len(buf) - i <= len(_SUFFIX) and not exhausted:
+            more(1)
+        if buf.startswith("]", i):
+            if comma:
+                raise IntegrityError("tree blob is malformed: a comma after the last node")
+            break
+        # A node cut by the end of the buffer fails to parse: read on (twice as far each time,
+        # so a hostile giant node costs a linear amount of scanning, not a quadratic one).
+        grow = 1
+        while True:
+            try:
+                node, end = scan(buf, i)
+                break
+            except (StopIteration, json.JSONDecodeError):
+                if exhausted:
+                    raise IntegrityError(f"tree blob is malformed: no JSON node at character {i}") from None
+                more(grow)
+                grow *= 2
+            except RecursionError:
+                raise IntegrityError("tree blob is malformed: JSON nested deeper than a tree's") from None
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                if isinstance(e, IntegrityError):
+                    raise
+                raise IntegrityError(f"tree blob is malformed: {type(e).__name__}") from None
+        if type(node) is not Node:
+            raise IntegrityError("tree nodes are not a list of nodes")
+        if previous is not None and node.name <= previous:
+            if node.name == previous:
+                raise UnsafePathError(f"tree has two entries named {node.name[:64]!r}", path=node.name)
+            raise IntegrityError(f"tree nodes are not sorted by name at {node.name[:64]!r}")
+        previous = node.name
+        yield node
+        i = end
+        while len(buf) - i < 2 and not exhausted:
+            more(1)
+        comma = buf.startswith(",", i)
+        if comma:
+            i += 1
+        elif not buf.startswith("]", i):
+            raise IntegrityError("tree blob is malformed: nodes not separated by commas")
+    # The rest must be exactly the suffix, and nothing after it.
+    while not exhausted and len(buf) - i <= len(_SUFFIX):
+        more(1)
+    if buf[i:] != _SUFFIX or (not exhausted and next(pieces, None) is not None):
+        m = _VERSION_AT_END.search(buf[i:])
+        if m is not None and int(m.group(1)) != TREE_VERSION:
+            raise IntegrityError(f"unknown tree version {int(m.group(1))}")
+        raise IntegrityError("tree blob is malformed: the node list does not end the document")
 
 
 def decode_tree(data: bytes) -> list[Node]:

@@ -29,7 +29,7 @@ from snapvault.errors import (
     UnsupportedFormat,
     WrongPassword,
 )
-from snapvault.pipeline.blob import blob_size_error, open_blob, seal_blob
+from snapvault.pipeline.blob import blob_size_error, open_blob, open_frame, seal_blob
 from snapvault.pipeline.chunker import ChunkerParams
 from snapvault.pipeline.codecs import Codec, Zstd
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer, make_sealer
@@ -67,6 +67,8 @@ CONFIG_KEY = layout.CONFIG
 
 _T_co = TypeVar("_T_co", covariant=True)
 _T = TypeVar("_T")
+#: Tree blobs over this many plaintext bytes are held compressed by tree_nodes (see there).
+_STREAMED_TREE = 4 << 20
 
 
 class PackBuilder(Protocol[_T_co]):
@@ -775,12 +777,30 @@ class Repository:
 
     def tree_nodes(self, tree_id: str) -> TreeNodes:
         """Fetch a tree blob as :class:`~snapvault.pipeline.tree.TreeNodes`: its nodes parsed
-        one at a time on each iteration, only its text held (how a backup reads its parent)."""
+        one at a time on each iteration (how a backup reads its parent). A tree of more than
+        4 MiB (about 15,000 entries) is held compressed and decompressed as it is iterated;
+        a smaller one as its text."""
         try:
             bid = bytes.fromhex(tree_id)
         except ValueError:
             raise IntegrityError(f"bad tree ID {tree_id!r}") from None
-        return TreeNodes(self.read_blob(bid, BlobType.TREE))
+        loc = self.locate(bid)
+        if loc.type != BlobType.TREE:
+            raise IntegrityError(f"blob {bid.hex()} has the wrong type", blob_id=bid.hex())
+        if loc.raw_length <= _STREAMED_TREE:
+            return TreeNodes(self.read_blob(bid, BlobType.TREE))
+        key = pack_key(loc.pack_id)
+        sealed = self.store.get_range(key, loc.offset, loc.length)
+        try:
+            frame = open_frame(self.sealer, self.master_keys.id_key, loc.type, bid, sealed, loc.raw_length)
+        except IntegrityError as e:
+            raise IntegrityError(
+                f"blob {bid.hex()[:16]} in pack {loc.pack_id.hex()[:16]}: {e}",
+                pack_id=loc.pack_id.hex(),
+                blob_id=bid.hex(),
+                key=key,
+            ) from None
+        return TreeNodes.streamed(frame, loc.raw_length)
 
     def iter_tree(self, tree_id: str) -> Iterator[Node]:
         """Fetch a tree blob and walk its nodes one at a time (see :func:`~snapvault.pipeline.tree.iter_tree`).
