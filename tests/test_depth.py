@@ -156,7 +156,7 @@ def test_backup_records_a_directory_past_the_limit_as_an_error(
 def test_a_directory_whose_tree_is_over_the_size_limit_is_an_error_and_left_out(
     local_repo: sv.Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The tree limit (256 MiB, about a million entries) lowered so a test reaches it: the big
+    # The tree limit (32 MiB, some 200,000 entries) lowered so a test reaches it: the big
     # directory is listed in the errors and left out; its siblings and parent are kept, and the
     # snapshot reads back (a snapshot its reader would refuse is never committed).
     src = tmp_path / "src"

@@ -1,3 +1,3 @@
 """The release version."""
 
-__version__ = "0.2.0"
+__version__ = "0.1.0"

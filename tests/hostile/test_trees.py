@@ -7,7 +7,7 @@
   there and ``check`` reports it, each naming that directory; no reader recurses per level.
 - Sharing: 64 levels of two directories that share one subtree, 2^64 paths from 65 tree blobs.
   ``check`` reads each tree once.
-- Size: a legal 32 MiB tree of the smallest nodes (780,000 entries; the 0.1 releases' bound).
+- Size: a legal tree at the 32 MiB bound, of the smallest nodes (780,000 entries).
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def test_snapshots_lists_every_one(runs: Runs) -> None:
 
 
 def test_a_tree_at_the_bound_of_the_smallest_nodes(tmp_path: Path) -> None:
-    """780,000 FIFOs in one 32 MiB tree: check and ls walk it a node at a time, in bounded memory."""
+    """780,000 FIFOs in one 32 MiB tree: check and ls walk it a node at a time, under the bound."""
     repo = sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF, random=random.Random(73).randbytes)
     f = Forge(repo, seed=73)
     node = canonical({"links": 1, "name": "0000000", "type": "fifo"})

@@ -154,19 +154,3 @@ def test_a_stored_blob_longer_than_the_limit_allows_is_refused_unopened() -> Non
     junk = bytes(MAX_DATA_BLOB + MAX_SEALED_OVERHEAD + 1)
     with pytest.raises(IntegrityError, match="stored blob is"):
         open_blob(make_sealer("aes-256-gcm", ENC_KEY), ID_KEY, BlobType.DATA, bytes(32), junk)
-
-
-def test_a_tree_past_the_old_32_mib_limit_round_trips() -> None:
-    # A directory of 200,000 files encodes to about 35 MB: over the 0.1 releases' 32 MiB tree
-    # limit, within the format's limit now; sealed, opened and parsed back node for node.
-    from snapvault.pipeline.tree import Node, TreeNodes, encode_tree
-
-    nodes = [
-        Node(name=f"f{i:06d}.txt", type="file", mode=0o644, size=i, mtime_ns=i * 10**9, content=(f"{i:064x}",))
-        for i in range(200_000)
-    ]
-    raw = encode_tree(nodes)
-    assert 32 << 20 < len(raw) <= MAX_TREE_BLOB
-    bid, sealed = make("aes-256-gcm", Zstd(1), BlobType.TREE, raw)
-    opened = open_blob(make_sealer("aes-256-gcm", ENC_KEY), ID_KEY, BlobType.TREE, bid, sealed, raw_length=len(raw))
-    assert list(TreeNodes(opened)) == nodes

@@ -22,10 +22,8 @@ __all__ = [
 
 #: Upper bound on a data blob's plaintext: the largest chunk a chunker may be configured to cut.
 MAX_DATA_BLOB = 16 << 20
-#: Upper bound on a tree blob's plaintext (one directory; about 1,000,000 entries of files).
-#: 32 MiB in the 0.1 releases (about 125,000 entries), which left a mail folder or a cache
-#: directory of 500,000 files out of every backup; their readers refuse a larger tree as damaged.
-MAX_TREE_BLOB = 256 << 20
+#: Upper bound on a tree blob's plaintext (one directory; about 200,000 entries).
+MAX_TREE_BLOB = 32 << 20
 #: Upper bound on any blob's plaintext; a larger declared size is damage or hostility.
 MAX_BLOB = max(MAX_DATA_BLOB, MAX_TREE_BLOB)
 #: A stored blob is at most this much larger than its plaintext: one byte of codec wire ID (a
