@@ -1,8 +1,8 @@
 """The trees of the scale and real-tree sections of bench/run.py, and the cache that keeps them.
 
-- :func:`make_scale_tree`: small files of 1-4 KiB of incompressible bytes, half in one wide
-  directory, half in chains of 40 nested directories with 100 files each (the scale rows:
-  200,000 and 1,000,000 files);
+- :func:`make_scale_tree`: small files of 1-4 KiB of incompressible bytes, half in wide
+  directories of up to 100,000 files, half in chains of 40 nested directories with 100 files
+  each (the scale rows: 200,000 and 1,000,000 files);
 - :func:`make_text_tree`: text files of 1-8 KiB made of words and lines (compressible the way
   prose and notes are), half in folders of 2,000 files, half six directory levels deep;
 - :func:`copy_site_packages`: a copy of the running interpreter's site-packages (sources,
@@ -33,12 +33,13 @@ from pathlib import Path
 from days import ADDED, DELETED, EDITED
 
 #: Bumped whenever a generator's output changes, so that cached trees are built again.
-SCALE_VERSION = 1
+SCALE_VERSION = 2
 TEXT_VERSION = 1
 SCALE_SEED = 200_000
 TEXT_SEED = 20261205
 CHANGE_SEED = 20261206
 
+WIDE_MAX = 100_000  # files per directory of the scale tree's wide half
 TEXT_FOLDER = 2000  # files per folder in the text tree's flat half
 TEXT_DEPTH = 6  # directory levels above each file of the deep half
 TEXT_LEAF = 50  # files per directory of the deep half
@@ -47,17 +48,25 @@ ADDED_DIR = "bench-added"  # where apply_changes puts its new files
 
 
 def make_scale_tree(root: Path, files: int) -> None:
-    """Small files of 1-4 KiB of random bytes: half in one wide directory, half in a deep part.
+    """Small files of 1-4 KiB of random bytes: half in a wide part, half in a deep part.
 
-    The deep half sits in chains of 40 nested directories (``deep/cNNN/l00/l01/...``) with 100
-    files in each directory. Seeded: the same ``files`` gives the same tree.
+    The wide half is one directory (``wide/``) of up to WIDE_MAX files; a larger half is
+    spread over directories of WIDE_MAX files each (``wide/w00/``, ``wide/w01/``, ...), because
+    snapvault's format holds a directory of at most about 125,000 files' nodes (its 32 MiB tree
+    limit, docs/format.md) and would leave a larger one out. The deep half sits in chains of
+    40 nested directories (``deep/cNNN/l00/l01/...``) with 100 files in each directory.
+    Seeded: the same ``files`` gives the same tree (200,000 files: the same tree as before the
+    wide half was split).
     """
     rng = random.Random(SCALE_SEED)
     wide = root / "wide"
     wide.mkdir(parents=True)
     half = files // 2
     for i in range(half):
-        (wide / f"f{i:06d}.txt").write_bytes(rng.randbytes(rng.randint(1024, 4096)))
+        folder = wide if half <= WIDE_MAX else wide / f"w{i // WIDE_MAX:02d}"
+        if half > WIDE_MAX and i % WIDE_MAX == 0:
+            folder.mkdir()
+        (folder / f"f{i:06d}.txt").write_bytes(rng.randbytes(rng.randint(1024, 4096)))
     for i in range(files - half):
         d = i // 100
         chain, level = divmod(d, 40)

@@ -78,6 +78,24 @@ def test_scale_tree_is_half_wide_half_deep_and_deterministic(tmp_path: Path) -> 
     assert max(sizes) <= 4096
 
 
+def test_a_wide_half_over_the_directory_width_is_spread_over_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The 1M tree's wide half (500,000 files) in directories of 100,000: here 1,000 files in
+    # directories of 300. The contents are the ones one wide directory would hold.
+    flat = _built_twice(trees.make_scale_tree, tmp_path / "flat", 2000)
+    monkeypatch.setattr(trees, "WIDE_MAX", 300)
+    split = _built_twice(trees.make_scale_tree, tmp_path / "split", 2000)
+    wide = [n for n in split if n.startswith("wide/")]
+    assert sorted({n.split("/")[1] for n in wide}) == ["w00", "w01", "w02", "w03"]
+    assert [sum(n.startswith(f"wide/w0{k}/") for n in wide) for k in range(4)] == [300, 300, 300, 100]
+    moved = {n.replace("wide/", "", 1).split("/", 1)[-1] for n in wide}
+    assert moved == {n.split("/", 1)[1] for n in flat if n.startswith("wide/")}
+    for n in wide:
+        original = "wide/" + n.split("/")[-1]
+        assert (tmp_path / "split" / "a" / n).read_bytes() == (tmp_path / "flat" / "a" / original).read_bytes()
+
+
 def test_text_tree_sizes_layout_text_and_determinism(tmp_path: Path) -> None:
     names = _built_twice(trees.make_text_tree, tmp_path, 400)
     flat = [n for n in names if n.startswith("flat/")]
