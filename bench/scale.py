@@ -114,6 +114,14 @@ def per_file(kib: float, files: int) -> float:
     return kib * 1024 / files
 
 
+def _wide(files: int) -> str:
+    """How the scale tree's wide half is laid out (bench/trees.py, WIDE_MAX files a directory)."""
+    half = files // 2
+    if half <= 100_000:
+        return "one wide directory"
+    return f"{-(-half // 100_000)} wide directories of up to 100,000 files"
+
+
 def render_scales(results: dict[str, Any]) -> list[str]:
     """The markdown lines of the scale sections, smallest tree first."""
     shared: dict[str, dict[str, float]] = results.get("medians", {})
@@ -129,7 +137,7 @@ def render_scales(results: dict[str, Any]) -> list[str]:
                 v["rss_per_file_marginal"] = per_file(v["rebackup_rss"] - shared[t]["rebackup_v1_rss"], n)
         lines += [
             "",
-            f"## Scale: {n:,} small files (1-4 KiB; half in one wide directory, half in chains of 40 directories)",
+            f"## Scale: {n:,} small files (1-4 KiB; half in {_wide(n)}, half in chains of 40 directories)",
             "",
             f"Measured {section.get('date', '?')}, one run per tool, fresh repositories; the tree is generated once",
             "(seeded) and kept in the bench cache.",
