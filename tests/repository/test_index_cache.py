@@ -15,7 +15,6 @@ from snapvault.storage.wrappers import _Wrapper
 from tests.conftest import FAST_KDF, PASSWORD
 
 
-
 class CountingIndexReads(_Wrapper):
     """Counts whole-object reads of index files, by key."""
 

@@ -117,7 +117,7 @@ class Walker:
     read_parent : callable
         Returns the nodes of a parent tree by hex ID (used for the unchanged-file shortcut),
         in the tree's order; iterated once as the walk goes and again only for a directory
-        that changed (``Repository.tree_nodes`` parses them from the blob's text each time).
+        that changed (``Repository.tree_nodes`` parses them from the blob each time).
     use_parent_shortcut : bool
         When False every file is read (a ``full`` backup).
     on_file : callable, optional

@@ -388,6 +388,31 @@ def iter_tree(data: bytes) -> Iterator[Node]:
     return iter(TreeNodes(data))
 
 
+def _malformed(e: BaseException) -> IntegrityError:
+    """What a failure of the JSON scanner on a tree's node becomes (a node check's own
+    IntegrityError, or UnsafePathError, stays itself)."""
+    if isinstance(e, IntegrityError):
+        return e
+    if isinstance(e, RecursionError):
+        # A tree's JSON nests five deep (document, nodes, node, xattrs, pair), and every
+        # walk over trees is iterative, so json's own depth guard firing means hostile nesting.
+        return IntegrityError("tree blob is malformed: JSON nested deeper than a tree's")
+    return IntegrityError(f"tree blob is malformed: {type(e).__name__}")
+
+
+def _in_order(node: object, previous: str | None) -> Node:
+    """``node`` if it is a node that sorts strictly after ``previous``, else the error."""
+    if type(node) is not Node:
+        raise IntegrityError("tree nodes are not a list of nodes")
+    if previous is not None and node.name <= previous:
+        # Strict order is what the encoder writes, and it finds two entries with one name
+        # without a set of every name.
+        if node.name == previous:
+            raise UnsafePathError(f"tree has two entries named {node.name[:64]!r}", path=node.name)
+        raise IntegrityError(f"tree nodes are not sorted by name at {node.name[:64]!r}")
+    return node
+
+
 def _nodes(text: str) -> Iterator[Node]:
     end = len(text) - len(_SUFFIX)
     i = len(_PREFIX)
@@ -400,22 +425,9 @@ def _nodes(text: str) -> Iterator[Node]:
             node, i = scan(text, i)
         except StopIteration:
             raise IntegrityError(f"tree blob is malformed: no JSON value at byte {i}") from None
-        except RecursionError:
-            # A tree's JSON nests five deep (document, nodes, node, xattrs, pair), and every
-            # walk over trees is iterative, so json's own depth guard firing means hostile nesting.
-            raise IntegrityError("tree blob is malformed: JSON nested deeper than a tree's") from None
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            if isinstance(e, IntegrityError):
-                raise
-            raise IntegrityError(f"tree blob is malformed: {type(e).__name__}") from None
-        if type(node) is not Node:
-            raise IntegrityError("tree nodes are not a list of nodes")
-        if previous is not None and node.name <= previous:
-            # Strict order is what the encoder writes, and it finds two entries with one name
-            # without a set of every name.
-            if node.name == previous:
-                raise UnsafePathError(f"tree has two entries named {node.name[:64]!r}", path=node.name)
-            raise IntegrityError(f"tree nodes are not sorted by name at {node.name[:64]!r}")
+        except (RecursionError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise _malformed(e) from None
+        node = _in_order(node, previous)
         previous = node.name
         yield node
         if i < end:
@@ -476,18 +488,9 @@ def _stream_nodes(pieces: Iterator[bytes]) -> Iterator[Node]:
                     raise IntegrityError(f"tree blob is malformed: no JSON node at character {i}") from None
                 more(grow)
                 grow *= 2
-            except RecursionError:
-                raise IntegrityError("tree blob is malformed: JSON nested deeper than a tree's") from None
-            except (ValueError, KeyError, TypeError, AttributeError) as e:
-                if isinstance(e, IntegrityError):
-                    raise
-                raise IntegrityError(f"tree blob is malformed: {type(e).__name__}") from None
-        if type(node) is not Node:
-            raise IntegrityError("tree nodes are not a list of nodes")
-        if previous is not None and node.name <= previous:
-            if node.name == previous:
-                raise UnsafePathError(f"tree has two entries named {node.name[:64]!r}", path=node.name)
-            raise IntegrityError(f"tree nodes are not sorted by name at {node.name[:64]!r}")
+            except (RecursionError, ValueError, KeyError, TypeError, AttributeError) as e:
+                raise _malformed(e) from None
+        node = _in_order(node, previous)
         previous = node.name
         yield node
         i = end

@@ -752,13 +752,22 @@ class Repository:
 
     def read_blob(self, bid: bytes, btype: BlobType | None = None) -> bytes:
         """Fetch, decrypt and verify one blob."""
+        loc = self._locate_typed(bid, btype)
+        return self._fetch(bid, loc, lambda sealed: self.open_blob(loc.type, bid, sealed, loc.raw_length))
+
+    def _locate_typed(self, bid: bytes, btype: BlobType | None) -> BlobLocation:
         loc = self.locate(bid)
         if btype is not None and loc.type != btype:
             raise IntegrityError(f"blob {bid.hex()} has the wrong type", blob_id=bid.hex())
+        return loc
+
+    def _fetch(self, bid: bytes, loc: BlobLocation, open_: Callable[[bytes], _T]) -> _T:
+        """Read a located blob's sealed bytes and open them with ``open_``; an
+        :class:`IntegrityError` names the blob, its pack and the pack's key."""
         key = pack_key(loc.pack_id)
         sealed = self.store.get_range(key, loc.offset, loc.length)
         try:
-            return self.open_blob(loc.type, bid, sealed, loc.raw_length)
+            return open_(sealed)
         except IntegrityError as e:
             raise IntegrityError(
                 f"blob {bid.hex()[:16]} in pack {loc.pack_id.hex()[:16]}: {e}",
@@ -769,37 +778,23 @@ class Repository:
 
     def read_tree(self, tree_id: str) -> list[Node]:
         """Fetch and parse the tree blob with hex ID ``tree_id``."""
-        try:
-            bid = bytes.fromhex(tree_id)
-        except ValueError:
-            raise IntegrityError(f"bad tree ID {tree_id!r}") from None
-        return decode_tree(self.read_blob(bid, BlobType.TREE))
+        return decode_tree(self.read_blob(_tree_bid(tree_id), BlobType.TREE))
 
     def tree_nodes(self, tree_id: str) -> TreeNodes:
         """Fetch a tree blob as :class:`~snapvault.pipeline.tree.TreeNodes`: its nodes parsed
         one at a time on each iteration (how a backup reads its parent). A tree of more than
         4 MiB (about 15,000 entries) is held compressed and decompressed as it is iterated;
         a smaller one as its text."""
-        try:
-            bid = bytes.fromhex(tree_id)
-        except ValueError:
-            raise IntegrityError(f"bad tree ID {tree_id!r}") from None
-        loc = self.locate(bid)
-        if loc.type != BlobType.TREE:
-            raise IntegrityError(f"blob {bid.hex()} has the wrong type", blob_id=bid.hex())
+        bid = _tree_bid(tree_id)
+        loc = self._locate_typed(bid, BlobType.TREE)
         if loc.raw_length <= _STREAMED_TREE:
-            return TreeNodes(self.read_blob(bid, BlobType.TREE))
-        key = pack_key(loc.pack_id)
-        sealed = self.store.get_range(key, loc.offset, loc.length)
-        try:
-            frame = open_frame(self.sealer, self.master_keys.id_key, loc.type, bid, sealed, loc.raw_length)
-        except IntegrityError as e:
-            raise IntegrityError(
-                f"blob {bid.hex()[:16]} in pack {loc.pack_id.hex()[:16]}: {e}",
-                pack_id=loc.pack_id.hex(),
-                blob_id=bid.hex(),
-                key=key,
-            ) from None
+            return TreeNodes(
+                self._fetch(bid, loc, lambda sealed: self.open_blob(loc.type, bid, sealed, loc.raw_length))
+            )
+        id_key = self.master_keys.id_key
+        frame = self._fetch(
+            bid, loc, lambda sealed: open_frame(self.sealer, id_key, loc.type, bid, sealed, loc.raw_length)
+        )
         return TreeNodes.streamed(frame, loc.raw_length)
 
     def iter_tree(self, tree_id: str) -> Iterator[Node]:
@@ -808,11 +803,7 @@ class Repository:
         The blob is read and its framing checked before this returns; a damaged node raises
         from the iteration.
         """
-        try:
-            bid = bytes.fromhex(tree_id)
-        except ValueError:
-            raise IntegrityError(f"bad tree ID {tree_id!r}") from None
-        return iter_tree(self.read_blob(bid, BlobType.TREE))
+        return iter_tree(self.read_blob(_tree_bid(tree_id), BlobType.TREE))
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -926,3 +917,11 @@ class Repository:
             "compression": self.config.compression.to_dict(),
             "pack_size": self.config.pack_size,
         }
+
+
+def _tree_bid(tree_id: str) -> bytes:
+    """The blob ID of a tree given in hex, or IntegrityError."""
+    try:
+        return bytes.fromhex(tree_id)
+    except ValueError:
+        raise IntegrityError(f"bad tree ID {tree_id!r}") from None
