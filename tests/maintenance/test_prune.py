@@ -299,3 +299,32 @@ def test_an_unreadable_deletion_mark_is_reported_and_stops_nothing(tmp_path: Pat
     fresh.delete_snapshot(ids[0])
     assert fresh.prune(now=NOW).deleted.packs > 0
     assert junk.exists()
+
+
+def test_unused_space_counts_the_dead_blobs_share_of_a_pack_header(tmp_path: Path) -> None:
+    # Pack B's dead blobs are 500 bytes, under 5% of the 13,500 live bytes (675), but its
+    # header is half the pack and a tenth of its entries' bytes are dead: 1,000 bytes serve
+    # nothing, over 675, so B is repacked. Counting blob bytes alone left a repository 5.01%
+    # over a fresh one while it looked 4.99% over.
+    from snapvault.archiver.progress import Meter
+    from snapvault.maintenance.prune import _Packs, _Run, _unused_bytes
+
+    repo = sv.Repository.init(str(tmp_path / "repo"), PASSWORD, kdf=FAST_KDF)
+    a, b = b"A" * 32, b"B" * 32
+    packs = _Packs(
+        size={a: 10_000, b: 10_000},
+        indexed={a, b},
+        blob_bytes={a: 9_000, b: 5_000},
+        live_bytes={a: 9_000, b: 4_500},
+        live_count={a: 9, b: 9},
+    )
+    assert _unused_bytes(packs, b, 10_000) == pytest.approx(1_000)
+    assert _unused_bytes(packs, a, 10_000) == 0
+    run = _Run(repo, datetime.now(UTC), False, timedelta(hours=1), Meter(None))
+    marked, repack = run._choose(packs, frozenset(), max_repack=1.0, max_unused=0.05)
+    assert repack == {b}
+    assert marked == {"repack": {b}}
+    # With the header share under the bound, nothing is copied.
+    packs.blob_bytes[b] = packs.live_bytes[b] = 5_000
+    packs.size[b] = 5_100
+    assert run._choose(packs, frozenset(), max_repack=1.0, max_unused=0.05) == ({}, frozenset())
