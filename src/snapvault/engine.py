@@ -141,6 +141,7 @@ class Engine:
         on_file: Callable[[str, int, bool], None] | None = None,
         callback: Any = None,
         executor: Any = None,
+        processes: int = 1,
     ) -> Manifest:
         """Back up files and directories and return the new snapshot's manifest.
 
@@ -208,6 +209,14 @@ class Engine:
             sources must be at the same path on every worker). The snapshot is the one this
             process would have made. ``callback`` and ``progress`` get the workers' bytes. See
             :func:`snapvault.distributed.distributed_backup` and docs/howto/dask.md.
+        processes : int
+            Processes that back up local sources (default 1: this process alone). With more,
+            this process hands whole directories below the top of each source to a pool of
+            processes on this machine, which walk, read and store them on the other cores,
+            and commits one snapshot, the one it would have made alone (see
+            :mod:`snapvault.distributed.pool`). Worth it for first backups of many small
+            files; each process holds its own copy of the index. URL sources, and sources
+            with fewer than two directories to hand out, run in this process alone.
 
         Returns
         -------
@@ -249,6 +258,8 @@ class Engine:
             parent_m = self.find_parent(sources, host)
         elif parent is not None:
             parent_m = self.repo.resolve(parent)
+        if executor is not None and processes != 1:
+            raise ConfigError("give either executor (a Dask cluster) or processes, not both")
         if executor is not None:
             from snapvault.distributed import distributed_backup
 
@@ -296,7 +307,13 @@ class Engine:
             should_stop=should_stop,
             on_file=on_file,
         )
-        manifest = run_backup(self.repo, opts).manifest
+        if processes != 1:
+            # Imported when asked for: the pool is a layer above the archiver.
+            from snapvault.distributed.pool import pool_backup
+
+            manifest = pool_backup(self.repo, opts, processes)
+        else:
+            manifest = run_backup(self.repo, opts).manifest
         meter.finish()
         return manifest
 

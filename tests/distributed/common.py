@@ -90,3 +90,38 @@ def cluster_with_a_killer() -> Iterator[tuple[Any, Any, Recorder, list[int]]]:
                 os.kill(pids[0], signal.SIGKILL)
 
         yield cluster, client, Recorder(kill_once), killed
+
+
+def too_long(base: Path) -> None:
+    """Directories nested past the system's path length below ``base``: unreadable by path."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for i in range(20):
+            name = f"{i:02d}" + "x" * 240
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        with open(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "wb") as f:
+            f.write(b"out of reach")
+    finally:
+        os.close(fd)
+
+
+# The counters a distributed or pooled run must share with a single-process one (storage aside).
+WALK_STATS = (
+    "files_new",
+    "files_changed",
+    "files_unchanged",
+    "files_removed",
+    "dirs",
+    "other",
+    "total_files",
+    "total_bytes",
+    "bytes_read",
+)
+
+
+def walk_stats(m: sv.Manifest) -> dict[str, int]:
+    """A snapshot's counters of its walk: equal between a split run and a single-process one."""
+    return {name: getattr(m.stats, name) for name in WALK_STATS}

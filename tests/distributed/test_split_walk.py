@@ -15,30 +15,13 @@ import snapvault as sv
 from snapvault.archiver.session import BackupOptions, run_backup
 from snapvault.errors import JobCancelled
 from snapvault.pipeline.patterns import PathFilter
-from tests.distributed.common import Recorder, cluster_with_a_killer, same_source_tree
+from tests.distributed.common import Recorder, cluster_with_a_killer, same_source_tree, too_long, walk_stats
 from tests.treecompare import assert_same_tree
 
 distributed = pytest.importorskip("distributed")
 
 from snapvault.distributed import distributed_backup  # noqa: E402 - after the skip
 from snapvault.distributed.walkers import explore  # noqa: E402
-
-# The counters a distributed run must share with a single-process one (storage aside).
-_WALK_STATS = (
-    "files_new",
-    "files_changed",
-    "files_unchanged",
-    "files_removed",
-    "dirs",
-    "other",
-    "total_files",
-    "total_bytes",
-    "bytes_read",
-)
-
-
-def _stats(m: sv.Manifest) -> dict[str, int]:
-    return {name: getattr(m.stats, name) for name in _WALK_STATS}
 
 
 def _wide_tree(root: Path, *, top_files: bool = True, big: int = 0, seed: int = 3) -> Path:
@@ -107,7 +90,7 @@ def test_the_driver_walks_only_the_top_and_the_snapshot_is_the_single_process_on
     assert "d0/s0" in counted.paths
     assert "d0/top.bin" in counted.paths
     assert same_source_tree(local_repo, single, m, src)
-    assert _stats(m) == _stats(single)
+    assert walk_stats(m) == walk_stats(single)
     assert m.errors == single.errors == []
     with monkeypatch.context() as patch:
         whole = _LstatCounter(patch, src)
@@ -149,7 +132,7 @@ def test_incremental_split_run_counts_reads_and_reports_as_one_process(
         on_file=lambda p, n, same: seen.append((p, n, same)),
         split_subtrees=5,
     )
-    assert _stats(second) == _stats(single)
+    assert walk_stats(second) == walk_stats(single)
     assert (second.stats.files_new, second.stats.files_changed, second.stats.files_removed) == (2, 2, 2)
     written = [b"changed below a handed-out directory", b"changed at the top", b"new", b"new at the top"]
     assert second.stats.bytes_read == sum(map(len, written))
@@ -162,28 +145,12 @@ def test_incremental_split_run_counts_reads_and_reports_as_one_process(
     assert cb.size == cb.value == second.stats.total_bytes
 
 
-def _too_long(base: Path) -> None:
-    """Directories nested past the system's path length below ``base``: unreadable by path."""
-    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for i in range(20):
-            name = f"{i:02d}" + "x" * 240
-            os.mkdir(name, dir_fd=fd)
-            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        with open(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "wb") as f:
-            f.write(b"out of reach")
-    finally:
-        os.close(fd)
-
-
 def test_errors_below_handed_out_directories_keep_the_single_process_order(
     client: Any, local_repo: sv.Repository, tmp_path: Path
 ) -> None:
     src = _wide_tree(tmp_path, top_files=False)
-    _too_long(src / "d4" / "s1")
-    _too_long(src / "d1" / "s0" / "deeper")
+    too_long(src / "d4" / "s1")
+    too_long(src / "d1" / "s0" / "deeper")
     rules: dict[str, Any] = {"exclude": ["f4", "d3/s1"], "exclude_larger_than": 100_000, "one_file_system": True}
     single = _single(local_repo, [str(src)], **rules)
     m = distributed_backup(local_repo, [str(src)], client, **rules)
@@ -192,7 +159,7 @@ def test_errors_below_handed_out_directories_keep_the_single_process_order(
     assert "d1/s0/deeper" in m.errors[0].path
     assert "d4/s1" in m.errors[1].path
     assert same_source_tree(local_repo, single, m, src)
-    assert _stats(m) == _stats(single)
+    assert walk_stats(m) == walk_stats(single)
 
 
 def test_several_sources_are_explored_together(client: Any, local_repo: sv.Repository, tmp_path: Path) -> None:
@@ -201,7 +168,7 @@ def test_several_sources_are_explored_together(client: Any, local_repo: sv.Repos
     single = _single(local_repo, paths)
     m = distributed_backup(local_repo, paths, client, split_subtrees=4)
     assert same_source_tree(local_repo, single, m, src)
-    assert _stats(m) == _stats(single)
+    assert walk_stats(m) == walk_stats(single)
 
 
 def test_explore_stops_at_the_level_that_holds_enough_directories(tmp_path: Path) -> None:
@@ -238,7 +205,7 @@ def test_a_worker_killed_while_backing_up_a_directory_still_commits_the_snapshot
         assert any(str(t[0]).startswith("snapvault-read") for t in lost)
     single = _single(local_repo, [str(src)])
     assert same_source_tree(local_repo, single, m, src)
-    assert _stats(m) == _stats(single)
+    assert walk_stats(m) == walk_stats(single)
     sv.Restorer(local_repo).restore(m.id, str(tmp_path / "out"))
     assert_same_tree(src, tmp_path / "out" / str(src).lstrip("/"))
     assert local_repo.check(read_data=True).ok

@@ -58,6 +58,13 @@ if TYPE_CHECKING:
     metavar="ADDRESS",
     help="Run on the workers of this Dask cluster (tcp://host:8786; needs snapvault[dask]).",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Back up local sources with this many processes (for many small files).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.pass_obj
 def backup(
@@ -74,6 +81,7 @@ def backup(
     full: bool,
     source_option: tuple[str, ...],
     dask_scheduler: str | None,
+    processes: int,
     as_json: bool,
 ) -> Outcome:
     """Back up PATHS (local paths, or fsspec URLs of one protocol: s3://bucket/prefix) into a
@@ -98,6 +106,7 @@ def backup(
             callback=b,
             on_file=_file_done(b),
             executor=client,
+            processes=processes,
         )
     return report_backup(m, as_json)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from snapvault.archiver.walker import Cancelled
 
-__all__ = ["ProgressRelay", "StopPoll", "TaskRunner"]
+__all__ = ["BatchedProgress", "PolledFlag", "ProgressRelay", "StopPoll", "TaskRunner"]
 
 # How often the driver looks at its tasks and at should_stop while waiting.
 _WAIT_S = 0.1
@@ -182,33 +182,40 @@ class TaskRunner:
 _QUEUED = frozenset({"waiting", "queued", "no-worker", "processing", "ready", "constrained", "executing"})
 
 
-class StopPoll:
-    """``should_stop`` for a task: the run's cancel event, asked at most every ``_POLL_S``."""
+class PolledFlag:
+    """``should_stop`` in a worker: ``is_set()`` of the run's cancel event, asked at most
+    every ``every`` seconds (each asking may be a message), sticky once true."""
 
-    def __init__(self, name: str) -> None:
-        from distributed import Event
-
-        self._event: Any = Event(name)  # type: ignore[no-untyped-call]
+    def __init__(self, event: Any, every: float) -> None:
+        self._event = event
+        self._every = every
         self._next = 0.0
         self._stopped = False
 
     def __call__(self) -> bool:
         now = time.monotonic()
         if not self._stopped and now >= self._next:
-            self._next = now + _POLL_S
+            self._next = now + self._every
             with contextlib.suppress(Exception):  # a scheduler unreachable for a moment: go on
                 self._stopped = bool(self._event.is_set())
         return self._stopped
 
 
-class ProgressRelay:
-    """``progress`` for a task: bytes done, sent to the driver as worker events, batched."""
+class StopPoll(PolledFlag):
+    """``should_stop`` for a Dask task: the run's cancel event, asked at most every ``_POLL_S``."""
 
-    def __init__(self, topic: str) -> None:
-        from distributed import get_worker
+    def __init__(self, name: str) -> None:
+        from distributed import Event
 
-        self._worker: Any = get_worker()
-        self._topic = topic
+        super().__init__(Event(name), _POLL_S)  # type: ignore[no-untyped-call]
+
+
+class BatchedProgress:
+    """``progress`` in a worker: bytes done, passed to the driver in batches (``_send``) at
+    most every ``every`` seconds, and at ``flush``."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
         self._pending = 0
         self._sent_at = time.monotonic()
         #: Every byte reported, sent or not.
@@ -217,12 +224,29 @@ class ProgressRelay:
     def __call__(self, n: int, path: str) -> None:
         self._pending += n
         self.total += n
-        if time.monotonic() - self._sent_at >= _PROGRESS_S:
+        if time.monotonic() - self._sent_at >= self._every:
             self.flush()
 
     def flush(self) -> None:
-        """Send what was reported since the last event."""
+        """Send what was reported since the last batch."""
         if self._pending:
-            self._worker.log_event(self._topic, self._pending)
+            self._send(self._pending)
             self._pending = 0
         self._sent_at = time.monotonic()
+
+    def _send(self, n: int) -> None:
+        raise NotImplementedError
+
+
+class ProgressRelay(BatchedProgress):
+    """``progress`` for a Dask task: bytes done, sent to the driver as worker events, batched."""
+
+    def __init__(self, topic: str) -> None:
+        from distributed import get_worker
+
+        super().__init__(_PROGRESS_S)
+        self._worker: Any = get_worker()
+        self._topic = topic
+
+    def _send(self, n: int) -> None:
+        self._worker.log_event(self._topic, n)

@@ -11,7 +11,6 @@ what it needs again (or reuses what the lost attempt indexed).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,20 +18,19 @@ from typing import Any, NamedTuple
 
 from snapvault.archiver.fsspec_source import ObjectWalker, _Object
 from snapvault.archiver.sink import BlobSink
-from snapvault.archiver.walker import Cancelled, Walker, WalkStats
+from snapvault.archiver.walker import Walker
 from snapvault.distributed.items import (
     FileItem,
     FileResult,
     ObjectItem,
     SubtreeItem,
-    SubtreeResult,
     TaskOutcome,
     file_ident,
     object_ident,
 )
 from snapvault.distributed.runner import ProgressRelay, StopPoll
+from snapvault.distributed.subtrees import WalkRules, back_up_subtrees, flushed, local_walker, outcome
 from snapvault.distributed.transport import worker_context
-from snapvault.pipeline.patterns import PathFilter, tag_rules
 from snapvault.pipeline.tree import Node
 from snapvault.repository.repo import Repository
 
@@ -51,76 +49,24 @@ class TaskSettings(NamedTuple):
     consistency_retries: int | None = None
 
 
-class WalkRules(NamedTuple):
-    """A backup's exclusion rules, for a task that walks directories (plain data, no secret).
-
-    ``events``: keep each file's ``on_file`` call for the driver (the run has an ``on_file``).
-    """
-
-    exclude: tuple[str, ...] = ()
-    exclude_if_present: tuple[str, ...] = ()
-    exclude_caches: bool = False
-    larger_than: int | None = None
-    one_file_system: bool = False
-    events: bool = False
-
-
 def _threads(settings: TaskSettings) -> int:
     """A task's encode threads: as asked, else the worker machine's CPUs (as ``Engine`` uses
     the CPUs of the machine it runs on)."""
     return settings.workers or os.cpu_count() or 2
 
 
-def _outcome(
-    results: list[FileResult],
-    walker: Walker | ObjectWalker,
-    sink: BlobSink,
-    subtrees: list[SubtreeResult] | None = None,
-) -> TaskOutcome:
-    s = sink.stats
-    return TaskOutcome(
-        results=results,
-        subtrees=subtrees or [],
-        # A subtree's reads are counted in its own stats.
-        bytes_read=0 if subtrees else walker.stats.bytes_read,
-        rereads=0 if subtrees else walker.stats.rereads,
-        data_blobs_added=s.data_blobs_added,
-        tree_blobs_added=s.tree_blobs_added,
-        bytes_added=s.bytes_added,
-        bytes_stored=s.bytes_stored,
-        packs_written=s.packs_written,
-    )
-
-
-@contextlib.contextmanager
-def _flushed(sink: BlobSink, progress: ProgressRelay) -> Any:
-    """Flush the sink at the end (packs and the task's index file); on failure keep what landed."""
-    try:
-        yield
-        sink.flush()
-    except BaseException as e:
-        with contextlib.suppress(Exception):
-            sink.abandon(keep=isinstance(e, Cancelled))
-        raise
-    finally:
-        progress.flush()
-
-
 def _local_walker(
     repo: Repository, sink: BlobSink, settings: TaskSettings, progress: ProgressRelay, rules: WalkRules
 ) -> Walker:
-    """The archiver's walker of local files, as a task runs it."""
-    return Walker(
+    """The archiver's walker of local files, as a Dask task runs it."""
+    return local_walker(
+        repo,
         sink,
-        repo.chunker,
-        repo.tree_nodes,
-        use_parent_shortcut=not settings.read_all,
-        progress=progress,
-        should_stop=StopPoll(settings.stop_event),
+        progress,
+        StopPoll(settings.stop_event),
+        rules,
+        read_all=settings.read_all,
         consistency_retries=settings.consistency_retries,
-        tag_rules=tag_rules(rules.exclude_if_present, caches=rules.exclude_caches),
-        larger_than=rules.larger_than,
-        one_file_system=rules.one_file_system,
     )
 
 
@@ -132,7 +78,7 @@ def read_files(items: list[FileItem], settings: TaskSettings) -> TaskOutcome:
     with BlobSink(repo, workers=_threads(settings), max_pending=settings.max_pending) as sink:
         walker = _local_walker(repo, sink, settings, progress, WalkRules())
         stats = walker.stats
-        with _flushed(sink, progress):
+        with flushed(sink, progress):
             for item in items:
                 errors, inconsistent, reported = len(stats.errors), len(stats.inconsistent), progress.total
                 got = walker.file(item.path, item.node, item.parent)
@@ -148,50 +94,23 @@ def read_files(items: list[FileItem], settings: TaskSettings) -> TaskOutcome:
                         inconsistent=len(stats.inconsistent) > inconsistent,
                     )
                 )
-    return _outcome(results, walker, sink)
-
-
-class _FileEvents:
-    """``on_file`` for a subtree's walk: the bytes taken unread from the parent (progress no
-    read reports), and each call when the driver has an ``on_file`` to give them to."""
-
-    def __init__(self, keep: bool) -> None:
-        self.keep = keep
-        self.events: list[tuple[str, int, bool]] = []
-        self.unread = 0
-
-    def __call__(self, path: str, size: int, unchanged: bool) -> None:
-        if unchanged:
-            self.unread += size
-        if self.keep:
-            self.events.append((path, size, unchanged))
+    return outcome(results, walker, sink)
 
 
 def walk_subtrees(items: list[SubtreeItem], settings: TaskSettings, rules: WalkRules) -> TaskOutcome:
-    """Back up whole local directories with the archiver's walker: read and store their files,
-    store their trees; return each directory's tree ID and the counters of its walk.
-
-    Each directory is walked exactly as a single-process backup walks it below its source
-    (its path relative to the source is what exclude patterns match; the parent snapshot's
-    tree gives the unchanged-file shortcuts), so its tree ID is that backup's.
-    """
-    repo = worker_context(settings.plugin).repo
-    progress = ProgressRelay(settings.progress_topic)
-    flt = PathFilter(exclude=rules.exclude)
-    done: list[SubtreeResult] = []
-    with BlobSink(repo, workers=_threads(settings), max_pending=settings.max_pending) as sink:
-        walker = _local_walker(repo, sink, settings, progress, rules)
-        with _flushed(sink, progress):
-            for item in items:
-                # Counters of this directory alone: the driver adds them where the directory
-                # lies in its walk, so errors keep a single-process backup's order.
-                walker.stats = WalkStats()
-                walker.on_file = events = _FileEvents(rules.events)
-                tree = walker.directory(item.path, item.rel, flt, item.parent_tree)
-                done.append(
-                    SubtreeResult(item.path, item.ident, tree, walker.stats, tuple(events.events), events.unread)
-                )
-    return _outcome([], walker, sink, done)
+    """Back up whole local directories (:func:`~snapvault.distributed.subtrees.back_up_subtrees`)
+    on the repository planted on this worker."""
+    return back_up_subtrees(
+        worker_context(settings.plugin).repo,
+        items,
+        rules,
+        threads=_threads(settings),
+        max_pending=settings.max_pending,
+        read_all=settings.read_all,
+        consistency_retries=settings.consistency_retries,
+        progress=ProgressRelay(settings.progress_topic),
+        should_stop=StopPoll(settings.stop_event),
+    )
 
 
 def _directories(items: Iterable[ObjectItem]) -> list[list[ObjectItem]]:
@@ -227,7 +146,7 @@ def read_objects(items: list[ObjectItem], settings: TaskSettings) -> TaskOutcome
         # the private steps it takes inside its own backup().
         walker._pool = ThreadPoolExecutor(walker.workers, thread_name_prefix="snapvault-source")
         try:
-            with _flushed(sink, progress):
+            with flushed(sink, progress):
                 for group in _directories(items):
                     source = group[0].source
                     if source not in filesystems:
@@ -243,7 +162,7 @@ def read_objects(items: list[ObjectItem], settings: TaskSettings) -> TaskOutcome
         finally:
             walker._pool.shutdown(wait=True, cancel_futures=True)
             walker._pool = None
-    return _outcome(results, walker, sink)
+    return outcome(results, walker, sink)
 
 
 def _object_results(

@@ -26,7 +26,6 @@ run the cluster only on machines trusted with the repository.
 from __future__ import annotations
 
 import contextlib
-import pickle
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,11 +33,8 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from snapvault.repository import layout
-from snapvault.repository.config import MasterKeys, RepoConfig
-from snapvault.repository.repo import Repository, get_limited
-from snapvault.storage.base import Store
-from snapvault.storage.wrappers import RetryingStore
+from snapvault.distributed.handoff import handle_bytes, open_handle
+from snapvault.repository.repo import Repository
 
 __all__ = ["RepositoryPlugin", "planted", "worker_context"]
 
@@ -76,13 +72,7 @@ class RepositoryPlugin(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         """Open the repository on this worker (its config is read and checked against the keys)."""
-        store = _rebuilt(pickle.loads(self.store_bytes))  # bytes the driver pickled for this plugin
-        config_bytes = get_limited(store, layout.CONFIG)
-        keys = MasterKeys.from_json(self.keys_json)
-        # The same check Repository.open makes: keys that do not belong to this config
-        # (another repository at that place now) are refused before anything is written.
-        keys.check_config(config_bytes)
-        self.context = WorkerContext(Repository(store, RepoConfig.from_bytes(config_bytes), keys), self.options)
+        self.context = WorkerContext(open_handle(self.store_bytes, self.keys_json), self.options)
 
     def teardown(self, worker: Any) -> None:
         """Drop the handle and the secrets this worker held."""
@@ -108,9 +98,8 @@ def planted(client: Any, repo: Repository, options: dict[str, Any] | None = None
     of a finished run finds nothing.
     """
     name = _PLUGIN_PREFIX + secrets.token_hex(8)
-    # Parts of the format's handle, read here because this module is what moves a handle to
-    # another process; nothing else outside the repository layer touches them.
-    plugin = RepositoryPlugin(pickle.dumps(_portable(repo.store)), repo.master_keys.to_json(), dict(options or {}))
+    store_bytes, keys_json = handle_bytes(repo)
+    plugin = RepositoryPlugin(store_bytes, keys_json, dict(options or {}))
     client.register_plugin(plugin, name=name)
     try:
         yield name
@@ -118,24 +107,6 @@ def planted(client: Any, repo: Repository, options: dict[str, Any] | None = None
         # A cluster shutting down has dropped it already.
         with contextlib.suppress(Exception):
             client.unregister_worker_plugin(name)
-
-
-def _portable(store: Store) -> Any:
-    """What rebuilds ``store`` in another process: the store itself, or for a retrying
-    wrapper (which holds a lock) its settings and what it wraps."""
-    if isinstance(store, RetryingStore):
-        settings = {"attempts": store.attempts, "base_delay": store.base_delay, "max_delay": store.max_delay}
-        return ("retrying", settings, _portable(store.inner))
-    return ("store", store)
-
-
-def _rebuilt(portable: Any) -> Store:
-    kind, *rest = portable
-    if kind == "retrying":
-        settings, inner = rest
-        return RetryingStore(_rebuilt(inner), **settings)
-    store: Store = rest[0]
-    return store
 
 
 def worker_context(name: str) -> WorkerContext:

@@ -29,7 +29,7 @@ import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 from snapvault.archiver.fsspec_source import ObjectSource, ObjectWalker
 from snapvault.archiver.walker import Cancelled, Walker, WalkStats
@@ -49,7 +49,15 @@ from snapvault.pipeline.patterns import PathFilter
 from snapvault.pipeline.tree import Node
 from snapvault.repository.manifest import FileError
 
-__all__ = ["DeferringObjectWalker", "DeferringWalker", "ListingSink", "account", "add_stats", "explore"]
+__all__ = [
+    "DeferringObjectWalker",
+    "DeferringWalker",
+    "ListingSink",
+    "SubtreeResults",
+    "account",
+    "add_stats",
+    "explore",
+]
 
 _NO_ID = bytes(32)
 
@@ -60,6 +68,8 @@ def explore(
     want: int,
     max_depth: int,
     should_stop: Callable[[], bool] | None = None,
+    *,
+    wide: int | None = None,
 ) -> dict[str, str]:
     """The directories of local ``sources`` to hand to workers whole: path -> path relative to
     its source.
@@ -69,21 +79,30 @@ def explore(
     directory ends it at the one above. Only directories are looked at (``scandir``'s entry
     types: no ``lstat`` per file on filesystems that report types); excluded ones are left
     out. The sources themselves are never handed out.
+
+    With ``wide``, a directory passed on the way down that holds no directory but at least
+    ``wide`` entries is handed out too: it cannot be split further, and left to the walk
+    above it would keep all its files on the driver.
     """
     level = [(p, "") for p in sources if _is_dir(p)]
     chosen: list[tuple[str, str]] = []
-    for _ in range(max_depth):
+    leaves: list[tuple[str, str]] = []
+    for depth in range(max_depth):
         below: list[tuple[str, str]] = []
         for path, rel in level:
             if should_stop is not None and should_stop():
                 raise Cancelled
-            below.extend(_subdirectories(path, rel, flt))
+            subdirs, entries = _subdirectories(path, rel, flt)
+            # The sources themselves (depth 0) are never handed out.
+            if depth and wide is not None and not subdirs and entries >= wide:
+                leaves.append((path, rel))
+            below.extend(subdirs)
         if not below:
             break
         chosen = level = below
         if len(chosen) >= want:
             break
-    return dict(chosen)
+    return dict(leaves + chosen)
 
 
 def _is_dir(path: str) -> bool:
@@ -93,20 +112,25 @@ def _is_dir(path: str) -> bool:
         return False
 
 
-def _subdirectories(path: str, rel: str, flt: PathFilter) -> list[tuple[str, str]]:
-    """The directories in ``path`` (not through symlinks), sorted, minus excluded ones; none
-    when it cannot be listed (the walk reports that)."""
+def _subdirectories(path: str, rel: str, flt: PathFilter) -> tuple[list[tuple[str, str]], int]:
+    """The directories in ``path`` (not through symlinks), sorted, minus excluded ones, and
+    how many entries it holds; none when it cannot be listed (the walk reports that)."""
+    names = []
+    entries = 0
     try:
         with os.scandir(path) as it:
-            names = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+            for e in it:
+                entries += 1
+                if e.is_dir(follow_symlinks=False):
+                    names.append(e.name)
     except OSError:
-        return []
+        return [], 0
     out = []
-    for name in names:
+    for name in sorted(names):
         child_rel = f"{rel}/{name}" if rel else name
         if flt.selects_all or not flt.excluded(child_rel, True):
             out.append((os.path.join(path, name), child_rel))
-    return out
+    return out, entries
 
 
 def add_stats(into: WalkStats, more: WalkStats) -> None:
@@ -170,6 +194,19 @@ def account(
     return r.content, r.size
 
 
+class SubtreeResults(Protocol):
+    """Workers' results by directory path, taken once each: a dict, or a view that waits for
+    the task holding the directory (the local process pool's)."""
+
+    def pop(self, key: str, default: None, /) -> SubtreeResult | None:
+        """The result of the directory at ``key``, removed; ``default`` when none."""
+        ...
+
+    def __len__(self) -> int:
+        """How many results are still to be taken."""
+        ...
+
+
 class DeferringWalker(Walker):
     """:class:`~snapvault.archiver.walker.Walker` whose file reads are the workers'.
 
@@ -184,7 +221,7 @@ class DeferringWalker(Walker):
         handed to ``delegate`` instead of being entered.
     delegate : callable, optional
         Called with each directory of ``split`` the walk reaches (on the source's file system).
-    subtrees : dict, optional
+    subtrees : dict or SubtreeResults, optional
         The final pass of a split walk: the workers' results by directory path (consumed).
     *args, **kwargs
         As for :class:`Walker`.
@@ -197,7 +234,7 @@ class DeferringWalker(Walker):
         record: Callable[[FileItem], None] | None = None,
         split: Mapping[str, str] | None = None,
         delegate: Callable[[SubtreeItem], None] | None = None,
-        subtrees: dict[str, SubtreeResult] | None = None,
+        subtrees: SubtreeResults | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -205,7 +242,7 @@ class DeferringWalker(Walker):
         self.record = record
         self.split = split or {}
         self.delegate = delegate
-        self.subtrees = subtrees or {}
+        self.subtrees: SubtreeResults = {} if subtrees is None else subtrees
 
     def _visit(self, name: str, path: str, parent: Node | None, dev: int | None = None) -> Node | None:
         """The walker's visit; a directory a worker backs up whole comes back with its
