@@ -34,7 +34,7 @@ import queue
 import socket
 import time
 from dataclasses import fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from snapvault.archiver.session import (
     BackupOptions,
@@ -52,6 +52,7 @@ from snapvault.distributed.runner import BatchedProgress, PolledFlag
 from snapvault.distributed.subtrees import WalkRules, walk_subtrees_into
 from snapvault.distributed.walkers import DeferringWalker, ListingSink, explore
 from snapvault.errors import ConfigError, JobCancelled, SnapvaultError
+from snapvault.pipeline.codecs import Codec
 from snapvault.pipeline.patterns import tag_rules
 from snapvault.repository.lifecycle import check_before_commit
 from snapvault.repository.manifest import Manifest
@@ -189,6 +190,16 @@ def _walk(
     return root, walker.stats, stats
 
 
+class _Settings(NamedTuple):
+    """How a pool process reads and stores (the run's options a process needs)."""
+
+    threads: int
+    max_pending: int
+    read_all: bool
+    consistency_retries: int | None
+    codec: Codec | None
+
+
 class _Pool:
     """The processes of one run: a queue of directories to back up, a queue of what they
     found, and the progress counter and stop event they share.
@@ -218,7 +229,9 @@ class _Pool:
             one_file_system=opts.one_file_system,
             events=opts.on_file is not None,
         )
-        settings = (max(1, opts.workers // processes), opts.max_pending, opts.read_all, opts.consistency_retries)
+        settings = _Settings(
+            max(1, opts.workers // processes), opts.max_pending, opts.read_all, opts.consistency_retries, opts.codec
+        )
         store_bytes, keys_json = handle_bytes(repo)
         args = (store_bytes, keys_json, self._tasks, self._found, self._counter, self._stop, rules, settings)
         # Started now: a process opens the repository while the driver explores the sources.
@@ -406,11 +419,11 @@ def _serve(
     counter: Any,
     stop: Any,
     rules: WalkRules,
-    settings: tuple[int, int, bool, int | None],
+    settings: _Settings,
 ) -> None:
     """A pool process: back up the directories queued in ``tasks`` until a ``None``, then
     flush (or abandon) its sink and report its counters."""
-    threads, max_pending, read_all, consistency_retries = settings
+    threads, max_pending, read_all, consistency_retries, codec = settings
     pid = os.getpid()
     progress = _SharedProgress(counter)
     should_stop = PolledFlag(stop, _REPORT_S)
@@ -429,7 +442,7 @@ def _serve(
             continue
         try:
             if sink is None:
-                sink = BlobSink(repo, workers=threads, max_pending=max_pending)
+                sink = BlobSink(repo, workers=threads, max_pending=max_pending, codec=codec)
             done, _ = walk_subtrees_into(
                 sink,
                 repo,
