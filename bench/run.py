@@ -1,7 +1,7 @@
 """Side-by-side benchmark of snapvault, restic and borg on the shared datasets, large trees and real trees.
 
     python bench/run.py [--reps 3] [--data DIR] [--work DIR] [--cache DIR]
-                        [--skip-scale] [--scale-files 200000,1000000] [--skip-real]
+                        [--skip-scale] [--scale-files 200000,1000000] [--processes 2] [--skip-real]
                         [--skip-s3] [--skip-prune] [--only prune|scale|real]
                         [--out docs/benchmarks.md] [--results bench/results.json]
 
@@ -19,7 +19,9 @@ Then, each in its own module:
 - scale (bench/scale.py): 200,000 and 1,000,000 small files (``--scale-files``), first backup
   and unchanged re-backup with peak RSS, one run per tool; the trees are generated once into
   the cache (``--cache``, default ~/.cache/snapvault-bench) and reused while their generator and
-  parameters are the same;
+  parameters are the same, and read once before the first tool; ``snapvault backup --processes
+  N`` is measured there too as the tool ``snapvault-pN`` (``--processes``, default 2; 1 leaves
+  it out), its peak RSS summed over its processes;
 - real trees (bench/realtrees.py): a copy of this interpreter's site-packages and 100,000
   generated text files, first / unchanged / changed backup and restore, ``cp -a`` of the same
   tree once a repetition (``--real-limit N`` shrinks both to N files, to try the harness);
@@ -42,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,13 +76,73 @@ class Measure:
 _GNU_TIME = shutil.which("time") and Path("/usr/bin/time").exists()
 
 
-def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> Measure:
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (from each of its threads' ``children`` file)."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def tree_rss_kib(root: int) -> int:
+    """The resident memory (KiB) of process ``root`` and all its descendants, now.
+
+    Follows the descendants only (``/proc/PID/task/TID/children``), not every process of the
+    machine, so that sampling costs little next to the command it measures.
+    """
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+        except OSError:
+            continue
+        todo.extend(_children(pid))
+    return total
+
+
+class TreeSampler:
+    """The peak of :func:`tree_rss_kib` of a process, sampled every ``every`` seconds on a thread
+    until stopped: the memory of a command that starts processes of its own, summed (GNU time
+    reports the largest single process)."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        self.pid = pid
+        self.every = every
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, tree_rss_kib(self.pid))
+            self._done.wait(self.every)
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, tree: bool = False) -> Measure:
     """Run ``cmd`` to completion; wall time and the child's peak RSS.
 
     Dirty pages are written back first, so no step pays for the writes of the one before. The
     peak RSS comes from GNU time (``/usr/bin/time -f %M``), which forks from its own small
     process: Linux carries the peak RSS of a process across exec, so measuring the child of
-    this (large) Python process with wait4 would report this process's size as a floor.
+    this (large) Python process with wait4 would report this process's size as a floor. With
+    ``tree`` (a command that starts processes: ``snapvault backup --processes``) it is the
+    larger of that and the sampled peak of the sum over the command's process tree.
     """
     os.sync()
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
@@ -88,7 +151,9 @@ def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None =
         proc = subprocess.Popen(
             argv, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
+        sampler = TreeSampler(proc.pid) if tree else None
         _, status, usage = os.wait4(proc.pid, 0)
+        summed = sampler.stop() if sampler is not None else 0
         elapsed = time.perf_counter() - start
         code = os.waitstatus_to_exitcode(status)
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -98,6 +163,7 @@ def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None =
         if code != 0:
             raise RuntimeError(f"{' '.join(cmd)} exited {code}: {err.strip()[-500:]}")
         max_rss = int(rss.read().strip().splitlines()[-1]) if _GNU_TIME else usage.ru_maxrss
+        max_rss = max(max_rss, summed)
     return Measure(elapsed, max_rss)
 
 
@@ -158,9 +224,15 @@ class Tool:
 class Snapvault(Tool):
     name = "snapvault"
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, processes: int = 1) -> None:
         super().__init__(work)
         self.binary = str(Path(sys.executable).parent / "snapvault")
+        #: ``backup --processes``: more than one names the tool ``snapvault-pN`` and has its
+        #: memory summed over its processes.
+        self.processes = processes
+        if processes > 1:
+            self.name = f"snapvault-p{processes}"
+        self.tree_rss = processes > 1
 
     def available(self) -> bool:
         return Path(self.binary).exists()
@@ -172,7 +244,8 @@ class Snapvault(Tool):
         run([self.binary, "-r", str(repo), "init"], env=self.env())
 
     def backup(self, repo: Path, src: Path, n: int) -> list[str]:
-        return [self.binary, "-r", str(repo), "backup", str(src), "--host", "bench"]
+        extra = ["--processes", str(self.processes)] if self.processes > 1 else []
+        return [self.binary, "-r", str(repo), "backup", str(src), "--host", "bench", *extra]
 
     def restore(self, repo: Path, target: Path, n: int) -> tuple[list[str], Path | None]:
         return [self.binary, "-r", str(repo), "restore", "latest", "--target", str(target)], None
@@ -430,6 +503,12 @@ def _options() -> argparse.Namespace:
     ap.add_argument("--real-limit", type=int, help="shrink the real trees to this many files (to try the harness)")
     ap.add_argument("--real-small", action="store_const", const=400, dest="real_limit", help=argparse.SUPPRESS)
     ap.add_argument("--tools", default="snapvault,restic,borg")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="also measure `snapvault backup --processes N` on the scale trees (1: not)",
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument(
         "--results", type=Path, help="results file (default: bench/results.json, or next to --out when that is given)"
@@ -482,9 +561,12 @@ def main() -> int:
             print("S3 throughput against moto ...", flush=True)
             results["s3"] = bench_s3(data, work, tools)
             _write(results, args.out, results_file)
+    scale_tools = list(tools)
+    if args.processes > 1 and any(t.name == "snapvault" for t in tools):
+        scale_tools.insert(1, Snapvault(work, processes=args.processes))
     if args.only in (None, "scale"):
         for n in sizes:
-            results["scales"][str(n)] = bench_scale_size(tools, n, cache, work, run=run)
+            results["scales"][str(n)] = bench_scale_size(scale_tools, n, cache, work, run=run)
             uncarry(results, f"scale {n:,} files")
             _write(results, args.out, results_file)
     if args.only in (None, "real"):

@@ -20,10 +20,13 @@ def _met(ok: bool) -> str:
     return "met" if ok else "not met"
 
 
-def _against_faster(tools: dict[str, dict[str, float]], key: str, unit: str = "s") -> tuple[float, str] | None:
-    """snapvault's ``key`` over the faster peer's, and the words that say it."""
+def _against_faster(
+    tools: dict[str, dict[str, float]], key: str, unit: str = "s", who: str = "snapvault"
+) -> tuple[float, str] | None:
+    """``who``'s ``key`` (snapvault's, or a configuration's such as ``snapvault-p2``) over the
+    faster peer's, and the words that say it."""
     peer = faster_peer(tools, key)
-    sv = tools.get("snapvault", {}).get(key)
+    sv = tools.get(who, {}).get(key)
     if peer is None or not sv:
         return None
     name, value = peer
@@ -31,8 +34,10 @@ def _against_faster(tools: dict[str, dict[str, float]], key: str, unit: str = "s
     return sv / value, f"{sv / value:.2f}x {name} ({fmt(sv)} against {fmt(value)})"
 
 
-def _time_row(label: str, tools: dict[str, dict[str, float]] | None, key: str, goal: float, date: str) -> Row:
-    got = _against_faster(tools, key) if tools else None
+def _time_row(
+    label: str, tools: dict[str, dict[str, float]] | None, key: str, goal: float, date: str, who: str = "snapvault"
+) -> Row:
+    got = _against_faster(tools, key, who=who) if tools else None
     if got is None:
         return (label, f"<= {goal}x the faster peer", *NOT_MEASURED, date)
     return (label, f"<= {goal}x the faster peer", got[1], _met(got[0] <= goal), date)
@@ -105,6 +110,7 @@ def target_rows(results: dict[str, Any]) -> list[Row]:
         _time_row("200k small files, first backup", t200, "first", 0.5, d200),
         _time_row("200k small files, unchanged re-backup", t200, "rebackup", 0.5, d200),
         _time_row("1,000,000 files, unchanged re-backup", t1m, "rebackup", 0.5, d1m),
+        *_pooled_rows(t200, t1m, d200, d1m),
         _rss_per_file_row(scales),
         _time_row("shared datasets: v2 (changed) backup", shared, "backup_v2", 0.5, date),
         _rss_vs_borg("shared datasets: first backup peak RSS", shared, "backup_v1_rss", date),
@@ -120,6 +126,19 @@ def target_rows(results: dict[str, Any]) -> list[Row]:
             _restore_row(f"{name}: restore", section, "cp_a", "cp_a_runs", when),
             _rss_vs_borg(f"{name}: first backup peak RSS", tools, "first_rss", when),
         ]
+    return rows
+
+
+def _pooled_rows(
+    t200: dict[str, dict[str, float]] | None, t1m: dict[str, dict[str, float]] | None, d200: str, d1m: str
+) -> list[Row]:
+    """The first backups of the scale trees by ``backup --processes N`` (tools ``snapvault-pN``),
+    where a run measured them."""
+    rows: list[Row] = []
+    for size, tools, when in (("200k small files", t200, d200), ("1,000,000 files", t1m, d1m)):
+        for who in sorted(t for t in (tools or {}) if t.startswith("snapvault-p")):
+            n = who.removeprefix("snapvault-p")
+            rows.append(_time_row(f"{size}, first backup, `--processes {n}`", tools, "first", 0.5, when, who=who))
     return rows
 
 
