@@ -33,6 +33,7 @@ __all__ = [
     "run_backup",
     "snapshot_manifest",
     "source_paths",
+    "walk_into",
     "walk_sources",
 ]
 
@@ -259,6 +260,24 @@ def walk_sources(walker: Walker | ObjectWalker, prepared: PreparedSources, paren
     return _build(walker, trie, "", prepared.flt, parent_tree)
 
 
+def walk_into(walker: Walker | ObjectWalker, sink: BlobSink, prepared: PreparedSources, parent_tree: str | None) -> str:
+    """Walk the sources into ``sink`` and flush it; the root tree's hex ID.
+
+    On any failure the sink is abandoned before the error goes on: a cancel (``Cancelled``)
+    still packs and indexes what was queued, so the next run reuses it; any other failure
+    keeps only what landed.
+    """
+    try:
+        root = walk_sources(walker, prepared, parent_tree)
+        sink.flush()
+    except BaseException as e:
+        # The original failure is the one to report, not a second one while cleaning up.
+        with contextlib.suppress(Exception):
+            sink.abandon(keep=isinstance(e, Cancelled))
+        raise
+    return root
+
+
 def _run(
     repo: BackupRepository,
     opts: BackupOptions,
@@ -298,15 +317,9 @@ def _run(
                 one_file_system=opts.one_file_system,
             )
         try:
-            root = walk_sources(walker, prepared, parent_tree)
-            sink.flush()
-        except BaseException as e:
-            # The original failure is the one to report, not a second one while cleaning up.
-            with contextlib.suppress(Exception):
-                sink.abandon(keep=isinstance(e, Cancelled))
-            if isinstance(e, Cancelled):
-                raise JobCancelled("backup cancelled; no snapshot was written") from None
-            raise
+            root = walk_into(walker, sink, prepared, parent_tree)
+        except Cancelled:
+            raise JobCancelled("backup cancelled; no snapshot was written") from None
     extra = dict(opts.extra)
     if opts.before_commit is not None:
         extra.update(opts.before_commit(sink.added, sink.packs_written))

@@ -27,6 +27,7 @@ from snapvault.archiver.session import (
     PreparedSources,
     prepare_sources,
     snapshot_manifest,
+    walk_into,
     walk_sources,
 )
 from snapvault.archiver.sink import BlobSink, SinkStats
@@ -420,12 +421,7 @@ class _Run:
             with BlobSink(repo, workers=opts.workers, max_pending=opts.max_pending) as sink:
                 previous = listing if isinstance(listing, DeferringObjectWalker) else None
                 walker = self._walker(sink, repo, results, listing=False, previous=previous, subtrees=subtrees)
-                try:
-                    root = walk_sources(walker, self.prepared, parent_tree)
-                    sink.flush()
-                except BaseException as e:
-                    sink.abandon(keep=isinstance(e, Cancelled))
-                    raise
+                root = walk_into(walker, sink, self.prepared, parent_tree)
         except Cancelled:
             runner.stop()
             raise JobCancelled("backup cancelled; no snapshot was written") from None

@@ -42,6 +42,7 @@ from snapvault.archiver.session import (
     prepare_sources,
     run_backup,
     snapshot_manifest,
+    walk_into,
     walk_sources,
 )
 from snapvault.archiver.sink import BlobSink, SinkStats
@@ -173,13 +174,7 @@ def _walk(
                 on_file=opts.on_file,
                 **common,
             )
-            try:
-                root = walk_sources(walker, prepared, parent_tree)
-                sink.flush()
-            except BaseException as e:
-                with contextlib.suppress(Exception):
-                    sink.abandon(keep=isinstance(e, Cancelled))
-                raise
+            root = walk_into(walker, sink, prepared, parent_tree)
     except Cancelled:
         raise JobCancelled("backup cancelled; no snapshot was written") from None
     o = pool.finish()
