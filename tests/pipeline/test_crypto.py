@@ -285,3 +285,46 @@ def test_sealers_are_equal_by_key_and_name(name: str) -> None:
     assert AEADSealer(KEY, name) == AEADSealer(KEY, name)
     assert AEADSealer(KEY, name) != AEADSealer(OTHER_KEY, name)
     assert "cipher" not in repr(AEADSealer(KEY, name))
+
+
+@settings(max_examples=150)
+@given(name=names, plaintext=st.binary(max_size=4096), where=st.data())
+def test_authenticate_agrees_with_open(name: str, plaintext: bytes, where: st.DataObject) -> None:
+    # authenticate is open without keeping the plaintext: true exactly when open succeeds.
+    s = sealer(name)
+    scratch = bytearray()
+    sealed = bytearray(s.seal(plaintext, AD, random=RANDOM))
+    assert s.authenticate(sealed, AD, scratch)
+    assert s.authenticate(memoryview(bytes(sealed)), AD, scratch)
+    assert not s.authenticate(sealed, AD + b"x", scratch)
+    pos = where.draw(st.integers(0, len(sealed) - 1), label="position")
+    sealed[pos] ^= 1 << where.draw(st.integers(0, 7), label="bit")
+    assert not s.authenticate(sealed, AD, scratch)
+    with pytest.raises(IntegrityError):
+        s.open(bytes(sealed), AD)
+    assert not s.authenticate(bytes(sealed[: s.overhead - 1]), AD, scratch)
+
+
+@pytest.mark.parametrize("name", ["aes-256-gcm", "chacha20-poly1305"])
+def test_authenticate_reuses_and_grows_its_scratch(name: str) -> None:
+    s = sealer(name)
+    scratch = bytearray()
+    small, large = s.seal(b"a" * 10, AD, random=RANDOM), s.seal(os.urandom(100_000), AD, random=RANDOM)
+    assert s.authenticate(small, AD, scratch)
+    assert len(scratch) >= 10
+    assert s.authenticate(large, AD, scratch)
+    grown = len(scratch)
+    assert grown >= 100_000
+    assert s.authenticate(small, AD, scratch)
+    assert len(scratch) == grown
+
+
+def test_authenticate_accepts_only_the_current_key() -> None:
+    # A retired key's object opens (open tries retired keys) but does not authenticate as
+    # the current key's: a repack re-seals exactly those.
+    old = AEADSealer(OTHER_KEY)
+    rotated = AEADSealer(KEY, retired=(OTHER_KEY,))
+    sealed = old.seal(b"payload", AD, random=RANDOM)
+    assert rotated.open(sealed, AD) == b"payload"
+    assert not rotated.current_only().authenticate(sealed, AD, bytearray())
+    assert rotated.authenticate(rotated.seal(b"payload", AD, random=RANDOM), AD, bytearray())

@@ -34,10 +34,11 @@ from typing import Any, Protocol
 from snapvault.archiver.progress import Meter
 from snapvault.archiver.sink import SinkRepository
 from snapvault.errors import AppendOnlyError, ConfigError, IntegrityError, PruneError, SnapvaultError
+from snapvault.maintenance.repack import repack_packs
 from snapvault.pipeline.crypto import AEADSealer, PlainSealer
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.index import Index
-from snapvault.pipeline.pack import MAX_PACK_BLOBS, PackEntry, PackWriter, blob_ad
+from snapvault.pipeline.pack import PackEntry
 from snapvault.pipeline.tree import Node
 from snapvault.repository import layout
 from snapvault.repository.lifecycle import (
@@ -534,59 +535,15 @@ class _Run:
         return sorted(key for key, listed in packs.files.items() if not listed & doomed)
 
     def _repack(self, repack: frozenset[bytes], packs: _Packs, live: set[bytes]) -> tuple[int, int]:
-        """Move the live blobs of ``repack`` into new packs, sealed bytes as they are.
-
-        A pack is read once, whole; each live blob is authenticated (its type and ID are bound
-        into its sealing, so this proves it is the blob it claims to be) and appended to a new
-        pack without being decompressed or compressed again. A blob a retired key sealed (a
-        key rotation's rewrite) is opened and sealed again with the current key. Blobs with a
-        copy outside marked packs (``reusable``) are not copied.
-        """
-        if not repack:
-            return 0, 0
-        repo = self.repo
-        sealer = repo.sealer
-        current = sealer.current_only() if isinstance(sealer, AEADSealer) else sealer
-        idx = repo.refresh_index()
-        open_packs: dict[BlobType, PackWriter] = {}
-        landed: list[tuple[bytes, list[PackEntry]]] = []
-        copied: set[bytes] = set()
-        moved = 0
-
-        def finish(btype: BlobType) -> None:
-            packer = open_packs.pop(btype, None)
-            if packer is not None and len(packer):
-                pid, data, entries = repo.finish_pack(packer)
-                repo.write_pack(pid, data)
-                landed.append((pid, entries))
-
-        for pid in sorted(repack):
-            data = repo.read_pack(pid)
-            self.meter.add(packs.size[pid])
-            for e in repo.pack_header(data):
-                if e.id not in live or e.id in copied or idx.reusable(e.id):
-                    continue
-                ad = blob_ad(e.type, e.id)
-                sealed = data[e.offset : e.offset + e.length]
-                try:
-                    current.open(sealed, ad)
-                except IntegrityError:
-                    # Not the current key's (or damaged: then open raises, naming nothing
-                    # copied): open with every key, seal with the current one.
-                    sealed = sealer.seal(sealer.open(sealed, ad), ad, random=repo.random(28))
-                packer = open_packs.get(e.type)
-                if packer is None:
-                    packer = open_packs[e.type] = PackWriter()
-                packer.add(e.type, e.id, sealed, e.raw_length)
-                copied.add(e.id)
-                moved += len(sealed)
-                if len(packer) >= repo.pack_size or packer.count >= MAX_PACK_BLOBS:
-                    finish(e.type)
-        for btype in list(open_packs):
-            finish(btype)
-        if landed:
-            repo.write_index(landed)
-        return len(copied), moved
+        """Move the live blobs of ``repack`` into new packs (:func:`repack_packs`); blobs with
+        a copy outside marked packs (``reusable``) are not copied."""
+        idx = self.repo.refresh_index()
+        return repack_packs(
+            self.repo,
+            repack,
+            keep=lambda e: e.id in live and not idx.reusable(e.id),
+            progress=lambda pid: self.meter.add(packs.size[pid]),
+        )
 
     def _carry_out(self, mark: DeletionMark, live: set[bytes]) -> None:
         """Phase two of one ripe mark. Each step can be interrupted and done again:

@@ -11,7 +11,7 @@ import enum
 
 import blake3
 
-__all__ = ["ID_SIZE", "BlobType", "blob_hasher", "blob_id", "derive_key", "object_hash", "object_hasher"]
+__all__ = ["BLOB_TYPES", "ID_SIZE", "BlobType", "blob_hasher", "blob_id", "derive_key", "object_hash", "object_hasher"]
 
 ID_SIZE = 32
 
@@ -24,6 +24,13 @@ class BlobType(enum.IntEnum):
 
     DATA = 0
     TREE = 1
+
+
+#: Every blob type, indexed by its value (the values are 0, 1, ...): ``BLOB_TYPES[t]`` is
+#: several times faster than ``BlobType(t)`` for the hundreds of thousands of entries an index
+#: decode or a pack header parse turns into :class:`BlobType`.
+BLOB_TYPES: tuple[BlobType, ...] = tuple(sorted(BlobType))
+assert all(t == i for i, t in enumerate(BLOB_TYPES))
 
 
 def blob_id(key: bytes, data: bytes | bytearray | memoryview) -> bytes:

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import zstandard
 
 from snapvault.errors import IntegrityError
-from snapvault.pipeline.ids import BlobType
+from snapvault.pipeline.ids import BLOB_TYPES, BlobType
 from snapvault.pipeline.pack import PackEntry
 
 __all__ = ["INDEX_AD", "MAX_INDEX", "MAX_INDEX_ENTRIES", "BlobLocation", "Index", "decode_index", "encode_index"]
@@ -101,10 +101,10 @@ def decode_index(data: bytes | memoryview) -> list[tuple[bytes, list[PackEntry]]
                 if bid in blob_ids:
                     raise IntegrityError(f"index lists blob {bid.hex()[:16]} twice")
                 blob_ids.add(bid)
-                entries.append(PackEntry(BlobType(t), bid, off, length, rawlen))
+                entries.append(PackEntry(BLOB_TYPES[t], bid, off, length, rawlen))
             pos += n * _ENTRY.size
             out.append((pid, entries))
-    except (struct.error, ValueError) as e:
+    except (struct.error, ValueError, IndexError) as e:
         if isinstance(e, IntegrityError):
             raise
         raise IntegrityError(f"index is malformed: {e}") from None
