@@ -6,7 +6,8 @@ all but the latest two:
 
 - snapvault: ``forget --prune --max-repack 100%`` (a stored policy with ``--keep-last 2``;
   restic repacks with no size limit by default, so the comparable run lifts snapvault's 10% per
-  run), and once more at its defaults (``--max-repack 10%``) as a separate column;
+  run), again with ``--max-unused 0%`` as well (the smallest repository a prune leaves), and
+  once more at its defaults (``--max-repack 10%``), each a separate column;
 - restic: ``forget --keep-last 2 --prune`` (its defaults: max-unused 5%, no repack limit);
 - borg: ``prune --keep-last 2``, then ``compact`` (its defaults: segments with 10% or more to
   free are compacted).
@@ -29,8 +30,19 @@ from typing import Any, Protocol
 
 from days import DAYS, apply_day
 
-#: snapvault's columns: the comparable run and the run at the library's defaults.
-VARIANTS = {"snapvault": "100%", "snapvault-defaults": "10%"}
+#: snapvault's columns and the options of each: the comparable run, the run that leaves no
+#: unused space, and the run at the library's defaults.
+VARIANTS: dict[str, list[str]] = {
+    "snapvault": ["--max-repack", "100%"],
+    "snapvault-unused-0": ["--max-repack", "100%", "--max-unused", "0%"],
+    "snapvault-defaults": ["--max-repack", "10%"],
+}
+#: Their headings in the table.
+NAMES = {
+    "snapvault": "snapvault",
+    "snapvault-unused-0": "snapvault at 0% unused",
+    "snapvault-defaults": "snapvault at 10%",
+}
 KEYS = ("prune", "prune_rss", "size_before", "size_after", "snapshots_left")
 
 
@@ -57,9 +69,9 @@ def _snapshots_left(tool: Any, repo: Path) -> int:
     return len(json.loads(out.stdout))
 
 
-def _prune_commands(tool: Any, repo: Path, max_repack: str) -> list[list[str]]:
+def _prune_commands(tool: Any, repo: Path, options: list[str]) -> list[list[str]]:
     if tool.name == "snapvault":
-        return [[tool.binary, "-r", str(repo), "forget", "--prune", "--max-repack", max_repack]]
+        return [[tool.binary, "-r", str(repo), "forget", "--prune", *options]]
     if tool.name == "restic":
         return [["restic", "-q", "-r", str(repo), "forget", "--keep-last", "2", "--prune"]]
     return [["borg", "prune", "--keep-last", "2", str(repo)], ["borg", "compact", str(repo)]]
@@ -80,12 +92,13 @@ def bench_prune(
     run: Runner,
     sync_tree: Callable[[Path, Path], None],
     du: Callable[[Path], int],
-    max_repack: str = "100%",
+    options: list[str] | None = None,
 ) -> dict[str, float | int]:
     """One repetition for one tool: ten snapshots, then forget down to two and prune (timed).
 
     ``tool`` is one of bench/run.py's tools; ``run``, ``sync_tree`` and ``du`` are its helpers
-    (passed in: this module is imported by run.py, not the other way round).
+    (passed in: this module is imported by run.py, not the other way round); ``options`` are
+    snapvault's prune options (default: the comparable column's).
     """
     base = Path(tempfile.mkdtemp(prefix=f"prune-{tool.name}-", dir=work))
     src, repo = base / "src", base / "repo"
@@ -102,7 +115,7 @@ def bench_prune(
         run(_backup_command(tool, repo, src, n), env=env)
     out: dict[str, float | int] = {"size_before": du(repo)}
     seconds, rss = 0.0, 0
-    for cmd in _prune_commands(tool, repo, max_repack):
+    for cmd in _prune_commands(tool, repo, VARIANTS["snapvault"] if options is None else options):
         m = run(cmd, env=env)
         seconds += m.seconds
         rss = max(rss, m.max_rss_kib)
@@ -116,7 +129,7 @@ def render_prune(section: dict[str, Any]) -> list[str]:
     tools: dict[str, dict[str, float]] = section["medians"]
     peers = [t for t in ("restic", "borg") if t in tools]
     sv = tools.get("snapvault", {})
-    names = {"snapvault": "snapvault", "snapvault-defaults": "snapvault at 10%"}
+    names = NAMES
     lines = [
         "",
         "## Forget and prune: ten snapshots down to the latest two",
@@ -127,8 +140,10 @@ def render_prune(section: dict[str, Any]) -> list[str]:
         "(a day: 3% of the small files edited, 1% deleted, 1% added; 4 KiB inserted into `random.bin`, 1 MiB",
         "appended to `app.log`, 16 pages of `pages.db` rewritten, an 8 MiB file replacing the previous day's).",
         "Timed: `snapvault forget --prune --max-repack 100%` (policy `--keep-last 2`), `restic forget --keep-last 2",
-        "--prune`, `borg prune --keep-last 2` then `borg compact` (both commands summed). `snapvault at 10%` is",
-        "`snapvault forget --prune` at its defaults (`--max-repack 10%`), measured the same way.",
+        "--prune`, `borg prune --keep-last 2` then `borg compact` (both commands summed). `snapvault at 0% unused`",
+        "adds `--max-unused 0%` (repack every pack holding unused data: the smallest repository a prune leaves);",
+        "`snapvault at 10%` is `snapvault forget --prune` at its defaults (`--max-repack 10%`). Ratio columns are",
+        "the first snapvault column's.",
         "",
     ]
     head = "| measure | " + " | ".join(names.get(t, t) for t in tools) + " | "
@@ -149,4 +164,32 @@ def render_prune(section: dict[str, Any]) -> list[str]:
         if key == "snapshots_left":
             rat = ["" for _ in peers]
         lines.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(rat) + " |")
+    return lines + _goal_lines(tools, peers)
+
+
+def _goal_lines(tools: dict[str, dict[str, float]], peers: list[str]) -> list[str]:
+    """Each snapvault column against the goals: prune time <= 0.5x the faster peer's, size
+    after <= the smaller peer's."""
+    if not peers:
+        return []
+    fast = min(peers, key=lambda p: tools[p]["prune"])
+    small = min(peers, key=lambda p: tools[p]["size_after"])
+    lines = [
+        "",
+        "Against the goals (time <= 0.5x the faster peer, size after <= the smaller peer):",
+        "",
+        "| column | time | size after | both met? |",
+        "|---|---|---|---|",
+    ]
+    for name, m in tools.items():
+        if name not in NAMES:
+            continue
+        t = m["prune"] / tools[fast]["prune"]
+        z = m["size_after"] / tools[small]["size_after"]
+        met = "yes" if t <= 0.5 and z <= 1.0 else "no"
+        lines.append(
+            f"| {NAMES[name]} | {t:.2f}x {fast} ({m['prune']:.2f} s against {tools[fast]['prune']:.2f}) "
+            f"| {z:.3f}x {small} ({m['size_after'] / 2**20:.1f} MiB against "
+            f"{tools[small]['size_after'] / 2**20:.1f}) | {met} |"
+        )
     return lines

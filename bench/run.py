@@ -376,19 +376,17 @@ def _boto_creds(creds: dict[str, str]) -> dict[str, str]:
 
 def bench_prunes(data: Path, work: Path, tools: list[Tool], reps: int) -> dict[str, object]:
     """The forget-and-prune section: ``reps`` repetitions of bench_prune per column, interleaved."""
-    columns: list[tuple[str, Tool, str]] = []
+    columns: list[tuple[str, Tool, list[str]]] = []
     for t in tools:
         if t.name == "snapvault":
-            columns += [(name, t, max_repack) for name, max_repack in VARIANTS.items()]
+            columns += [(name, t, options) for name, options in VARIANTS.items()]
         else:
-            columns.append((t.name, t, ""))
+            columns.append((t.name, t, []))
     rows: dict[str, list[dict[str, float | int]]] = {name: [] for name, _, _ in columns}
     for rep in range(reps):
-        for name, t, max_repack in columns if rep % 2 == 0 else list(reversed(columns)):
+        for name, t, options in columns if rep % 2 == 0 else list(reversed(columns)):
             print(f"prune rep {rep + 1}/{reps}: {name} ...", flush=True)
-            rows[name].append(
-                bench_prune(t, data, work, run=run, sync_tree=sync_tree, du=du, max_repack=max_repack or "100%")
-            )
+            rows[name].append(bench_prune(t, data, work, run=run, sync_tree=sync_tree, du=du, options=options))
     return {
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
@@ -553,6 +551,7 @@ def main() -> int:
         upgrade_scales(results)
         if args.only == "prune":
             results["prune"] = bench_prunes(data, work, tools, args.reps)
+            uncarry(results, "prune")
     else:
         results = bench_shared(data, work, tools, args.reps)
         carry_over(results, previous, skip_s3=args.skip_s3, skip_prune=args.skip_prune, sizes=sizes, real=real)
