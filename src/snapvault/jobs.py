@@ -12,7 +12,6 @@ not only the wait.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import enum
@@ -22,9 +21,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from snapvault.errors import JobCancelled
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["BackupJob", "Job", "JobEvent", "JobStatus", "Progress", "RestoreJob", "run_cancellable"]
 
@@ -91,6 +93,8 @@ class _Listener:
     """One ``events()`` iterator: woken from any thread, at most one wake-up in flight."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        import asyncio  # only a service's event loop needs it: the CLI starts without it
+
         self.loop = loop
         self.wake = asyncio.Event()
         self.pending = False  # guarded by the job's progress lock
@@ -273,6 +277,8 @@ class Job(Generic[T]):
         ------
         JobEvent
         """
+        import asyncio
+
         listener = _Listener(asyncio.get_running_loop())
         with self._progress.lock:
             self._progress.listeners.append(listener)
@@ -324,6 +330,8 @@ async def run_cancellable(work: Callable[[Callable[[], bool]], T]) -> T:
     -------
     The work's result.
     """
+    import asyncio
+
     stop = threading.Event()
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, work, stop.is_set)

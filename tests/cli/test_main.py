@@ -356,3 +356,28 @@ def test_init_json(tmp_path: Path) -> None:
     assert plain["encrypted"] is False
     assert len(doc["id"]) == len(plain["id"]) == 64
     assert doc["id"] != plain["id"]
+
+
+def test_local_commands_without_a_terminal_import_no_progress_or_async_machinery(tmp_path: Path) -> None:
+    # Each import is milliseconds of every command's start: fsspec and tqdm come only with a
+    # bar drawn on a terminal (or a URL), asyncio only with an event loop (the service).
+    src = tmp_path / "src"
+    write(src / "a.txt", b"hello\n")
+    repo = str(tmp_path / "repo")
+    script = f"""
+import os
+import sys
+from snapvault.cli.main import run
+for argv in (["init"], ["backup", {str(src)!r}], ["backup", {str(src)!r}], ["forget", "--keep-last", "1", "--prune"],
+             ["restore", "latest", "--target", {str(tmp_path / "out")!r}], ["check"]):
+    code = run(["-r", {repo!r}, "--quiet", *argv])
+    assert code == 0, (argv, code)
+print(sorted({{n.split(".")[0] for n in sys.modules}} & {{"fsspec", "tqdm", "asyncio"}}))
+print(os.environ.get("PYDANTIC_DISABLE_PLUGINS"))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SNAPVAULT_", "PYDANTIC_"))}
+    env["SNAPVAULT_PASSWORD"] = PASSWORD
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["[]", "__all__"]
+    assert (tmp_path / "out" / os.path.relpath(src, "/") / "a.txt").read_bytes() == b"hello\n"

@@ -121,6 +121,7 @@ def _cli_imports(path: Path) -> set[str]:
 RANKS = {
     "__init__": 0,
     "output": 0,
+    "progress_bar": 0,
     "progress": 1,
     "exits": 1,
     "common": 2,

@@ -27,7 +27,7 @@ from snapvault.cli.common import (
 from snapvault.cli.exits import Outcome
 
 if TYPE_CHECKING:
-    from snapvault.cli.progress import Bar
+    from snapvault.cli.progress_bar import Bar
 
 
 @click.command()
