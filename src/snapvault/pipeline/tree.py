@@ -146,6 +146,72 @@ def validate_name(name: object) -> str:
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+# The quoting json.dumps(ensure_ascii=True) applies to every string (C, when available).
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def _node_json(n: Node) -> str:
+    """``_ENCODER.encode(n.to_json())``, written directly: the keys in sorted order, the empty
+    fields left out, each string quoted as json.dumps quotes it (tests compare the two).
+
+    Building a dict and sorting its keys for every node was most of encoding a tree (4.6
+    microseconds a node; this takes 1.8 of them), and a backup of many changed
+    directories encodes every node in them.
+    """
+    q = _quote
+    (
+        name,
+        type_,
+        mode,
+        uid,
+        gid,
+        mtime_ns,
+        ctime_ns,
+        size,
+        inode,
+        dev,
+        links,
+        content,
+        subtree,
+        target,
+        rdev,
+        xattrs,
+        user,
+        group,
+    ) = n
+    s = '{"content":[' + ",".join(map(q, content)) + "]," if content else "{"
+    if ctime_ns:
+        s += '"ctime_ns":' + str(ctime_ns) + ","
+    if dev:
+        s += '"dev":' + str(dev) + ","
+    if gid:
+        s += '"gid":' + str(gid) + ","
+    if group:
+        s += '"group":' + q(group) + ","
+    if inode:
+        s += '"inode":' + str(inode) + ","
+    s += '"links":' + str(links) + ","
+    if mode:
+        s += '"mode":' + str(mode) + ","
+    if mtime_ns:
+        s += '"mtime_ns":' + str(mtime_ns) + ","
+    s += '"name":' + q(name) + ","
+    if rdev:
+        s += '"rdev":' + str(rdev) + ","
+    if size:
+        s += '"size":' + str(size) + ","
+    if subtree is not None:
+        s += '"subtree":' + q(subtree) + ","
+    if target is not None:
+        s += '"target":' + q(target) + ","
+    s += '"type":' + q(type_)
+    if uid:
+        s += ',"uid":' + str(uid)
+    if user:
+        s += ',"user":' + q(user)
+    if xattrs:
+        s += ',"xattrs":[' + ",".join("[" + q(k) + "," + q(v) + "]" for k, v in xattrs) + "]"
+    return s + "}"
 
 
 def encode_tree(nodes: list[Node]) -> bytes:
@@ -169,7 +235,7 @@ def encode_tree(nodes: list[Node]) -> bytes:
             _owner_name(n.user, "user")
         if n.group:
             _owner_name(n.group, "group")
-    body = ",".join(_ENCODER.encode(n.to_json()) for n in ordered)
+    body = ",".join(map(_node_json, ordered))
     return f'{{"nodes":[{body}],"v":{TREE_VERSION}}}'.encode()
 
 
