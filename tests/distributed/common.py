@@ -73,21 +73,31 @@ class Recorder(Callback):  # type: ignore[misc]
 @contextlib.contextmanager
 def cluster_with_a_killer() -> Iterator[tuple[Any, Any, Recorder, list[int]]]:
     """A cluster of its own (two worker processes, restarted by their nannies), its client, and
-    a callback that SIGKILLs one worker at the first progress a run reports; the list names the
-    process killed."""
+    a callback that SIGKILLs one worker at the first progress a run reports while a task of the
+    run is running on that worker (a worker between tasks would lose nothing); the list names
+    the process killed."""
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        pids = sorted(client.run(os.getpid).values())
+        pids = client.run(os.getpid)
         killed: list[int] = []
+
+        def busy_worker() -> int | None:
+            # The scheduler runs in this process; a snapshot of its task table is enough.
+            for ts in list(cluster.scheduler.tasks.values()):
+                if ts.state == "processing" and str(ts.key).startswith("snapvault-") and ts.processing_on:
+                    return int(pids[ts.processing_on.address])
+            return None
 
         def kill_once(rec: Recorder) -> None:
             if not killed and sum(rec.updates) > 0:
-                killed.append(pids[0])
-                os.kill(pids[0], signal.SIGKILL)
+                pid = busy_worker()
+                if pid is not None:
+                    killed.append(pid)
+                    os.kill(pid, signal.SIGKILL)
 
         yield cluster, client, Recorder(kill_once), killed
 

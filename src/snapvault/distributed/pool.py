@@ -77,6 +77,11 @@ _WAIT_S = 0.05
 # How long a run that failed or was cancelled waits for its processes to stop and index what
 # they stored, before it ends them.
 _DRAIN_S = 60.0
+# ... and how long once a process died without a word: it may have died holding a lock the
+# others need (the task queue's, held while a process waits for a task; the progress
+# counter's), and then they wait for it forever. What they stored and did not index stays as
+# unindexed packs, which the next prune removes.
+_ORPHANED_S = 5.0
 
 
 def pool_backup(repo: Repository, opts: BackupOptions, processes: int) -> Manifest:
@@ -318,6 +323,9 @@ class _Pool:
                 # A process that died, failed or stopped: the others may still report.
                 if all(p.exitcode is not None for p in self._procs):
                     return
+                if any(p.exitcode is not None and p.pid not in self._finals for p in self._procs):
+                    orphaned = time.monotonic() + _ORPHANED_S
+                    deadline = orphaned if deadline is None else min(deadline, orphaned)
 
     # -- signals -----------------------------------------------------------------------------
 
