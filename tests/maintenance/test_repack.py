@@ -11,6 +11,7 @@ import pytest
 
 import snapvault as sv
 from snapvault.errors import IntegrityError
+from snapvault.maintenance import repack as repack_module
 from snapvault.maintenance.repack import repack_packs
 from snapvault.pipeline.ids import BlobType
 from snapvault.pipeline.pack import PackWriter
@@ -36,6 +37,12 @@ def _pack(repo: sv.Repository, blobs: list[bytes], btype: BlobType = BlobType.DA
     return pid
 
 
+def _sizes(repo: sv.Repository, *pids: bytes) -> dict[bytes, int]:
+    """``pids`` with their stored sizes, as a prune passes them."""
+    stored = dict(repo.packs())
+    return {pid: stored[pid.hex()] for pid in pids}
+
+
 def _new_packs(repo: sv.Repository, before: set[str]) -> dict[str, list[bytes]]:
     """The packs stored since ``before``, each with the blob IDs its header lists."""
     out = {}
@@ -45,7 +52,17 @@ def _new_packs(repo: sv.Repository, before: set[str]) -> dict[str, list[bytes]]:
     return out
 
 
-def test_each_kept_blob_is_copied_once_and_reads_back(tmp_path: Path) -> None:
+@pytest.fixture(params=["whole", "ranges"])
+def reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each pack read whole (as at the default pack size), or by ranges of a few blobs (as a
+    pack over WHOLE_PACK is)."""
+    if request.param == "ranges":
+        monkeypatch.setattr(repack_module, "WHOLE_PACK", 0)
+        monkeypatch.setattr(repack_module, "SPAN", 12_000)
+    return str(request.param)
+
+
+def test_each_kept_blob_is_copied_once_and_reads_back(tmp_path: Path, reading: str) -> None:
     repo = _repo(tmp_path / "repo")
     rng = random.Random(1)
     x, y, z, w = (rng.randbytes(5000 + i) for i in range(4))
@@ -55,7 +72,7 @@ def test_each_kept_blob_is_copied_once_and_reads_back(tmp_path: Path) -> None:
     index_before = set(repo.index_files())
     seen: list[bytes] = []
     keep_ids = {repo.blob_id(v) for v in (x, y, z)}
-    count, moved = repack_packs(repo, [b, a], keep=lambda e: e.id in keep_ids, progress=seen.append)
+    count, moved = repack_packs(repo, _sizes(repo, b, a), keep=lambda e: e.id in keep_ids, progress=seen.append)
     assert count == 3
     assert seen == sorted([a, b])
     new = _new_packs(repo, before)
@@ -83,7 +100,7 @@ def test_copies_are_split_into_packs_of_the_repository_size_and_by_type(tmp_path
     b = _pack(repo, blobs[5:])
     t = _pack(repo, [b"a tree blob" * 10], BlobType.TREE)
     before = {n for n, _ in repo.packs()}
-    count, _ = repack_packs(repo, [a, b, t], keep=lambda e: True)
+    count, _ = repack_packs(repo, _sizes(repo, a, b, t), keep=lambda e: True)
     assert count == 11
     new = _new_packs(repo, before)
     sizes = {n: s for n, s in repo.packs() if n in new}
@@ -97,7 +114,7 @@ def test_copies_are_split_into_packs_of_the_repository_size_and_by_type(tmp_path
     assert sum(1 for v in types.values() if v == {BlobType.TREE}) == 1
 
 
-def test_a_damaged_blob_stops_the_repack_and_nothing_is_indexed(tmp_path: Path) -> None:
+def test_a_damaged_blob_stops_the_repack_and_nothing_is_indexed(tmp_path: Path, reading: str) -> None:
     repo = _repo(tmp_path / "repo")
     rng = random.Random(3)
     good = [rng.randbytes(4000) for _ in range(3)]
@@ -111,11 +128,11 @@ def test_a_damaged_blob_stops_the_repack_and_nothing_is_indexed(tmp_path: Path) 
     path.write_bytes(bytes(raw))
     index_before = set(repo.index_files())
     with pytest.raises(IntegrityError):
-        repack_packs(repo, [a, b], keep=lambda e: True)
+        repack_packs(repo, _sizes(repo, a, b), keep=lambda e: True)
     assert set(repo.index_files()) == index_before
     # A blob that is not kept is not looked at: the same repack without it goes through.
     bad = entries[1].id
-    count, _ = repack_packs(repo, [a, b], keep=lambda e: e.id != bad)
+    count, _ = repack_packs(repo, _sizes(repo, a, b), keep=lambda e: e.id != bad)
     assert count == 3
 
 
@@ -130,7 +147,7 @@ def test_a_failed_write_stops_the_repack_and_nothing_is_indexed(tmp_path: Path) 
     failing = sv.Repository.open(str(tmp_path / "repo"), PASSWORD, store=CrashAt(open_store(str(tmp_path / "repo")), 1))
     index_before = set(failing.index_files())
     with pytest.raises(Crash):
-        repack_packs(failing, [a, b], keep=lambda e: True)
+        repack_packs(failing, _sizes(failing, a, b), keep=lambda e: True)
     assert set(failing.index_files()) == index_before
     assert len(list(failing.packs())) == 3  # the two packs and the one copy that landed
 
@@ -139,7 +156,73 @@ def test_nothing_to_repack_writes_nothing(tmp_path: Path) -> None:
     repo = _repo(tmp_path / "repo")
     a = _pack(repo, [b"x" * 100])
     index_before = set(repo.index_files())
-    assert repack_packs(repo, [], keep=lambda e: True) == (0, 0)
-    assert repack_packs(repo, [a], keep=lambda e: False) == (0, 0)
+    assert repack_packs(repo, {}, keep=lambda e: True) == (0, 0)
+    assert repack_packs(repo, _sizes(repo, a), keep=lambda e: False) == (0, 0)
     assert set(repo.index_files()) == index_before
     assert len(list(repo.packs())) == 1
+
+
+class _Reads:
+    """A repository whose ranged pack reads are recorded (everything else is the real one's)."""
+
+    def __init__(self, repo: sv.Repository) -> None:
+        self._repo = repo
+        self.reads: list[tuple[bytes, int, int]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._repo, name)
+
+    def read_pack_range(self, pack_id: bytes, offset: int, length: int) -> bytes:
+        self.reads.append((pack_id, offset, length))
+        return self._repo.read_pack_range(pack_id, offset, length)
+
+
+def test_a_pack_over_the_whole_read_size_is_read_by_bounded_ranges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No pack is ever held whole past WHOLE_PACK: a repository made with large packs, or a
+    # hostile pack of any size, costs a span (or one blob) at a time.
+    repo = _repo(tmp_path / "repo")
+    rng = random.Random(5)
+    blobs = [rng.randbytes(rng.randrange(1_000, 9_000)) for _ in range(40)]
+    big = rng.randbytes(30_000)  # one blob larger than a span: read alone
+    a = _pack(repo, [*blobs[:20], big, *blobs[20:]])
+    sizes = _sizes(repo, a)
+    monkeypatch.setattr(repack_module, "WHOLE_PACK", sizes[a] - 1)
+    monkeypatch.setattr(repack_module, "SPAN", 20_000)
+    skip = {repo.blob_id(b) for b in blobs[5:15]}  # a gap: not read at all
+    recorder = _Reads(repo)
+    before = {n for n, _ in repo.packs()}
+    count, _ = repack_packs(recorder, sizes, keep=lambda e: e.id not in skip)  # type: ignore[arg-type]
+    assert count == 31
+    entries = {e.offset: e for e in repo.pack_header(repo.read_pack(a))}
+    header_at = max(e.offset + e.length for e in entries.values())
+    body = [(o, n) for _, o, n in recorder.reads if o < header_at]  # not the trailer's or header's
+    assert body, recorder.reads
+    # Every read of blobs covers at most a span, or exactly one blob larger than a span.
+    for offset, length in body:
+        if length > 20_000:
+            assert entries[offset].length == length
+    assert max(n for _, n in body) < sizes[a] // 2
+    # The copies read back.
+    (name,) = _new_packs(repo, before)
+    data = repo.read_pack(name)
+    by_id = {repo.blob_id(b): b for b in [*blobs, big]}
+    for e in repo.pack_header(data):
+        assert repo.open_blob(e.type, e.id, data[e.offset : e.offset + e.length]) == by_id[e.id]
+
+
+def test_a_pack_shorter_than_its_header_says_stops_the_repack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _repo(tmp_path / "repo")
+    rng = random.Random(6)
+    a = _pack(repo, [rng.randbytes(5000) for _ in range(4)])
+    sizes = _sizes(repo, a)
+    monkeypatch.setattr(repack_module, "WHOLE_PACK", 0)
+    short = _Reads(repo)
+    short.read_pack_range = lambda pid, offset, length: repo.read_pack_range(pid, offset, length)[:-1]  # type: ignore[method-assign, assignment]
+    # The header is read by the real repository's own method (not cut short): only the
+    # blobs' span comes back short.
+    index_before = set(repo.index_files())
+    with pytest.raises(IntegrityError, match="shorter than its header"):
+        repack_packs(short, sizes, keep=lambda e: True)  # type: ignore[arg-type]
+    assert set(repo.index_files()) == index_before

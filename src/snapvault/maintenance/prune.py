@@ -71,8 +71,8 @@ class PruneRepository(SinkRepository, RecordStore, Protocol):
     #: Source of the random bytes sealing needs.
     random: Callable[[int], bytes]
 
-    def read_pack(self, pack_id: bytes | str) -> bytes:
-        """A whole stored pack."""
+    def read_pack_range(self, pack_id: bytes, offset: int, length: int) -> bytes:
+        """``length`` bytes of a pack from ``offset`` (fewer at its end)."""
         ...
 
     def pack_header(self, data: bytes | memoryview) -> list[PackEntry]:
@@ -540,7 +540,7 @@ class _Run:
         idx = self.repo.refresh_index()
         return repack_packs(
             self.repo,
-            repack,
+            {pid: packs.size[pid] for pid in repack},
             keep=lambda e: e.id in live and not idx.reusable(e.id),
             progress=lambda pid: self.meter.add(packs.size[pid]),
         )
