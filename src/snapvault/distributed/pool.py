@@ -77,10 +77,10 @@ _WAIT_S = 0.05
 # How long a run that failed or was cancelled waits for its processes to stop and index what
 # they stored, before it ends them.
 _DRAIN_S = 60.0
-# ... and how long once a process died without a word: it may have died holding a lock the
-# others need (the task queue's, held while a process waits for a task; the progress
-# counter's), and then they wait for it forever. What they stored and did not index stays as
-# unindexed packs, which the next prune removes.
+# ... and how long once a process died without a word (not one that reported an error and
+# ended): it may have died holding a lock the others need (the task queue's, held while a
+# process waits for a task; the progress counter's), and then they wait for it forever. What
+# they stored and did not index stays as unindexed packs, which the next prune removes.
 _ORPHANED_S = 5.0
 
 
@@ -243,6 +243,8 @@ class _Pool:
         self.results = _Results(self)
         self._held: list[SubtreeItem] = []
         self._finals: dict[int, SinkStats] = {}
+        #: Processes that reported an error (one that failed to flush ends without a final).
+        self._reported: set[int] = set()
 
     def __enter__(self) -> _Pool:
         return self
@@ -297,6 +299,7 @@ class _Pool:
         elif kind == "final":
             self._finals[pid] = payload
         else:
+            self._reported.add(pid)
             raise payload
         self.pump(force=True)
 
@@ -323,7 +326,10 @@ class _Pool:
                 # A process that died, failed or stopped: the others may still report.
                 if all(p.exitcode is not None for p in self._procs):
                     return
-                if any(p.exitcode is not None and p.pid not in self._finals for p in self._procs):
+                if any(
+                    p.exitcode is not None and p.pid not in self._finals and p.pid not in self._reported
+                    for p in self._procs
+                ):
                     orphaned = time.monotonic() + _ORPHANED_S
                     deadline = orphaned if deadline is None else min(deadline, orphaned)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import random as _random
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -209,25 +211,45 @@ def check_repository(
         for bid, loc in index.items():
             by_pack.setdefault(loc.pack_id, []).append((bid, loc))
 
+        stop = threading.Event()
+
         def read(name: str) -> CheckReport:
             part = CheckReport()
-            _read_pack(repo, by_pack.get(bytes.fromhex(name), []), name, stored[name], part, blob_paths, meter)
+            blobs = by_pack.get(bytes.fromhex(name), [])
+            _read_pack(repo, blobs, name, stored[name], part, blob_paths, meter, stop.is_set)
             return part
+
+        def merge(part: CheckReport) -> None:
+            report.problems += part.problems
+            report.packs_read += part.packs_read
+            report.blobs_read += part.blobs_read
 
         # Several packs at once: reading, hashing, decrypting and decompressing all release
         # the GIL, so one reader per CPU keeps every core busy (and a remote store's requests
         # overlap). Each pack reports into its own part, merged in pack order, so the report
-        # reads the same whatever finished first.
+        # reads the same whatever finished first; at most two packs a reader are queued, so
+        # memory does not grow with the number of packs.
         readers = min(_READERS, len(names))
         if readers > 1:
             with ThreadPoolExecutor(readers, thread_name_prefix="sv-check") as pool:
-                parts = list(pool.map(read, names))
+                queued: deque[Future[CheckReport]] = deque()
+                try:
+                    for name in names:
+                        queued.append(pool.submit(read, name))
+                        if len(queued) >= 2 * readers:
+                            merge(queued.popleft().result())
+                    while queued:
+                        merge(queued.popleft().result())
+                except BaseException:
+                    # An interrupt or a bug: the readers stop at their next window, and what
+                    # is queued never starts.
+                    stop.set()
+                    for f in queued:
+                        f.cancel()
+                    raise
         else:
-            parts = [read(name) for name in names]
-        for part in parts:
-            report.problems += part.problems
-            report.packs_read += part.packs_read
-            report.blobs_read += part.blobs_read
+            for name in names:
+                merge(read(name))
     meter.finish()
     return report
 
@@ -414,6 +436,7 @@ def _read_pack(
     report: CheckReport,
     where: dict[bytes, tuple[str, str]],
     meter: Meter | None = None,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> None:
     """Read one pack in windows: hash it against its name and open every indexed blob in it.
 
@@ -430,7 +453,7 @@ def _read_pack(
             meter.add(n)
 
     try:
-        _read_pack_windows(repo, blobs, name, size, report, where, count)
+        _read_pack_windows(repo, blobs, name, size, report, where, count, stopped)
     finally:
         count(max(0, size - told[0]))
 
@@ -443,8 +466,10 @@ def _read_pack_windows(
     report: CheckReport,
     where: dict[bytes, tuple[str, str]],
     count: Callable[[int], None],
+    stopped: Callable[[], bool] = lambda: False,
 ) -> None:
-    """The body of :func:`_read_pack`; tells ``count`` of each window read."""
+    """The body of :func:`_read_pack`; tells ``count`` of each window read, and gives up
+    (reporting nothing more) once ``stopped`` says the check is over."""
     pid = bytes.fromhex(name)
     try:
         header = {e.id: e for e in repo.read_pack_header(pid, size)}
@@ -463,6 +488,8 @@ def _read_pack_windows(
     buf, buf_start, pos, i = b"", 0, 0, 0
     try:
         while pos < size:
+            if stopped():
+                return
             chunk = repo.read_pack_range(pid, pos, min(_WINDOW, size - pos))
             if not chunk:
                 break

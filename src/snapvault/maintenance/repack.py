@@ -95,7 +95,7 @@ def _sealed_blobs(
         end = start + ordered[i].length
         j = i + 1
         while j < len(ordered) and ordered[j].offset + ordered[j].length - start <= SPAN:
-            end = ordered[j].offset + ordered[j].length
+            end = max(end, ordered[j].offset + ordered[j].length)
             j += 1
         span = repo.read_pack_range(pid, start, end - start)
         if len(span) != end - start:
@@ -181,6 +181,7 @@ def repack_packs(
                         finish(e.type)
                 # Nothing refers to the pack's bytes before the next one is waited for.
                 loaded, view, sealed = None, memoryview(b""), b""
+            ahead = None  # the last pack's bytes are not kept through the last writes
             for btype in list(open_packs):
                 finish(btype)
             while writes:
