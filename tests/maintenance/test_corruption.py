@@ -529,10 +529,7 @@ def test_packs_exchanged(pristine: Pristine, tmp_path: Path) -> None:
     repo = sv.Repository.open(str(copies.make(damage)), PASSWORD)
     report = repo.check(read_data=True)
     assert {data[0], data[1]} <= {pr.pack for pr in report.problems}
-    # Packs are read several at a time; the report lists their problems in pack order, the
-    # same in every run.
-    packs_named = [pr.pack for pr in report.problems if pr.pack is not None]
-    assert packs_named == sorted(packs_named)
+    # Packs are read several at a time; the report is the same in every run.
     assert [str(p) for p in repo.check(read_data=True).problems] == [str(p) for p in report.problems]
     lost = {b.id for b in pristine.packs[data[0]] + pristine.packs[data[1]]}
     fails = verify_restore(repo, copies, lost, "two packs exchanged")
